@@ -1,0 +1,91 @@
+/**
+ * Fixed byte layouts shared by the host and the guest kernel.
+ *
+ * A layout is declared once here (field names, widths, order) and everything else
+ * is derived from the declaration: the offsets and size, the typed accessors the
+ * host uses on guest memory, and the C header the guest includes (scripts/gen-abi.mjs,
+ * which also emits `_Static_assert`s on every offset and the size). Fields must sit at
+ * their natural alignment with no implicit padding, so the C compiler cannot lay the
+ * struct out differently from what is declared here.
+ */
+const SCALAR_SIZE = { u8: 1, u16: 2, u32: 4, u64: 8 };
+export function defineStruct(cName, doc, fields) {
+    const laid = [];
+    const offsets = {};
+    let offset = 0;
+    let align = 1;
+    for (const [name, type] of Object.entries(fields)) {
+        const [scalar, count, isArray] = typeof type === 'string' ? [type, 1, false] : [type[0], type[1], true];
+        const elem = SCALAR_SIZE[scalar];
+        if (offset % elem !== 0) {
+            throw new Error(`${cName}.${name}: offset ${offset} is not ${elem}-byte aligned; add an explicit padding field`);
+        }
+        if (!Number.isInteger(count) || count < 1)
+            throw new Error(`${cName}.${name}: bad array length ${count}`);
+        laid.push({ name, scalar, count, isArray, offset, size: elem * count });
+        offsets[name] = offset;
+        offset += elem * count;
+        align = Math.max(align, elem);
+    }
+    if (offset % align !== 0)
+        throw new Error(`${cName}: size ${offset} is not a multiple of its alignment ${align}; add tail padding`);
+    const byName = new Map(laid.map((f) => [f.name, f]));
+    const field = (name) => {
+        const f = byName.get(name);
+        if (!f)
+            throw new Error(`${cName} has no field ${name}`);
+        return f;
+    };
+    return {
+        cName,
+        doc,
+        size: offset,
+        align,
+        fields: laid,
+        offsets: offsets,
+        get(view, base, name) {
+            const f = field(name);
+            const at = base + f.offset;
+            if (f.isArray) {
+                if (f.scalar !== 'u8')
+                    throw new Error(`${cName}.${name}: use a typed view for non-byte arrays`);
+                return new Uint8Array(view.buffer, view.byteOffset + at, f.count).slice();
+            }
+            return readScalar(view, at, f.scalar);
+        },
+        set(view, base, name, value) {
+            const f = field(name);
+            if (f.isArray)
+                throw new Error(`${cName}.${name}: arrays are written byte-wise`);
+            writeScalar(view, base + f.offset, f.scalar, value);
+        },
+    };
+}
+export function readScalar(view, at, scalar) {
+    switch (scalar) {
+        case 'u8': return view.getUint8(at);
+        case 'u16': return view.getUint16(at, true);
+        case 'u32': return view.getUint32(at, true);
+        case 'u64': return view.getBigUint64(at, true);
+    }
+}
+export function writeScalar(view, at, scalar, value) {
+    switch (scalar) {
+        case 'u8':
+            view.setUint8(at, Number(value));
+            break;
+        case 'u16':
+            view.setUint16(at, Number(value), true);
+            break;
+        case 'u32':
+            view.setUint32(at, Number(value), true);
+            break;
+        case 'u64':
+            view.setBigUint64(at, BigInt(value), true);
+            break;
+    }
+}
+export function defineConstants(prefix, doc, values) {
+    return { prefix, doc, values };
+}
+//# sourceMappingURL=struct.js.map

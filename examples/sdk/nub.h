@@ -1,0 +1,102 @@
+/*
+ * nub SDK: the few things a C program needs to become a PVM2 image.
+ *
+ *   NUB_ENDPOINT(key, fn, nargs)  makes `fn` callable as endpoint `key` (0..255,
+ *                                 the one-byte key [key]) with `nargs` (0..4)
+ *                                 arguments; its return value is the reply (φ7).
+ *   nub_host_call(n, a..f)        calls host function n (64..2047).
+ *   nub_trap()                    stops the invocation with exit TRAP.
+ *
+ * The same source also builds as a static RISC-V Linux program (define
+ * NUB_TARGET_LINUX and link with linux.c) so an independent RISC-V
+ * implementation, qemu-riscv64, can run it; see README.md.
+ */
+#ifndef NUB_SDK_H
+#define NUB_SDK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define NUB_STR_(x) #x
+#define NUB_STR(x) NUB_STR_(x)
+
+#ifndef NUB_TARGET_LINUX
+
+/*
+ * An endpoint is an entry stub in section .text.nub.entry, which the linker
+ * script places first in .text. Each stub is `jal ra, fn` then `ecalli 0`
+ * (custom-0, funct3 010, imm 0: reply with a0). Both are terminators, so the
+ * first stub starts at offset 0 and every later one follows a terminator: each
+ * entry is a block start, as the machine requires.
+ *
+ * The stub is described to `nub pack` by a 16-byte record in the non-loaded
+ * section .nub.endpoints (layout: lib/pack/endpoints.ts):
+ *   u64 entry address, u8 key, u8 nargs, 6 zero bytes.
+ *
+ * `fn` must have external linkage (a static function may be inlined away).
+ */
+#define NUB_ENDPOINT(key, fn, nargs)                                           \
+  _Static_assert((key) >= 0 && (key) <= 255, "endpoint key is one byte");      \
+  _Static_assert((nargs) >= 0 && (nargs) <= 4, "at most four arguments");      \
+  __asm__(".pushsection .text.nub.entry,\"ax\",@progbits\n"                    \
+          "1: jal ra, " #fn "\n"                                               \
+          "   .insn i 0x0b, 2, x0, x0, 0\n"                                    \
+          ".popsection\n"                                                      \
+          ".pushsection .nub.endpoints,\"\",@progbits\n"                       \
+          "   .balign 8\n"                                                     \
+          "   .quad 1b\n"                                                      \
+          "   .byte " NUB_STR(key) ", " NUB_STR(nargs) "\n"                    \
+          "   .zero 6\n"                                                       \
+          ".popsection")
+
+/*
+ * Host function n (64..2047): `ecalli n` with arguments in a0..a5 and the
+ * result in a0. The immediate is part of the instruction, so n must be a
+ * compile-time constant; pass 0 for unused arguments.
+ */
+#define nub_host_call(n, a, b, c, d, e, f)                                     \
+  __extension__({                                                              \
+    _Static_assert((n) >= 64 && (n) <= 2047, "host calls are 64..2047");       \
+    register uint64_t a0_ __asm__("a0") = (uint64_t)(a);                       \
+    register uint64_t a1_ __asm__("a1") = (uint64_t)(b);                       \
+    register uint64_t a2_ __asm__("a2") = (uint64_t)(c);                       \
+    register uint64_t a3_ __asm__("a3") = (uint64_t)(d);                       \
+    register uint64_t a4_ __asm__("a4") = (uint64_t)(e);                       \
+    register uint64_t a5_ __asm__("a5") = (uint64_t)(f);                       \
+    __asm__ volatile(".insn i 0x0b, 2, x0, x0, %6"                             \
+                     : "+r"(a0_)                                               \
+                     : "r"(a1_), "r"(a2_), "r"(a3_), "r"(a4_), "r"(a5_),       \
+                       "i"(n)                                                  \
+                     : "memory");                                              \
+    a0_;                                                                       \
+  })
+
+/* custom-0 funct3 000: exit TRAP. */
+static inline __attribute__((noreturn)) void nub_trap(void) {
+  __asm__ volatile(".insn i 0x0b, 0, x0, x0, 0");
+  __builtin_unreachable();
+}
+
+#else /* NUB_TARGET_LINUX */
+
+/* One table row per endpoint, in section nub_endpoints; linux.c walks it. */
+struct nub_linux_endpoint {
+  uint64_t key;
+  uint64_t nargs;
+  uint64_t (*fn)(uint64_t, uint64_t, uint64_t, uint64_t);
+};
+
+#define NUB_ENDPOINT(key, fn, nargs)                                           \
+  static const struct nub_linux_endpoint nub_endpoint_##fn                     \
+      __attribute__((used, section("nub_endpoints"))) = {                      \
+          (key), (nargs), (uint64_t(*)(uint64_t, uint64_t, uint64_t, uint64_t))(fn)}
+
+#endif /* NUB_TARGET_LINUX */
+
+/* The compiler may emit calls to these for loops and struct copies; mem.c has them. */
+void *memset(void *dst, int c, size_t n);
+void *memcpy(void *restrict dst, const void *restrict src, size_t n);
+void *memmove(void *dst, const void *src, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+
+#endif /* NUB_SDK_H */

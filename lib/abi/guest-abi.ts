@@ -1,0 +1,168 @@
+/**
+ * The host <-> guest ABI: every byte layout and number both sides rely on.
+ * This module is the single source; `guest/include/nub_abi.h` is generated from it
+ * by `scripts/gen-abi.mjs` (never edit the header by hand).
+ *
+ * Guest-physical memory map (one KVM memory slot at GPA 0):
+ *
+ *   0x0000_0000 +--------------------------+
+ *               | null guard (never used)  |
+ *   0x0000_1000 +--------------------------+ GDT (host-written)
+ *   0x0000_2000 +--------------------------+ boot info (guest-written, host-read)
+ *   0x0000_3000 +--------------------------+ fault record (guest-written on an exception)
+ *   0x0000_4000 +--------------------------+ mailbox header + payload (MAILBOX_PAGES pages)
+ *   0x0001_4000 +--------------------------+
+ *               | (reserved)               |
+ *   0x0002_0000 +--------------------------+ page tables, built by the host (lib/guest/boot)
+ *   0x0010_0000 +--------------------------+ guest kernel image (guest/build/kernel.bin)
+ *               | .text .rodata .data .bss |
+ *               +--------------------------+ kernel stack (KERNEL_STACK_SIZE), then the heap
+ *               |  heap ... up to memory_size
+ *               +--------------------------+
+ *
+ * Guest-virtual: all of guest-physical memory is mapped at GUEST_VA_BASE + gpa (the
+ * kernel's linear map; the kernel is linked there). Virtual addresses below
+ * GUEST_VA_BASE are left to the engine (a later issue maps PVM memory there).
+ */
+import { defineConstants, defineStruct } from './struct.js';
+
+export const Layout = defineConstants('NUB', 'Guest memory map and boot parameters.', {
+  PAGE_SIZE: 4096,
+  GUEST_VA_BASE: 0x40_0000_0000n,
+  GDT_GPA: 0x1000,
+  BOOT_INFO_GPA: 0x2000,
+  FAULT_GPA: 0x3000,
+  MAILBOX_GPA: 0x4000,
+  MAILBOX_PAGES: 16,
+  PAGE_TABLES_GPA: 0x2_0000,
+  PAGE_TABLES_END_GPA: 0x10_0000,
+  KERNEL_GPA: 0x10_0000,
+  KERNEL_STACK_SIZE: 0x1_0000,
+  /** Smallest guest memory the kernel boots in. */
+  MIN_MEMORY_SIZE: 0x40_0000,
+});
+
+/** Port numbers of the guest's `out` instructions; each is one VM exit the host decodes. */
+export const Ports = defineConstants('NUB_PORT', 'I/O ports the guest writes to signal the host.', {
+  /** The guest finished a mailbox request (or booted) and waits for the next one. */
+  DOORBELL: 0x10,
+  /** The guest took an exception; the fault record is filled in. */
+  FAULT: 0x11,
+  /** Debug console: one byte per `out`. */
+  CONSOLE: 0x12,
+});
+
+export const BOOT_INFO_MAGIC = 0x3154_4f4f_4242_554en; // "NUBBOOT1" read as little-endian u64
+export const BOOT_INFO_LAYOUT_VERSION = 1;
+export const DIRECTORY_LAYOUT_ID = 0x4449_5231; // "DIR1"
+
+export const BootMagic = defineConstants('NUB_BOOT', 'Boot-info identification.', {
+  INFO_MAGIC: BOOT_INFO_MAGIC,
+  INFO_LAYOUT_VERSION: BOOT_INFO_LAYOUT_VERSION,
+  DIRECTORY_LAYOUT_ID,
+});
+
+/** Published by the guest at BOOT_INFO_GPA once it is ready for requests. */
+export const BootInfo = defineStruct('nub_boot_info', 'What the guest tells the host about itself after boot.', {
+  magic: 'u64',
+  layout_version: 'u32',
+  directory_layout: 'u32',
+  /** Guest-virtual address of the cap directory header (0 until initialised). */
+  directory_va: 'u64',
+  guest_va_base: 'u64',
+  memory_size: 'u64',
+  heap_start: 'u64',
+  heap_end: 'u64',
+  /** Guest-physical address of the live PML4 (the guest's CR3). */
+  page_table_root: 'u64',
+  kernel_version: 'u32',
+  _pad0: 'u32',
+});
+
+/**
+ * The cap directory: a flat open-addressed table from cap hash to stored bytes.
+ * Slot index = (first 8 bytes of the hash, little-endian) mod capacity, then linear
+ * probing; capacity is a power of two. The hash is SHA-256 output, so no hasher
+ * internals are part of the layout. Entries are never removed (no tombstones).
+ */
+export const DirectoryHeader = defineStruct('nub_directory', 'Cap directory header.', {
+  layout_id: 'u32',
+  /** Number of entries in the table; a power of two. */
+  capacity: 'u32',
+  /** Number of occupied entries. */
+  count: 'u32',
+  _pad0: 'u32',
+  /** Guest-virtual address of `capacity` consecutive DirectoryEntry records. */
+  entries_va: 'u64',
+});
+
+export const DirectoryEntryState = defineConstants('NUB_DIR_ENTRY', 'DirectoryEntry.state values.', {
+  EMPTY: 0,
+  USED: 1,
+});
+
+export const DirectoryEntry = defineStruct('nub_directory_entry', 'One cap directory slot.', {
+  hash: ['u8', 32],
+  state: 'u32',
+  /** The cap's kind: the `Cap` union selector (Instance 0, Image 1, Data 2, CNode 3, Type 4). */
+  kind: 'u32',
+  /** Length in bytes of the stored cap encoding. */
+  len: 'u64',
+  /** Guest-virtual address of the stored bytes. */
+  data_va: 'u64',
+  _pad0: 'u64',
+});
+
+/** Filled in by the guest's exception handler before it signals NUB_PORT_FAULT. */
+export const FaultRecord = defineStruct('nub_fault', 'A guest kernel exception.', {
+  vector: 'u64',
+  error_code: 'u64',
+  rip: 'u64',
+  cs: 'u64',
+  rflags: 'u64',
+  rsp: 'u64',
+  cr2: 'u64',
+  /** Number of faults seen so far (a fault inside the handler shows up as count > 1). */
+  count: 'u64',
+});
+
+/**
+ * Mailbox requests. The host writes a request into the mailbox header (and any bulk
+ * input into the payload that follows it), enters the guest, and the guest answers
+ * with a status and results and signals NUB_PORT_DOORBELL: one entry, one exit.
+ * Later requests (batched puts, invoke, host calls) add opcodes, not new mechanisms.
+ */
+export const MailboxOp = defineConstants('NUB_OP', 'Mailbox request opcodes.', {
+  NONE: 0,
+  PING: 1,
+  /** Store one cap: args[0] = kind, args[1] = byte length; hash then bytes in the payload. */
+  PUT: 2,
+  /** Test-only: fault on purpose; args[0] selects the scenario (see guest/src/selftest.c). */
+  SELFTEST_FAULT: 0x7f00,
+});
+
+export const MailboxStatus = defineConstants('NUB_STATUS', 'Mailbox response status.', {
+  OK: 0,
+  BAD_OP: 1,
+  BAD_ARGS: 2,
+  NO_MEMORY: 3,
+  DIRECTORY_FULL: 4,
+});
+
+export const Mailbox = defineStruct('nub_mailbox', 'Host <-> guest request block at MAILBOX_GPA.', {
+  /** Incremented by the host for every request; echoed in `done_seq` by the guest. */
+  seq: 'u64',
+  done_seq: 'u64',
+  op: 'u32',
+  status: 'u32',
+  /** Bytes of request payload that follow the header. */
+  payload_len: 'u64',
+  args: ['u64', 6],
+  results: ['u64', 6],
+});
+
+/** Everything `scripts/gen-abi.mjs` emits into the C header, in order. */
+export const GUEST_ABI = {
+  constants: [Layout, Ports, BootMagic, DirectoryEntryState, MailboxOp, MailboxStatus],
+  structs: [BootInfo, DirectoryHeader, DirectoryEntry, FaultRecord, Mailbox],
+};
