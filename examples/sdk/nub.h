@@ -89,7 +89,9 @@ struct nub_linux_endpoint {
 #define NUB_ENDPOINT(key, fn, nargs)                                           \
   static const struct nub_linux_endpoint nub_endpoint_##fn                     \
       __attribute__((used, section("nub_endpoints"))) = {                      \
-          (key), (nargs), (uint64_t(*)(uint64_t, uint64_t, uint64_t, uint64_t))(fn)}
+          (key), (nargs),                                                      \
+          /* via void(*)(void): the endpoint may take fewer arguments */       \
+          (uint64_t(*)(uint64_t, uint64_t, uint64_t, uint64_t))(void (*)(void))(fn)}
 
 #endif /* NUB_TARGET_LINUX */
 

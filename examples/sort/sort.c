@@ -5,7 +5,7 @@
  */
 #include "nub.h"
 
-#define MAX_N 65536
+#define MAX_N (1 << 20)
 
 static uint64_t values[MAX_N];
 

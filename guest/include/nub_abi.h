@@ -8,10 +8,13 @@
 #define NUB_PAGE_SIZE 0x1000u
 #define NUB_GUEST_VA_BASE 0x4000000000ULL
 #define NUB_GDT_GPA 0x1000u
+#define NUB_TSS_GPA 0x1800u
 #define NUB_BOOT_INFO_GPA 0x2000u
 #define NUB_FAULT_GPA 0x3000u
 #define NUB_MAILBOX_GPA 0x4000u
 #define NUB_MAILBOX_PAGES 0x10u
+#define NUB_EXCEPTION_STACK_GPA 0x18000u
+#define NUB_EXCEPTION_STACK_END_GPA 0x20000u
 #define NUB_PAGE_TABLES_GPA 0x20000u
 #define NUB_PAGE_TABLES_END_GPA 0x100000u
 #define NUB_KERNEL_GPA 0x100000u
@@ -27,6 +30,7 @@
 #define NUB_BOOT_INFO_MAGIC 0x31544f4f4242554eULL
 #define NUB_BOOT_INFO_LAYOUT_VERSION 0x1u
 #define NUB_BOOT_DIRECTORY_LAYOUT_ID 0x44495231u
+#define NUB_BOOT_KERNEL_HEADER_MAGIC 0x314e52454b42554eULL
 
 /* DirectoryEntry.state values. */
 #define NUB_DIR_ENTRY_EMPTY 0x0u
@@ -38,12 +42,37 @@
 #define NUB_OP_PUT 0x2u
 #define NUB_OP_SELFTEST_FAULT 0x7f00u
 
+/* Deliberate guest faults, for tests. */
+#define NUB_SELFTEST_DIVIDE_ERROR 0x1u
+#define NUB_SELFTEST_PAGE_FAULT 0x2u
+#define NUB_SELFTEST_INVALID_OPCODE 0x3u
+#define NUB_SELFTEST_STACK_OVERFLOW 0x4u
+
 /* Mailbox response status. */
 #define NUB_STATUS_OK 0x0u
 #define NUB_STATUS_BAD_OP 0x1u
 #define NUB_STATUS_BAD_ARGS 0x2u
 #define NUB_STATUS_NO_MEMORY 0x3u
 #define NUB_STATUS_DIRECTORY_FULL 0x4u
+
+/* Header at the start of the guest kernel image. */
+struct nub_kernel_header {
+    uint64_t magic;
+    uint32_t layout_version;
+    uint32_t _pad0;
+    uint64_t entry_va;
+    uint64_t load_end_va;
+    uint64_t stack_guard_va;
+    uint64_t stack_top_va;
+};
+_Static_assert(sizeof(struct nub_kernel_header) == 48, "nub_kernel_header size");
+_Static_assert(offsetof(struct nub_kernel_header, magic) == 0, "nub_kernel_header.magic offset");
+_Static_assert(offsetof(struct nub_kernel_header, layout_version) == 8, "nub_kernel_header.layout_version offset");
+_Static_assert(offsetof(struct nub_kernel_header, _pad0) == 12, "nub_kernel_header._pad0 offset");
+_Static_assert(offsetof(struct nub_kernel_header, entry_va) == 16, "nub_kernel_header.entry_va offset");
+_Static_assert(offsetof(struct nub_kernel_header, load_end_va) == 24, "nub_kernel_header.load_end_va offset");
+_Static_assert(offsetof(struct nub_kernel_header, stack_guard_va) == 32, "nub_kernel_header.stack_guard_va offset");
+_Static_assert(offsetof(struct nub_kernel_header, stack_top_va) == 40, "nub_kernel_header.stack_top_va offset");
 
 /* What the guest tells the host about itself after boot. */
 struct nub_boot_info {

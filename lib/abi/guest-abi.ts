@@ -7,22 +7,31 @@
  *
  *   0x0000_0000 +--------------------------+
  *               | null guard (never used)  |
- *   0x0000_1000 +--------------------------+ GDT (host-written)
+ *   0x0000_1000 +--------------------------+ GDT, then the TSS at TSS_GPA (host-written)
  *   0x0000_2000 +--------------------------+ boot info (guest-written, host-read)
  *   0x0000_3000 +--------------------------+ fault record (guest-written on an exception)
  *   0x0000_4000 +--------------------------+ mailbox header + payload (MAILBOX_PAGES pages)
  *   0x0001_4000 +--------------------------+
  *               | (reserved)               |
+ *   0x0001_8000 +--------------------------+ exception stack (TSS IST1; every vector uses it)
  *   0x0002_0000 +--------------------------+ page tables, built by the host (lib/guest/boot)
- *   0x0010_0000 +--------------------------+ guest kernel image (guest/build/kernel.bin)
- *               | .text .rodata .data .bss |
- *               +--------------------------+ kernel stack (KERNEL_STACK_SIZE), then the heap
+ *   0x0010_0000 +--------------------------+ guest kernel image (guest/build/kernel.bin),
+ *               | header .text .rodata     |   starting with a KernelHeader
+ *               | .data .bss               |
+ *               +--------------------------+ stack guard page (left unmapped by the host)
+ *               | kernel stack             | KERNEL_STACK_SIZE
+ *               +--------------------------+ KernelHeader.stack_top_va: initial RSP, heap start
  *               |  heap ... up to memory_size
  *               +--------------------------+
  *
  * Guest-virtual: all of guest-physical memory is mapped at GUEST_VA_BASE + gpa (the
  * kernel's linear map; the kernel is linked there). Virtual addresses below
- * GUEST_VA_BASE are left to the engine (a later issue maps PVM memory there).
+ * GUEST_VA_BASE are left to the engine (a later issue maps PVM memory there). The
+ * null page (GPA 0) and the stack guard page are not mapped, so touching them faults.
+ *
+ * Entry: the host starts the vCPU in 64-bit long mode at KernelHeader.entry_va with
+ * RSP = stack_top_va, RDI = memory size in bytes, interrupts disabled, and guest memory
+ * zero-filled outside the kernel image (the guest relies on zeroed bss and heap).
  */
 import { defineConstants, defineStruct } from './struct.js';
 
@@ -30,10 +39,13 @@ export const Layout = defineConstants('NUB', 'Guest memory map and boot paramete
   PAGE_SIZE: 4096,
   GUEST_VA_BASE: 0x40_0000_0000n,
   GDT_GPA: 0x1000,
+  TSS_GPA: 0x1800,
   BOOT_INFO_GPA: 0x2000,
   FAULT_GPA: 0x3000,
   MAILBOX_GPA: 0x4000,
   MAILBOX_PAGES: 16,
+  EXCEPTION_STACK_GPA: 0x1_8000,
+  EXCEPTION_STACK_END_GPA: 0x2_0000,
   PAGE_TABLES_GPA: 0x2_0000,
   PAGE_TABLES_END_GPA: 0x10_0000,
   KERNEL_GPA: 0x10_0000,
@@ -56,10 +68,32 @@ export const BOOT_INFO_MAGIC = 0x3154_4f4f_4242_554en; // "NUBBOOT1" read as lit
 export const BOOT_INFO_LAYOUT_VERSION = 1;
 export const DIRECTORY_LAYOUT_ID = 0x4449_5231; // "DIR1"
 
+export const KERNEL_HEADER_MAGIC = 0x314e_5245_4b42_554en; // "NUBKERN1" read as little-endian u64
+
 export const BootMagic = defineConstants('NUB_BOOT', 'Boot-info identification.', {
   INFO_MAGIC: BOOT_INFO_MAGIC,
   INFO_LAYOUT_VERSION: BOOT_INFO_LAYOUT_VERSION,
   DIRECTORY_LAYOUT_ID,
+  KERNEL_HEADER_MAGIC,
+});
+
+/**
+ * The first bytes of `kernel.bin` (the linker script puts it there). It tells the host
+ * where to enter and where the stack goes, so the host never parses the ELF.
+ * Every address is guest-virtual (GUEST_VA_BASE + KERNEL_GPA + offset in the file).
+ */
+export const KernelHeader = defineStruct('nub_kernel_header', 'Header at the start of the guest kernel image.', {
+  magic: 'u64',
+  /** BOOT_INFO_LAYOUT_VERSION the kernel was built against. */
+  layout_version: 'u32',
+  _pad0: 'u32',
+  entry_va: 'u64',
+  /** End of the bytes in kernel.bin; .bss follows. */
+  load_end_va: 'u64',
+  /** One page the host leaves unmapped, so a stack overflow faults. */
+  stack_guard_va: 'u64',
+  /** Initial RSP; the heap starts here. */
+  stack_top_va: 'u64',
 });
 
 /** Published by the guest at BOOT_INFO_GPA once it is ready for requests. */
@@ -134,11 +168,25 @@ export const FaultRecord = defineStruct('nub_fault', 'A guest kernel exception.'
  */
 export const MailboxOp = defineConstants('NUB_OP', 'Mailbox request opcodes.', {
   NONE: 0,
+  /** Round trip only: results[0] = args[0]. */
   PING: 1,
-  /** Store one cap: args[0] = kind, args[1] = byte length; hash then bytes in the payload. */
+  /**
+   * Store one cap: args[0] = kind, args[1] = byte length; the payload is the 32-byte
+   * hash then the bytes. results[0] = 1 if it was inserted, 0 if the hash was present.
+   */
   PUT: 2,
-  /** Test-only: fault on purpose; args[0] selects the scenario (see guest/src/selftest.c). */
+  /** Test-only: fault on purpose; args[0] selects a SelftestFault scenario (guest/src/selftest.c). */
   SELFTEST_FAULT: 0x7f00,
+});
+
+/** Scenarios of NUB_OP_SELFTEST_FAULT. */
+export const SelftestFault = defineConstants('NUB_SELFTEST', 'Deliberate guest faults, for tests.', {
+  DIVIDE_ERROR: 1,
+  /** Reads the (unmapped) null page. */
+  PAGE_FAULT: 2,
+  INVALID_OPCODE: 3,
+  /** Recurses into the stack guard page: the handler must still run (on its own stack). */
+  STACK_OVERFLOW: 4,
 });
 
 export const MailboxStatus = defineConstants('NUB_STATUS', 'Mailbox response status.', {
@@ -163,6 +211,6 @@ export const Mailbox = defineStruct('nub_mailbox', 'Host <-> guest request block
 
 /** Everything `scripts/gen-abi.mjs` emits into the C header, in order. */
 export const GUEST_ABI = {
-  constants: [Layout, Ports, BootMagic, DirectoryEntryState, MailboxOp, MailboxStatus],
-  structs: [BootInfo, DirectoryHeader, DirectoryEntry, FaultRecord, Mailbox],
+  constants: [Layout, Ports, BootMagic, DirectoryEntryState, MailboxOp, SelftestFault, MailboxStatus],
+  structs: [KernelHeader, BootInfo, DirectoryHeader, DirectoryEntry, FaultRecord, Mailbox],
 };

@@ -25,7 +25,7 @@ export interface FieldLayout {
 
 const SCALAR_SIZE: Record<ScalarType, number> = { u8: 1, u16: 2, u32: 4, u64: 8 };
 
-type FieldValue<T extends FieldType> = T extends 'u64' ? bigint : T extends ScalarType ? number : Uint8Array | number[];
+export type FieldValue<T extends FieldType> = T extends 'u64' ? bigint : T extends ScalarType ? number : Uint8Array | number[];
 
 export interface StructLayout<F extends Record<string, FieldType>> {
   /** C struct tag, e.g. `nub_boot_info`. */

@@ -1,0 +1,120 @@
+/**
+ * The guest kernel against raw KVM (bench/baseline/raw_kvm.c), measured side by side in one run:
+ *   boot      GuestVm.boot() to boot info ready  vs  raw create VM + vCPU + memory, run to HLT
+ *   ping      one PING round trip through the mailbox  vs  one raw port-I/O exit round trip
+ *   contains  GuestCacheReader.contains() on a 10,000-entry directory filled through the guest
+ * Prints a table of ratios (nub / raw) against the targets; `--json` prints the figures instead.
+ * Needs bench/build/raw_kvm (`zx scripts/build-baseline.mjs`) and the guest kernel.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { DEFAULT_MEMORY_SIZE, GuestVm } from '../lib/guest/guest-vm.js';
+import { packageRoot } from '../lib/native/binding.js';
+
+const BOOT_ITERATIONS = 200;
+const PING_BATCHES = 21;
+const PINGS_PER_BATCH = 2_000;
+const DIRECTORY_ENTRIES = 10_000;
+const LOOKUPS = 200_000;
+
+interface Baseline {
+  boot: { createToHltUs: number };
+  io: { nsPerExit: number };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+const nowNs = () => process.hrtime.bigint();
+const usSince = (t0: bigint) => Number(nowNs() - t0) / 1e3;
+
+function runBaseline(): Baseline {
+  const binary = path.join(packageRoot(), 'bench', 'build', 'raw_kvm');
+  if (!existsSync(binary)) throw new Error(`${binary} is missing: run \`zx scripts/build-baseline.mjs\` first`);
+  const args = ['--boot-iterations', BOOT_ITERATIONS, '--io-batches', PING_BATCHES, '--io-exits-per-batch', PINGS_PER_BATCH, '--mem', DEFAULT_MEMORY_SIZE];
+  return JSON.parse(execFileSync(binary, args.map(String), { encoding: 'utf8' })) as Baseline;
+}
+
+async function benchBoot(): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < BOOT_ITERATIONS; i++) {
+    const t0 = nowNs();
+    const guest = GuestVm.boot();
+    times.push(usSince(t0));
+    guest.close();
+    await new Promise(setImmediate); // let the memory finalizers run, outside the timed part
+  }
+  return median(times);
+}
+
+function benchPing(): number {
+  using guest = GuestVm.boot();
+  const perBatch: number[] = [];
+  for (let b = 0; b < PING_BATCHES; b++) {
+    const t0 = nowNs();
+    for (let i = 0; i < PINGS_PER_BATCH; i++) guest.ping();
+    perBatch.push(Number(nowNs() - t0) / PINGS_PER_BATCH);
+  }
+  return median(perBatch);
+}
+
+/** A deterministic 32-byte hash per index (xorshift), so the bench needs no hashing. */
+function fakeHash(i: number): Uint8Array {
+  const hash = new Uint8Array(32);
+  let x = (i + 1) * 0x9e37_79b9;
+  for (let j = 0; j < 32; j++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    hash[j] = x & 0xff;
+  }
+  return hash;
+}
+
+function benchContains(): { presentNs: number; absentNs: number } {
+  using guest = GuestVm.boot();
+  const present = Array.from({ length: DIRECTORY_ENTRIES }, (_, i) => fakeHash(i));
+  const absent = Array.from({ length: DIRECTORY_ENTRIES }, (_, i) => fakeHash(i + DIRECTORY_ENTRIES));
+  const bytes = new Uint8Array(64);
+  for (const hash of present) guest.put(hash, 2, bytes);
+  if (guest.reader.len() !== DIRECTORY_ENTRIES) throw new Error('the directory did not take every entry');
+  const measure = (hashes: Uint8Array[], expected: boolean): number => {
+    const t0 = nowNs();
+    for (let i = 0; i < LOOKUPS; i++) {
+      if (guest.reader.contains(hashes[i % hashes.length]!) !== expected) throw new Error('contains() gave the wrong answer');
+    }
+    return Number(nowNs() - t0) / LOOKUPS;
+  };
+  measure(present, true); // warm up the JIT and the reader's page-walk cache
+  return { presentNs: measure(present, true), absentNs: measure(absent, false) };
+}
+
+const baseline = runBaseline();
+const bootUs = await benchBoot();
+const pingNs = benchPing();
+const contains = benchContains();
+const figures = {
+  memorySize: DEFAULT_MEMORY_SIZE,
+  boot: { nubUs: bootUs, rawUs: baseline.boot.createToHltUs, ratio: bootUs / baseline.boot.createToHltUs, target: 2 },
+  ping: { nubNs: pingNs, rawNs: baseline.io.nsPerExit, ratio: pingNs / baseline.io.nsPerExit, target: 1.5 },
+  contains: { presentNs: contains.presentNs, absentNs: contains.absentNs, entries: DIRECTORY_ENTRIES, targetNs: 2000 },
+};
+
+if (process.argv.includes('--json')) {
+  console.log(JSON.stringify(figures, null, 2));
+} else {
+  const row = (name: string, nub: string, raw: string, ratio: string, target: string, ok: boolean) =>
+    `${name.padEnd(22)} ${nub.padStart(12)} ${raw.padStart(12)} ${ratio.padStart(7)} ${target.padStart(8)}  ${ok ? 'ok' : 'MISSED'}`;
+  console.log(`guest kernel vs raw KVM, ${DEFAULT_MEMORY_SIZE >> 20} MiB guests (medians)`);
+  console.log(`${'measure'.padEnd(22)} ${'nub'.padStart(12)} ${'raw'.padStart(12)} ${'ratio'.padStart(7)} ${'target'.padStart(8)}`);
+  const { boot, ping } = figures;
+  console.log(row('boot to ready', `${boot.nubUs.toFixed(0)} µs`, `${boot.rawUs.toFixed(0)} µs`, boot.ratio.toFixed(2), '≤ 2', boot.ratio <= boot.target));
+  console.log(row('ping round trip', `${(ping.nubNs / 1e3).toFixed(1)} µs`, `${(ping.rawNs / 1e3).toFixed(1)} µs`, ping.ratio.toFixed(2), '≤ 1.5', ping.ratio <= ping.target));
+  for (const [name, ns] of [['contains (present)', contains.presentNs], ['contains (absent)', contains.absentNs]] as const) {
+    console.log(row(`${name}`, `${(ns / 1e3).toFixed(2)} µs`, '-', '-', '≤ 2 µs', ns <= figures.contains.targetNs));
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * The examples and their independent implementation: loads examples/<name>/
+ * (image + expected.json), builds the same C sources as RISC-V Linux programs and
+ * runs them under qemu-riscv64. Shared by test/unit/examples.test.ts (the
+ * cross-check), test/unit/pack.test.ts and bench/qemu.ts (the speed comparison).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** One invocation of an example endpoint and the φ7 it must reply with. */
+export interface ExampleCase {
+  endpoint: number;
+  args: number[];
+  result: bigint;
+}
+
+export interface Example {
+  name: string;
+  /** The committed image, examples/<name>/<name>.ssz. */
+  imagePath: string;
+  cases: ExampleCase[];
+  /** A heavier case, for bench/qemu.ts. */
+  bench: ExampleCase;
+}
+
+interface ExpectedFile {
+  image: string;
+  cases: Array<{ endpoint: number; args: number[]; result: string }>;
+  bench: { endpoint: number; args: number[]; result: string };
+}
+
+export const QEMU = 'qemu-riscv64';
+
+/** The checkout: the nearest directory above this file that holds examples/sdk/nub.h. */
+export function findRepoRoot(from = dirname(fileURLToPath(import.meta.url))): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'examples', 'sdk', 'nub.h'))) return dir;
+    if (dirname(dir) === dir) throw new Error(`cannot find the checkout (examples/sdk/nub.h) above ${from}`);
+  }
+}
+
+function toCase(c: { endpoint: number; args: number[]; result: string }): ExampleCase {
+  return { endpoint: c.endpoint, args: c.args, result: BigInt(c.result) };
+}
+
+/** Every examples/<name>/ with an expected.json, by name. */
+export function loadExamples(root = findRepoRoot()): Example[] {
+  const dir = join(root, 'examples');
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && existsSync(join(dir, e.name, 'expected.json')))
+    .map((e) => {
+      const expected = JSON.parse(readFileSync(join(dir, e.name, 'expected.json'), 'utf8')) as ExpectedFile;
+      return { name: e.name, imagePath: join(dir, e.name, expected.image), cases: expected.cases.map(toCase), bench: toCase(expected.bench) };
+    })
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** Why `tools` cannot run here (not installed), or undefined when they all can. */
+export function missingTools(tools: Array<'compiler' | 'qemu'> = ['compiler', 'qemu'], root = findRepoRoot()): string | undefined {
+  const toolchain = JSON.parse(readFileSync(join(root, 'examples', 'sdk', 'toolchain.json'), 'utf8')) as { cc: string };
+  const commands = tools.map((t) => (t === 'compiler' ? toolchain.cc : QEMU));
+  const missing = commands.filter((command) => spawnSync(command, ['--version']).status !== 0);
+  return missing.length === 0 ? undefined : `${missing.join(' and ')} not installed (scripts/install-riscv-toolchain.sh installs them)`;
+}
+
+/** Runs scripts/build-examples.mjs (which owns the compiler flags) with `args`. */
+function buildScript(args: string[], root: string): void {
+  const zx = join(root, 'node_modules', '.bin', 'zx');
+  const run = spawnSync(zx, [join(root, 'scripts', 'build-examples.mjs'), ...args], { cwd: root, encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`build-examples.mjs ${args.join(' ')} failed:\n${run.stdout}${run.stderr}`);
+}
+
+/** Builds every example as a static RISC-V Linux program, `outDir/<name>`. */
+export function buildLinuxExamples(outDir: string, root = findRepoRoot()): void {
+  buildScript(['--linux', outDir], root);
+}
+
+/** Compiles one C file with the SDK into a PVM2 ELF executable (for `nub pack`). */
+export function compileForPvm(source: string, output: string, root = findRepoRoot()): void {
+  buildScript(['--compile', source, '--out', output], root);
+}
+
+/** Runs `binary KEY ARGS...` under qemu-riscv64: the φ7 it prints and the wall time of the whole run. */
+export function runUnderQemu(binary: string, c: Pick<ExampleCase, 'endpoint' | 'args'>): { result: bigint; seconds: number } {
+  const started = process.hrtime.bigint();
+  const run = spawnSync(QEMU, [binary, String(c.endpoint), ...c.args.map(String)], { encoding: 'utf8' });
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  if (run.status !== 0 || !/^\d+\n$/.test(run.stdout)) {
+    throw new Error(`${QEMU} ${binary} ${c.endpoint} ${c.args.join(' ')} failed (status ${run.status}): ${run.stdout}${run.stderr}`);
+  }
+  return { result: BigInt(run.stdout.trim()), seconds };
+}

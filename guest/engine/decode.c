@@ -1,0 +1,427 @@
+/*
+ * PVM2 decoder and pre-decoder. The decoding rules are those of lib/machine/decoder.ts
+ * (compressed forms expand to their 32-bit mnemonic; anything not PVM2 is illegal);
+ * each mnemonic's operand form and gas class come from the generated pvm_tables.h,
+ * so both engines charge the same gas and end blocks at the same instructions.
+ */
+#include "internal.h"
+
+#define PVM_CAT_(a, b) a##b
+#define PVM_CAT(a, b) PVM_CAT_(a, b)
+
+enum pvm_form {
+#define PVM_X(form, rd, rs1, rs2, term) PVM_FORM_##form,
+    PVM_FORMS(PVM_X)
+#undef PVM_X
+};
+
+static const struct { uint8_t rd, rs1, rs2, terminator; } form_info[] = {
+#define PVM_X(form, rd, rs1, rs2, term) [PVM_FORM_##form] = {rd, rs1, rs2, term},
+    PVM_FORMS(PVM_X)
+#undef PVM_X
+};
+
+enum pvm_mnemonic {
+#define PVM_X(name, form, gas) M_##name,
+    PVM_MNEMONICS(PVM_X)
+#undef PVM_X
+    M_ILLEGAL
+};
+
+static const struct { uint8_t form; uint8_t gas; } mnemonic_info[] = {
+#define PVM_X(name, form, gas) [M_##name] = {PVM_FORM_##form, PVM_GAS_##gas},
+    PVM_MNEMONICS(PVM_X)
+#undef PVM_X
+    [M_ILLEGAL] = {PVM_CAT(PVM_FORM_, PVM_ILLEGAL_FORM), PVM_CAT(PVM_GAS_, PVM_ILLEGAL_GAS_CLASS)},
+};
+
+struct decoded {
+    enum pvm_mnemonic mnemonic; /* M_ILLEGAL for an illegal encoding */
+    uint32_t length;
+    uint32_t rd, rs1, rs2;      /* x0..x31 as encoded; 0 where the form has no such operand */
+    int64_t imm;
+    int illegal;                /* illegal encoding or illegal register: PANIC when run */
+    int terminator;
+    uint32_t gas;
+};
+
+/* RV64E has x0..x15, minus x3 (gp) and x4 (tp). */
+static int legal_register(uint32_t x) {
+    return x <= 15 && x != 3 && x != 4;
+}
+
+static struct decoded make(enum pvm_mnemonic m, uint32_t length, uint32_t rd, uint32_t rs1, uint32_t rs2, int64_t imm) {
+    uint8_t form = mnemonic_info[m].form;
+    struct decoded d = {
+        .mnemonic = m, .length = length,
+        .rd = form_info[form].rd ? rd : 0,
+        .rs1 = form_info[form].rs1 ? rs1 : 0,
+        .rs2 = form_info[form].rs2 ? rs2 : 0,
+        .imm = imm, .terminator = form_info[form].terminator, .gas = mnemonic_info[m].gas,
+    };
+    if (!legal_register(d.rd) || !legal_register(d.rs1) || !legal_register(d.rs2)) {
+        /* Not PVM2: it panics when run, so it ends its block; it keeps its mnemonic's gas (as the reference does). */
+        d.illegal = 1;
+        d.terminator = 1;
+    }
+    return d;
+}
+
+static struct decoded illegal(uint32_t length) {
+    struct decoded d = {.mnemonic = M_ILLEGAL, .length = length, .illegal = 1, .terminator = 1, .gas = mnemonic_info[M_ILLEGAL].gas};
+    return d;
+}
+
+/* Bits hi..lo of x, unsigned. */
+static uint32_t bits(uint32_t x, unsigned hi, unsigned lo) {
+    return (x >> lo) & ((1u << (hi - lo + 1)) - 1);
+}
+
+/* Sign-extends the low `width` bits of x. */
+static int64_t sext(uint32_t x, unsigned width) {
+    uint64_t m = (uint64_t)1 << (width - 1);
+    uint64_t v = x & ((m << 1) - 1);
+    return (int64_t)((v ^ m) - m);
+}
+
+#define NO_M M_ILLEGAL
+/* R-type OP (0x33) and OP-32 (0x3b): mnemonic by funct7 and funct3. */
+static enum pvm_mnemonic op_r(uint32_t f7, uint32_t f3) {
+    static const enum pvm_mnemonic f7_00[8] = {M_add, M_sll, M_slt, M_sltu, M_xor, M_srl, M_or, M_and};
+    static const enum pvm_mnemonic f7_01[8] = {M_mul, M_mulh, M_mulhsu, M_mulhu, M_div, M_divu, M_rem, M_remu};
+    static const enum pvm_mnemonic f7_20[8] = {M_sub, NO_M, NO_M, NO_M, M_xnor, M_sra, M_orn, M_andn};
+    static const enum pvm_mnemonic f7_05[8] = {NO_M, NO_M, NO_M, NO_M, M_min, M_minu, M_max, M_maxu};
+    static const enum pvm_mnemonic f7_10[8] = {NO_M, NO_M, M_sh1add, NO_M, M_sh2add, NO_M, M_sh3add, NO_M};
+    switch (f7) {
+    case 0x00: return f7_00[f3];
+    case 0x01: return f7_01[f3];
+    case 0x20: return f7_20[f3];
+    case 0x05: return f7_05[f3];
+    case 0x10: return f7_10[f3];
+    case 0x30: return f3 == 1 ? M_rol : f3 == 5 ? M_ror : NO_M;
+    case 0x24: return f3 == 1 ? M_bclr : f3 == 5 ? M_bext : NO_M;
+    case 0x14: return f3 == 1 ? M_bset : NO_M;
+    case 0x34: return f3 == 1 ? M_binv : NO_M;
+    case 0x07: return f3 == 5 ? M_czero_eqz : f3 == 7 ? M_czero_nez : NO_M;
+    default: return NO_M;
+    }
+}
+
+static enum pvm_mnemonic op32_r(uint32_t f7, uint32_t f3) {
+    static const enum pvm_mnemonic f7_01[8] = {M_mulw, NO_M, NO_M, NO_M, M_divw, M_divuw, M_remw, M_remuw};
+    static const enum pvm_mnemonic f7_10[8] = {NO_M, NO_M, M_sh1add_uw, NO_M, M_sh2add_uw, NO_M, M_sh3add_uw, NO_M};
+    switch (f7) {
+    case 0x00: return f3 == 0 ? M_addw : f3 == 1 ? M_sllw : f3 == 5 ? M_srlw : NO_M;
+    case 0x20: return f3 == 0 ? M_subw : f3 == 5 ? M_sraw : NO_M;
+    case 0x01: return f7_01[f3];
+    case 0x04: return f3 == 0 ? M_add_uw : NO_M;
+    case 0x10: return f7_10[f3];
+    case 0x30: return f3 == 1 ? M_rolw : f3 == 5 ? M_rorw : NO_M;
+    default: return NO_M;
+    }
+}
+
+static struct decoded decode32(uint32_t w) {
+    uint32_t opcode = w & 0x7f, rd = bits(w, 11, 7), f3 = bits(w, 14, 12);
+    uint32_t rs1 = bits(w, 19, 15), rs2 = bits(w, 24, 20), f7 = w >> 25, f6 = w >> 26, f12 = w >> 20;
+    int64_t imm_i = sext(w >> 20, 12);
+    uint32_t shamt = bits(w, 25, 20);
+    enum pvm_mnemonic m = NO_M;
+    int64_t imm = 0;
+#define MAKE(mn, im) make((mn), 4, rd, rs1, rs2, (im))
+
+    switch (opcode) {
+    case 0x37: return MAKE(M_lui, (int32_t)(w & 0xfffff000u));
+    case 0x17: return MAKE(M_auipc, (int32_t)(w & 0xfffff000u));
+    case 0x6f:
+        return MAKE(M_jal, sext((bits(w, 31, 31) << 20) | (bits(w, 19, 12) << 12) | (bits(w, 20, 20) << 11) | (bits(w, 30, 21) << 1), 21));
+    case 0x67: return f3 == 0 ? MAKE(M_jalr, imm_i) : illegal(4);
+    case 0x63: {
+        static const enum pvm_mnemonic branches[8] = {M_beq, M_bne, NO_M, NO_M, M_blt, M_bge, M_bltu, M_bgeu};
+        m = branches[f3];
+        imm = sext((bits(w, 31, 31) << 12) | (bits(w, 7, 7) << 11) | (bits(w, 30, 25) << 5) | (bits(w, 11, 8) << 1), 13);
+        break;
+    }
+    case 0x03: {
+        static const enum pvm_mnemonic loads[8] = {M_lb, M_lh, M_lw, M_ld, M_lbu, M_lhu, M_lwu, NO_M};
+        m = loads[f3];
+        imm = imm_i;
+        break;
+    }
+    case 0x23: {
+        static const enum pvm_mnemonic stores[8] = {M_sb, M_sh, M_sw, M_sd, NO_M, NO_M, NO_M, NO_M};
+        m = stores[f3];
+        imm = sext(((w >> 25) << 5) | rd, 12);
+        break;
+    }
+    case 0x13: {
+        static const enum pvm_mnemonic op_imm[8] = {M_addi, NO_M, M_slti, M_sltiu, M_xori, NO_M, M_ori, M_andi};
+        imm = shamt;
+        if (op_imm[f3] != NO_M) {
+            m = op_imm[f3];
+            imm = imm_i;
+        } else if (f3 == 1) {
+            m = f6 == 0x00 ? M_slli : f6 == 0x12 ? M_bclri : f6 == 0x0a ? M_bseti : f6 == 0x1a ? M_binvi
+              : f12 == 0x600 ? M_clz : f12 == 0x601 ? M_ctz : f12 == 0x602 ? M_cpop
+              : f12 == 0x604 ? M_sext_b : f12 == 0x605 ? M_sext_h : NO_M;
+        } else { /* f3 == 5 */
+            m = f6 == 0x00 ? M_srli : f6 == 0x10 ? M_srai : f6 == 0x18 ? M_rori : f6 == 0x12 ? M_bexti
+              : f12 == 0x287 ? M_orc_b : f12 == 0x6b8 ? M_rev8 : NO_M;
+        }
+        break;
+    }
+    case 0x1b:
+        if (f3 == 0) {
+            m = M_addiw;
+            imm = imm_i;
+        } else if (f3 == 1) {
+            if (f7 == 0x00) { m = M_slliw; imm = rs2; }
+            else if (f6 == 0x02) { m = M_slli_uw; imm = shamt; }
+            else m = f12 == 0x600 ? M_clzw : f12 == 0x601 ? M_ctzw : f12 == 0x602 ? M_cpopw : NO_M;
+        } else if (f3 == 5) {
+            m = f7 == 0x00 ? M_srliw : f7 == 0x20 ? M_sraiw : f7 == 0x30 ? M_roriw : NO_M;
+            imm = rs2;
+        }
+        break;
+    case 0x33: m = op_r(f7, f3); break;
+    case 0x3b: m = f7 == 0x04 && f3 == 4 && rs2 == 0 ? M_zext_h : op32_r(f7, f3); break;
+    case 0x0f: m = f3 == 0 ? M_fence : f3 == 1 ? M_fence_i : NO_M; break;
+    case 0x0b: {
+        /* custom-0: only funct3 selects; the other fields of trap/ecall.jar/fallthrough are ignored. */
+        static const enum pvm_mnemonic custom0[8] = {M_trap, M_ecall_jar, M_ecalli, NO_M, M_fallthrough, NO_M, NO_M, NO_M};
+        m = custom0[f3];
+        imm = f3 == 2 ? imm_i : 0;
+        break;
+    }
+    default: break; /* SYSTEM, atomics, floating point, anything else */
+    }
+#undef MAKE
+    return m == NO_M ? illegal(4) : make(m, 4, rd, rs1, rs2, imm);
+}
+
+static struct decoded decode16(uint32_t h) {
+    uint32_t quadrant = h & 3, f3 = h >> 13;
+    uint32_t rd_full = bits(h, 11, 7), rs2_full = bits(h, 6, 2);
+    uint32_t rd_prime = 8 + bits(h, 4, 2), rs1_prime = 8 + bits(h, 9, 7);
+    int64_t imm6 = sext((bits(h, 12, 12) << 5) | bits(h, 6, 2), 6);
+    uint32_t shamt6 = (bits(h, 12, 12) << 5) | bits(h, 6, 2);
+    /* Offsets of c.lw/c.sw and c.ld/c.sd. */
+    uint32_t word_off = (bits(h, 12, 10) << 3) | (bits(h, 6, 6) << 2) | (bits(h, 5, 5) << 6);
+    uint32_t double_off = (bits(h, 12, 10) << 3) | (bits(h, 6, 5) << 6);
+#define C(mn, rd, rs1, rs2, im) make((mn), 2, (rd), (rs1), (rs2), (im))
+
+    if (quadrant == 0) {
+        switch (f3) {
+        case 0: { /* c.addi4spn; a zero immediate (and the all-zero halfword) is reserved */
+            uint32_t imm = (bits(h, 12, 11) << 4) | (bits(h, 10, 7) << 6) | (bits(h, 6, 6) << 2) | (bits(h, 5, 5) << 3);
+            return imm == 0 ? illegal(2) : C(M_addi, rd_prime, 2, 0, imm);
+        }
+        case 2: return C(M_lw, rd_prime, rs1_prime, 0, word_off);
+        case 3: return C(M_ld, rd_prime, rs1_prime, 0, double_off);
+        case 6: return C(M_sw, 0, rs1_prime, rd_prime, word_off);
+        case 7: return C(M_sd, 0, rs1_prime, rd_prime, double_off);
+        default: return illegal(2);
+        }
+    }
+    if (quadrant == 1) {
+        switch (f3) {
+        case 0: return C(M_addi, rd_full, rd_full, 0, imm6); /* c.addi, c.nop and their hints */
+        case 1: return rd_full == 0 ? illegal(2) : C(M_addiw, rd_full, rd_full, 0, imm6);
+        case 2: return C(M_addi, rd_full, 0, 0, imm6); /* c.li */
+        case 3:
+            if (rd_full == 2) { /* c.addi16sp */
+                int64_t imm = sext((bits(h, 12, 12) << 9) | (bits(h, 6, 6) << 4) | (bits(h, 5, 5) << 6) | (bits(h, 4, 3) << 7) | (bits(h, 2, 2) << 5), 10);
+                return imm == 0 ? illegal(2) : C(M_addi, 2, 2, 0, imm);
+            }
+            return imm6 == 0 ? illegal(2) : C(M_lui, rd_full, 0, 0, imm6 * 4096); /* c.lui */
+        case 4: {
+            uint32_t rd = rs1_prime;
+            switch (bits(h, 11, 10)) {
+            case 0: return C(M_srli, rd, rd, 0, shamt6);
+            case 1: return C(M_srai, rd, rd, 0, shamt6);
+            case 2: return C(M_andi, rd, rd, 0, imm6);
+            default: {
+                static const enum pvm_mnemonic alu[2][4] = {{M_sub, M_xor, M_or, M_and}, {M_subw, M_addw, NO_M, NO_M}};
+                enum pvm_mnemonic m = alu[bits(h, 12, 12)][bits(h, 6, 5)];
+                return m == NO_M ? illegal(2) : C(m, rd, rd, rd_prime, 0);
+            }
+            }
+        }
+        case 5: /* c.j */
+            return C(M_jal, 0, 0, 0, sext((bits(h, 12, 12) << 11) | (bits(h, 11, 11) << 4) | (bits(h, 10, 9) << 8) | (bits(h, 8, 8) << 10)
+                | (bits(h, 7, 7) << 6) | (bits(h, 6, 6) << 7) | (bits(h, 5, 3) << 1) | (bits(h, 2, 2) << 5), 12));
+        default: /* c.beqz, c.bnez */
+            return C(f3 == 6 ? M_beq : M_bne, 0, rs1_prime, 0,
+                sext((bits(h, 12, 12) << 8) | (bits(h, 11, 10) << 3) | (bits(h, 6, 5) << 6) | (bits(h, 4, 3) << 1) | (bits(h, 2, 2) << 5), 9));
+        }
+    }
+    /* quadrant 2 (quadrant 3 is a 32-bit instruction) */
+    switch (f3) {
+    case 0: return C(M_slli, rd_full, rd_full, 0, shamt6);
+    case 2: /* c.lwsp */
+        return rd_full == 0 ? illegal(2) : C(M_lw, rd_full, 2, 0, (bits(h, 12, 12) << 5) | (bits(h, 6, 4) << 2) | (bits(h, 3, 2) << 6));
+    case 3: /* c.ldsp */
+        return rd_full == 0 ? illegal(2) : C(M_ld, rd_full, 2, 0, (bits(h, 12, 12) << 5) | (bits(h, 6, 5) << 3) | (bits(h, 4, 2) << 6));
+    case 4:
+        if (bits(h, 12, 12) == 0) {
+            if (rs2_full != 0) return C(M_add, rd_full, 0, rs2_full, 0);             /* c.mv */
+            return rd_full == 0 ? illegal(2) : C(M_jalr, 0, rd_full, 0, 0);         /* c.jr */
+        }
+        if (rs2_full != 0) return C(M_add, rd_full, rd_full, rs2_full, 0);          /* c.add */
+        return rd_full == 0 ? illegal(2) /* c.ebreak */ : C(M_jalr, 1, rd_full, 0, 0); /* c.jalr */
+    case 6: return C(M_sw, 0, 2, rs2_full, (bits(h, 12, 9) << 2) | (bits(h, 8, 7) << 6)); /* c.swsp */
+    case 7: return C(M_sd, 0, 2, rs2_full, (bits(h, 12, 10) << 3) | (bits(h, 9, 7) << 6)); /* c.sdsp */
+    default: return illegal(2); /* floating point */
+    }
+#undef C
+}
+
+/* Length rule: low bits 11 = 4 bytes, else 2; an instruction cut off by the end of the code is illegal. */
+static struct decoded decode_at(const uint8_t *code, uint32_t len, uint32_t offset) {
+    uint32_t length = (code[offset] & 3) == 3 ? 4 : 2;
+    if (len - offset < length) return illegal(length);
+    if (length == 2) return decode16((uint32_t)code[offset] | (uint32_t)code[offset + 1] << 8);
+    return decode32((uint32_t)code[offset] | (uint32_t)code[offset + 1] << 8 | (uint32_t)code[offset + 2] << 16 | (uint32_t)code[offset + 3] << 24);
+}
+
+static enum pvm_handler handler_of(const struct decoded *d) {
+    static const uint8_t handlers[] = {
+        [M_lui] = PVM_H_LI, [M_auipc] = PVM_H_LI, [M_jal] = PVM_H_JAL, [M_jalr] = PVM_H_JALR,
+        [M_beq] = PVM_H_BEQ, [M_bne] = PVM_H_BNE, [M_blt] = PVM_H_BLT, [M_bge] = PVM_H_BGE,
+        [M_bltu] = PVM_H_BLTU, [M_bgeu] = PVM_H_BGEU,
+        [M_lb] = PVM_H_LB, [M_lh] = PVM_H_LH, [M_lw] = PVM_H_LW, [M_ld] = PVM_H_LD,
+        [M_lbu] = PVM_H_LBU, [M_lhu] = PVM_H_LHU, [M_lwu] = PVM_H_LWU,
+        [M_sb] = PVM_H_SB, [M_sh] = PVM_H_SH, [M_sw] = PVM_H_SW, [M_sd] = PVM_H_SD,
+        [M_addi] = PVM_H_ADDI, [M_slti] = PVM_H_SLTI, [M_sltiu] = PVM_H_SLTIU, [M_xori] = PVM_H_XORI,
+        [M_ori] = PVM_H_ORI, [M_andi] = PVM_H_ANDI, [M_slli] = PVM_H_SLLI, [M_srli] = PVM_H_SRLI, [M_srai] = PVM_H_SRAI,
+        [M_addiw] = PVM_H_ADDIW, [M_slliw] = PVM_H_SLLIW, [M_srliw] = PVM_H_SRLIW, [M_sraiw] = PVM_H_SRAIW,
+        [M_add] = PVM_H_ADD, [M_sub] = PVM_H_SUB, [M_sll] = PVM_H_SLL, [M_slt] = PVM_H_SLT, [M_sltu] = PVM_H_SLTU,
+        [M_xor] = PVM_H_XOR, [M_srl] = PVM_H_SRL, [M_sra] = PVM_H_SRA, [M_or] = PVM_H_OR, [M_and] = PVM_H_AND,
+        [M_addw] = PVM_H_ADDW, [M_subw] = PVM_H_SUBW, [M_sllw] = PVM_H_SLLW, [M_srlw] = PVM_H_SRLW, [M_sraw] = PVM_H_SRAW,
+        [M_mul] = PVM_H_MUL, [M_mulh] = PVM_H_MULH, [M_mulhsu] = PVM_H_MULHSU, [M_mulhu] = PVM_H_MULHU,
+        [M_mulw] = PVM_H_MULW, [M_div] = PVM_H_DIV, [M_divu] = PVM_H_DIVU, [M_rem] = PVM_H_REM, [M_remu] = PVM_H_REMU,
+        [M_divw] = PVM_H_DIVW, [M_divuw] = PVM_H_DIVUW, [M_remw] = PVM_H_REMW, [M_remuw] = PVM_H_REMUW,
+        [M_add_uw] = PVM_H_ADDUW, [M_sh1add] = PVM_H_SH1ADD, [M_sh2add] = PVM_H_SH2ADD, [M_sh3add] = PVM_H_SH3ADD,
+        [M_sh1add_uw] = PVM_H_SH1ADDUW, [M_sh2add_uw] = PVM_H_SH2ADDUW, [M_sh3add_uw] = PVM_H_SH3ADDUW,
+        [M_slli_uw] = PVM_H_SLLIUW,
+        [M_andn] = PVM_H_ANDN, [M_orn] = PVM_H_ORN, [M_xnor] = PVM_H_XNOR,
+        [M_clz] = PVM_H_CLZ, [M_ctz] = PVM_H_CTZ, [M_cpop] = PVM_H_CPOP,
+        [M_clzw] = PVM_H_CLZW, [M_ctzw] = PVM_H_CTZW, [M_cpopw] = PVM_H_CPOPW,
+        [M_min] = PVM_H_MIN, [M_minu] = PVM_H_MINU, [M_max] = PVM_H_MAX, [M_maxu] = PVM_H_MAXU,
+        [M_sext_b] = PVM_H_SEXTB, [M_sext_h] = PVM_H_SEXTH, [M_zext_h] = PVM_H_ZEXTH,
+        [M_rol] = PVM_H_ROL, [M_ror] = PVM_H_ROR, [M_rori] = PVM_H_RORI,
+        [M_rolw] = PVM_H_ROLW, [M_rorw] = PVM_H_RORW, [M_roriw] = PVM_H_RORIW,
+        [M_orc_b] = PVM_H_ORCB, [M_rev8] = PVM_H_REV8,
+        [M_bclr] = PVM_H_BCLR, [M_bclri] = PVM_H_BCLRI, [M_bset] = PVM_H_BSET, [M_bseti] = PVM_H_BSETI,
+        [M_binv] = PVM_H_BINV, [M_binvi] = PVM_H_BINVI, [M_bext] = PVM_H_BEXT, [M_bexti] = PVM_H_BEXTI,
+        [M_czero_eqz] = PVM_H_CZEROEQZ, [M_czero_nez] = PVM_H_CZERONEZ,
+        [M_fence] = PVM_H_NOP, [M_fence_i] = PVM_H_NOP,
+        [M_trap] = PVM_H_TRAP, [M_fallthrough] = PVM_H_FALLTHROUGH, [M_ecall_jar] = PVM_H_ECALLJAR, [M_ecalli] = PVM_H_ECALLI,
+    };
+    _Static_assert(sizeof handlers == M_ILLEGAL, "every mnemonic has a handler");
+    return d->illegal ? PVM_H_ILLEGAL : (enum pvm_handler)handlers[d->mnemonic];
+}
+
+static void *allocate(const struct pvm_allocator *a, size_t size, size_t align) {
+    void *p = a->alloc(a->ctx, size, align);
+    if (p) pvm_memset(p, 0, size);
+    return p;
+}
+
+void pvm_program_free(struct pvm_program *prog) {
+    if (!prog) return;
+    struct pvm_allocator a = prog->alloc;
+    if (prog->insns) a.free(a.ctx, prog->insns, (size_t)(prog->insn_count + 1) * sizeof *prog->insns);
+    if (prog->index_of_half) a.free(a.ctx, prog->index_of_half, (size_t)prog->half_count * sizeof *prog->index_of_half);
+    if (prog->code_pages) a.free(a.ctx, prog->code_pages, (size_t)prog->code_page_count * PVM_PAGE_SIZE);
+    a.free(a.ctx, prog, sizeof *prog);
+}
+
+uint32_t pvm_program_code_len(const struct pvm_program *prog) {
+    return prog->code_len;
+}
+
+int pvm_is_block_start(const struct pvm_program *prog, uint32_t pc) {
+    uint32_t off = pc - PVM_CODE_BASE;
+    return off < prog->code_len && off % 2 == 0 && (prog->index_of_half[off / 2] & PVM_BLOCK_START) != 0;
+}
+
+/* A register slot: writes to x0 go to the sink. */
+static uint8_t dest_slot(uint32_t x) {
+    return x == 0 ? PVM_SINK_SLOT : (uint8_t)x;
+}
+
+int pvm_prepare(const struct pvm_allocator *alloc, const uint8_t *code, uint32_t len, struct pvm_program **out) {
+    *out = 0;
+    if (len > PVM_MAX_CODE_SIZE) return PVM_ERR_CODE_TOO_LARGE;
+    struct pvm_program *prog = allocate(alloc, sizeof *prog, _Alignof(struct pvm_program));
+    if (!prog) return PVM_ERR_NO_MEMORY;
+    prog->alloc = *alloc;
+    prog->code_len = len;
+    /* One extra halfword: the END sentinel just past the code can be entered (a resume there panics). */
+    prog->half_count = (len + 1) / 2 + 1;
+    prog->code_page_count = (len + PVM_PAGE_SIZE - 1) / PVM_PAGE_SIZE;
+
+    /* Pass 1: count instructions (lengths only). */
+    uint32_t count = 0;
+    for (uint32_t off = 0; off < len; off += (code[off] & 3) == 3 ? 4 : 2) count++;
+    prog->insn_count = count;
+    prog->insns = allocate(alloc, (size_t)(count + 1) * sizeof *prog->insns, _Alignof(struct pvm_insn));
+    prog->index_of_half = allocate(alloc, (size_t)prog->half_count * sizeof *prog->index_of_half, _Alignof(uint32_t));
+    prog->code_pages = prog->code_page_count ? allocate(alloc, (size_t)prog->code_page_count * PVM_PAGE_SIZE, PVM_PAGE_SIZE) : 0;
+    if (!prog->insns || !prog->index_of_half || (prog->code_page_count && !prog->code_pages)) {
+        pvm_program_free(prog);
+        return PVM_ERR_NO_MEMORY;
+    }
+    pvm_memcpy(prog->code_pages, code, len);
+
+    /* Pass 2: decode. A terminator makes the next instruction a block start. */
+    uint32_t i = 0;
+    int block_start = 1;
+    for (uint32_t off = 0; off < len; i++) {
+        struct decoded d = decode_at(code, len, off);
+        struct pvm_insn *ins = &prog->insns[i];
+        ins->offset = off;
+        ins->handler = (uint8_t)handler_of(&d);
+        ins->rd = dest_slot(d.rd);
+        ins->rs1 = (uint8_t)d.rs1;
+        ins->rs2 = (uint8_t)d.rs2;
+        /* auipc's value is known now: pc + imm. */
+        ins->imm = d.mnemonic == M_auipc ? (int64_t)PVM_CODE_BASE + off + d.imm : d.imm;
+        ins->gas = d.gas; /* turned into a suffix sum below */
+        prog->index_of_half[off / 2] = (i + 1) | (block_start ? PVM_BLOCK_START : 0);
+        block_start = d.terminator;
+        off += d.length;
+    }
+    struct pvm_insn *end = &prog->insns[count];
+    end->handler = PVM_H_END;
+    end->offset = 2 * (prog->half_count - 1); /* just past the code, rounded up to a halfword */
+    end->rd = PVM_SINK_SLOT;
+    prog->index_of_half[prog->half_count - 1] = count + 1;
+
+    /* Static targets: an instruction of the linear decode inside the code, else PANIC when taken. */
+    for (i = 0; i < count; i++) {
+        struct pvm_insn *ins = &prog->insns[i];
+        if (ins->handler < PVM_H_BEQ || ins->handler > PVM_H_JAL) continue;
+        int64_t t = (int64_t)ins->offset + ins->imm;
+        uint32_t entry = t >= 0 && t < len && t % 2 == 0 ? prog->index_of_half[t / 2] : 0;
+        ins->target = entry ? (entry & PVM_INDEX_MASK) - 1 : PVM_NO_TARGET;
+    }
+
+    /* Gas and counts: suffix sums up to the end of the block (its terminator, or the end of the code). */
+    uint64_t next_gas = 0;
+    uint32_t next_count = 0;
+    for (i = count; i-- > 0;) {
+        struct pvm_insn *ins = &prog->insns[i];
+        if (i + 1 < count && (prog->index_of_half[prog->insns[i + 1].offset / 2] & PVM_BLOCK_START)) {
+            next_gas = 0;
+            next_count = 0;
+        }
+        ins->gas += next_gas;
+        ins->count = 1 + next_count;
+        next_gas = ins->gas;
+        next_count = ins->count;
+    }
+    *out = prog;
+    return PVM_OK;
+}

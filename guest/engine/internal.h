@@ -1,0 +1,111 @@
+/* Engine internals shared by decode.c, memory.c and run.c; not part of the API. */
+#ifndef PVM_INTERNAL_H
+#define PVM_INTERNAL_H
+
+#include "pvm.h"
+
+/*
+ * Register slots of the running machine: slot x is RISC-V register x (slot 0 always
+ * reads zero; 3 and 4 are never named by a legal instruction), and writes to x0 land
+ * in PVM_SINK_SLOT, which is never read. So no handler tests for x0.
+ */
+#define PVM_SINK_SLOT 16
+#define PVM_REG_SLOTS 17
+
+/* What the interpreter executes; an immediate form has its own handler (ADDI vs ADD). */
+#define PVM_HANDLERS(X) \
+    X(ILLEGAL) X(END) X(NOP) X(LI) \
+    X(ADD) X(SUB) X(SLL) X(SLT) X(SLTU) X(XOR) X(SRL) X(SRA) X(OR) X(AND) \
+    X(ADDW) X(SUBW) X(SLLW) X(SRLW) X(SRAW) \
+    X(ADDI) X(SLTI) X(SLTIU) X(XORI) X(ORI) X(ANDI) X(SLLI) X(SRLI) X(SRAI) \
+    X(ADDIW) X(SLLIW) X(SRLIW) X(SRAIW) \
+    X(MUL) X(MULH) X(MULHSU) X(MULHU) X(DIV) X(DIVU) X(REM) X(REMU) \
+    X(MULW) X(DIVW) X(DIVUW) X(REMW) X(REMUW) \
+    X(ADDUW) X(SH1ADD) X(SH2ADD) X(SH3ADD) X(SH1ADDUW) X(SH2ADDUW) X(SH3ADDUW) X(SLLIUW) \
+    X(ANDN) X(ORN) X(XNOR) X(CLZ) X(CTZ) X(CPOP) X(CLZW) X(CTZW) X(CPOPW) \
+    X(MIN) X(MINU) X(MAX) X(MAXU) X(SEXTB) X(SEXTH) X(ZEXTH) \
+    X(ROL) X(ROR) X(RORI) X(ROLW) X(RORW) X(RORIW) X(ORCB) X(REV8) \
+    X(BCLR) X(BSET) X(BINV) X(BEXT) X(BCLRI) X(BSETI) X(BINVI) X(BEXTI) \
+    X(CZEROEQZ) X(CZERONEZ) \
+    X(LB) X(LH) X(LW) X(LD) X(LBU) X(LHU) X(LWU) X(SB) X(SH) X(SW) X(SD) \
+    X(BEQ) X(BNE) X(BLT) X(BGE) X(BLTU) X(BGEU) X(JAL) X(JALR) \
+    X(TRAP) X(ECALLJAR) X(ECALLI) X(FALLTHROUGH)
+
+enum pvm_handler {
+#define PVM_X(name) PVM_H_##name,
+    PVM_HANDLERS(PVM_X)
+#undef PVM_X
+    PVM_HANDLER_COUNT
+};
+
+/* A static branch/jal whose target is not an instruction of the linear decode. */
+#define PVM_NO_TARGET UINT32_MAX
+
+#define PVM_BLOCK_START 0x80000000u
+#define PVM_INDEX_MASK 0x7fffffffu
+
+/* One pre-decoded instruction. */
+struct pvm_insn {
+    uint64_t gas;     /* gas of this instruction and the rest of its block: what entering here charges */
+    int64_t imm;      /* immediate; the full value for LI; the ecalli number */
+    uint32_t offset;  /* byte offset into the code */
+    uint32_t target;  /* branch/jal: index of the target instruction, or PVM_NO_TARGET */
+    uint32_t count;   /* instructions from here to the end of the block (statistics) */
+    uint8_t handler;  /* enum pvm_handler */
+    uint8_t rd, rs1, rs2; /* register slots */
+};
+
+struct pvm_program {
+    struct pvm_allocator alloc;
+    uint32_t code_len;
+    uint32_t insn_count;     /* not counting the END sentinel at insns[insn_count] */
+    struct pvm_insn *insns;  /* insn_count + 1 entries */
+    /*
+     * Per halfword of the code, plus one just past it for END: 1 + the index of the
+     * instruction starting there (0 if none), ORed with PVM_BLOCK_START at a block start.
+     */
+    uint32_t *index_of_half;
+    uint32_t half_count;
+    uint8_t *code_pages;     /* the code, zero-padded to whole pages */
+    uint32_t code_page_count;
+};
+
+/* A page-table entry: the page's address with the permission bits in its low bits. */
+#define PVM_PERM_READ ((uintptr_t)1)
+#define PVM_PERM_WRITE ((uintptr_t)2)
+#define PVM_PERM_MASK ((uintptr_t)3)
+#define PVM_LEAF_BITS 10
+#define PVM_LEAF_ENTRIES (1u << PVM_LEAF_BITS)
+#define PVM_DIR_ENTRIES (1u << (32 - 12 - PVM_LEAF_BITS))
+
+struct pvm_memory {
+    struct pvm_allocator alloc;
+    /* Absent leaves point at `empty_leaf` (all zero: no access), so lookups never test for NULL. */
+    uintptr_t *dir[PVM_DIR_ENTRIES];
+    uintptr_t *empty_leaf;
+};
+
+static inline uintptr_t pvm_page_entry(const struct pvm_memory *mem, uint32_t addr) {
+    return mem->dir[addr >> (12 + PVM_LEAF_BITS)][(addr >> 12) & (PVM_LEAF_ENTRIES - 1)];
+}
+
+/*
+ * Accesses that straddle pages or fault take these byte-wise paths. They return 0 on
+ * success, else 1 with *fault = the lowest address (mod 2^32, so a wrapping access's
+ * low end counts as lowest) lacking the permission; a faulting store writes nothing.
+ */
+int pvm_load_slow(const struct pvm_memory *mem, uint32_t addr, unsigned size, uint64_t *value, uint32_t *fault);
+int pvm_store_slow(struct pvm_memory *mem, uint32_t addr, unsigned size, uint64_t value, uint32_t *fault);
+
+static inline void pvm_memset(void *dst, int c, size_t n) {
+    uint8_t *d = dst;
+    while (n--) *d++ = (uint8_t)c;
+}
+
+static inline void pvm_memcpy(void *dst, const void *src, size_t n) {
+    uint8_t *d = dst;
+    const uint8_t *s = src;
+    while (n--) *d++ = *s++;
+}
+
+#endif /* PVM_INTERNAL_H */

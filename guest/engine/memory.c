@@ -1,0 +1,105 @@
+/*
+ * The PVM address space: a two-level software page table over 4 GiB (1024 leaves of
+ * 1024 entries, allocated on first mapping). An entry is the host address of the
+ * backing page with PVM_PERM_* in its low bits; 0 means no access.
+ */
+#include "internal.h"
+
+int pvm_memory_create(const struct pvm_allocator *alloc, const struct pvm_program *prog, struct pvm_memory **out) {
+    *out = 0;
+    struct pvm_memory *mem = alloc->alloc(alloc->ctx, sizeof *mem, _Alignof(struct pvm_memory));
+    if (!mem) return PVM_ERR_NO_MEMORY;
+    mem->alloc = *alloc;
+    mem->empty_leaf = alloc->alloc(alloc->ctx, PVM_LEAF_ENTRIES * sizeof(uintptr_t), PVM_PAGE_SIZE);
+    if (!mem->empty_leaf) {
+        alloc->free(alloc->ctx, mem, sizeof *mem);
+        return PVM_ERR_NO_MEMORY;
+    }
+    pvm_memset(mem->empty_leaf, 0, PVM_LEAF_ENTRIES * sizeof(uintptr_t));
+    for (uint32_t i = 0; i < PVM_DIR_ENTRIES; i++) mem->dir[i] = mem->empty_leaf;
+
+    /* Code: readable, never writable. pvm_map does not write through the pointers. */
+    if (prog->code_page_count) {
+        uint8_t *pages_storage[64];
+        for (uint32_t first = 0; first < prog->code_page_count; first += 64) {
+            uint32_t n = prog->code_page_count - first < 64 ? prog->code_page_count - first : 64;
+            for (uint32_t i = 0; i < n; i++) pages_storage[i] = prog->code_pages + (size_t)(first + i) * PVM_PAGE_SIZE;
+            int err = pvm_map(mem, PVM_CODE_BASE + first * PVM_PAGE_SIZE, n * PVM_PAGE_SIZE, pages_storage, 0);
+            if (err) {
+                pvm_memory_free(mem);
+                return err;
+            }
+        }
+    }
+    *out = mem;
+    return PVM_OK;
+}
+
+void pvm_memory_free(struct pvm_memory *mem) {
+    if (!mem) return;
+    struct pvm_allocator a = mem->alloc;
+    for (uint32_t i = 0; i < PVM_DIR_ENTRIES; i++)
+        if (mem->dir[i] != mem->empty_leaf) a.free(a.ctx, mem->dir[i], PVM_LEAF_ENTRIES * sizeof(uintptr_t));
+    a.free(a.ctx, mem->empty_leaf, PVM_LEAF_ENTRIES * sizeof(uintptr_t));
+    a.free(a.ctx, mem, sizeof *mem);
+}
+
+int pvm_map(struct pvm_memory *mem, uint32_t start, uint32_t size, uint8_t *const *pages, int writable) {
+    if (size == 0 || start % PVM_PAGE_SIZE || size % PVM_PAGE_SIZE || (uint64_t)start + size > ((uint64_t)1 << 32))
+        return PVM_ERR_BAD_MAPPING;
+    uint32_t count = size / PVM_PAGE_SIZE;
+    for (uint32_t i = 0; i < count; i++)
+        if ((uintptr_t)pages[i] & PVM_PERM_MASK) return PVM_ERR_MISALIGNED_PAGE;
+    uintptr_t perm = PVM_PERM_READ | (writable ? PVM_PERM_WRITE : 0);
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t page = start / PVM_PAGE_SIZE + i;
+        uintptr_t **leaf = &mem->dir[page >> PVM_LEAF_BITS];
+        if (*leaf == mem->empty_leaf) {
+            uintptr_t *fresh = mem->alloc.alloc(mem->alloc.ctx, PVM_LEAF_ENTRIES * sizeof(uintptr_t), PVM_PAGE_SIZE);
+            if (!fresh) return PVM_ERR_NO_MEMORY;
+            pvm_memset(fresh, 0, PVM_LEAF_ENTRIES * sizeof(uintptr_t));
+            *leaf = fresh;
+        }
+        (*leaf)[page & (PVM_LEAF_ENTRIES - 1)] = (uintptr_t)pages[i] | perm;
+    }
+    return PVM_OK;
+}
+
+/* The host address of the byte at `addr`, or NULL without `perm`. */
+static uint8_t *byte_at(const struct pvm_memory *mem, uint32_t addr, uintptr_t perm) {
+    uintptr_t e = pvm_page_entry(mem, addr);
+    if ((e & perm) != perm) return 0;
+    return (uint8_t *)(e & ~PVM_PERM_MASK) + (addr & (PVM_PAGE_SIZE - 1));
+}
+
+/* Checks every byte of an access; on failure *fault = the lowest inaccessible address (mod 2^32). */
+static int check_bytes(const struct pvm_memory *mem, uint32_t addr, unsigned size, uintptr_t perm, uint8_t **bytes, uint32_t *fault) {
+    int ok = 1;
+    uint32_t lowest = UINT32_MAX;
+    for (unsigned i = 0; i < size; i++) {
+        uint32_t a = addr + i;
+        bytes[i] = byte_at(mem, a, perm);
+        if (!bytes[i] && a <= lowest) {
+            lowest = a;
+            ok = 0;
+        }
+    }
+    if (!ok) *fault = lowest;
+    return ok;
+}
+
+int pvm_load_slow(const struct pvm_memory *mem, uint32_t addr, unsigned size, uint64_t *value, uint32_t *fault) {
+    uint8_t *bytes[8];
+    if (!check_bytes(mem, addr, size, PVM_PERM_READ, bytes, fault)) return 1;
+    uint64_t v = 0;
+    for (unsigned i = 0; i < size; i++) v |= (uint64_t)*bytes[i] << (8 * i);
+    *value = v;
+    return 0;
+}
+
+int pvm_store_slow(struct pvm_memory *mem, uint32_t addr, unsigned size, uint64_t value, uint32_t *fault) {
+    uint8_t *bytes[8];
+    if (!check_bytes(mem, addr, size, PVM_PERM_WRITE, bytes, fault)) return 1;
+    for (unsigned i = 0; i < size; i++) *bytes[i] = (uint8_t)(value >> (8 * i));
+    return 0;
+}

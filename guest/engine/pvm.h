@@ -1,0 +1,83 @@
+/*
+ * The in-guest PVM2 engine: a pre-decoding, threaded interpreter that must agree
+ * bit for bit with the TypeScript reference (lib/machine; semantics in
+ * docs/machine.md, design in docs/engine.md).
+ *
+ * Freestanding C11: no libc, no globals. All memory comes from the caller's
+ * allocator; any number of programs, memories and runs may coexist.
+ *
+ *   struct pvm_program *prog;  pvm_prepare(&alloc, code, len, &prog);   once per image
+ *   struct pvm_memory *mem;    pvm_memory_create(&alloc, prog, &mem);   once per invocation
+ *                              pvm_map(mem, start, size, pages, writable);  per mapping
+ *   struct pvm_state st = { regs, pc, gas };  pvm_run(prog, mem, &st);  until an exit
+ *
+ * A HOST_CALL or OUT_OF_GAS run is resumed by calling pvm_run again with the same
+ * state (after setting φ7 to the host call's result, or adding gas).
+ */
+#ifndef PVM_H
+#define PVM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pvm_tables.h"
+
+/* The caller's allocator. `alloc` returns `size` bytes aligned to `align` (a power of two, at most PVM_PAGE_SIZE), or NULL. */
+struct pvm_allocator {
+    void *(*alloc)(void *ctx, size_t size, size_t align);
+    void (*free)(void *ctx, void *ptr, size_t size);
+    void *ctx;
+};
+
+/* Error codes of the setup calls (pvm_run reports through the state's exit). */
+enum pvm_error {
+    PVM_OK = 0,
+    PVM_ERR_NO_MEMORY = 1,
+    PVM_ERR_CODE_TOO_LARGE = 2,
+    /* pvm_map: start or size not page-aligned, empty, or past 2^32. */
+    PVM_ERR_BAD_MAPPING = 3,
+    /* pvm_map: a backing page not 4-byte aligned (permission bits live in the low bits). */
+    PVM_ERR_MISALIGNED_PAGE = 4,
+};
+
+/* A pre-decoded program; immutable once prepared, so runs may share it. */
+struct pvm_program;
+/* One invocation's address space: a software page table over the 4 GiB PVM space. */
+struct pvm_memory;
+
+struct pvm_state {
+    uint64_t regs[PVM_NUM_REGS]; /* φ0..φ12 */
+    uint32_t pc;                 /* CODE_BASE + byte offset into the code */
+    uint32_t exit;               /* PVM_EXIT_*, set by pvm_run */
+    uint64_t gas;                /* gas left */
+    uint64_t exit_arg;           /* φ7 (HALT), fault address (PAGE_FAULT), immediate (HOST_CALL), else 0 */
+    uint64_t instructions;       /* set by pvm_run: instructions completed in this run (statistics only) */
+};
+
+/* Decodes `code` once. The program keeps its own copy of the code. */
+int pvm_prepare(const struct pvm_allocator *alloc, const uint8_t *code, uint32_t len, struct pvm_program **out);
+void pvm_program_free(struct pvm_program *prog);
+/* The code length the program was prepared from. */
+uint32_t pvm_program_code_len(const struct pvm_program *prog);
+/* Whether `pc` starts a basic block: an invocation's entry must (else it is a PANIC at that pc). */
+int pvm_is_block_start(const struct pvm_program *prog, uint32_t pc);
+
+/* An empty address space with the program's code readable at CODE_BASE (its length rounded up to a page, the tail zero). */
+int pvm_memory_create(const struct pvm_allocator *alloc, const struct pvm_program *prog, struct pvm_memory **out);
+void pvm_memory_free(struct pvm_memory *mem);
+
+/*
+ * Maps [start, start + size) onto `pages[i]` (PVM_PAGE_SIZE bytes each, owned by the
+ * caller and alive as long as the memory), readable, and writable if `writable`.
+ * A later mapping replaces an earlier one page by page.
+ */
+int pvm_map(struct pvm_memory *mem, uint32_t start, uint32_t size, uint8_t *const *pages, int writable);
+
+/*
+ * Runs from st->pc until an exit and fills in st->exit, st->exit_arg, st->pc,
+ * st->gas and st->regs. Entering at st->pc charges the gas from that instruction to
+ * the end of its block, like any jump. Returns st->exit.
+ */
+uint32_t pvm_run(const struct pvm_program *prog, struct pvm_memory *mem, struct pvm_state *st);
+
+#endif /* PVM_H */

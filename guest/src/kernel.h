@@ -1,0 +1,66 @@
+/* Declarations shared by the guest kernel's source files. */
+#ifndef NUB_KERNEL_H
+#define NUB_KERNEL_H
+
+#if !defined(__x86_64__)
+#error "the nub guest kernel runs in x86-64 long mode; build it with an x86-64 gcc"
+#endif
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "nub_abi.h"
+
+/* Guest-physical address -> pointer through the kernel's linear map. */
+#define PHYS(gpa) ((void *)(uintptr_t)(NUB_GUEST_VA_BASE + (uint64_t)(gpa)))
+#define VA(ptr) ((uint64_t)(uintptr_t)(ptr))
+
+/* Symbols placed by guest/kernel.ld. */
+extern char _start[];
+extern char __load_end[];
+extern char __stack_guard[];
+extern char __stack_top[];
+
+/* arch: the only inline assembly outside entry.S. */
+static inline void outb(uint16_t port, uint8_t value) {
+    __asm__ volatile("outb %0, %1" : : "a"(value), "Nd"(port) : "memory");
+}
+static inline uint64_t read_cr2(void) {
+    uint64_t v;
+    __asm__ volatile("mov %%cr2, %0" : "=r"(v));
+    return v;
+}
+static inline uint64_t read_cr3(void) {
+    uint64_t v;
+    __asm__ volatile("mov %%cr3, %0" : "=r"(v));
+    return v;
+}
+/* Keeps the compiler from moving stores across a point the host may observe. */
+static inline void compiler_barrier(void) { __asm__ volatile("" ::: "memory"); }
+
+/* string.c */
+void *memcpy(void *dst, const void *src, size_t n);
+void *memset(void *dst, int c, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+
+/* trap.c */
+void traps_init(void);
+
+/* heap.c */
+void heap_init(uint64_t start_va, uint64_t end_va);
+void *heap_alloc(uint64_t size, uint64_t align);
+uint64_t heap_start_va(void);
+uint64_t heap_end_va(void);
+
+/* directory.c */
+bool directory_init(uint64_t memory_size);
+struct nub_directory *directory_header(void);
+uint32_t directory_put(const uint8_t hash[32], uint32_t kind, const uint8_t *bytes, uint64_t len, bool *inserted);
+
+/* selftest.c */
+uint32_t selftest_fault(uint64_t scenario);
+
+/* mailbox.c */
+_Noreturn void call_loop(void);
+
+#endif /* NUB_KERNEL_H */

@@ -1,0 +1,41 @@
+/*
+ * The guest kernel's boot: the host has already put the CPU in 64-bit long mode
+ * (GDT, TSS, page tables, control registers, stack), so what is left is short.
+ */
+#include "kernel.h"
+
+#define KERNEL_VERSION 1
+
+/* The first bytes of kernel.bin (see guest/kernel.ld): how the host starts us. */
+__attribute__((section(".nub_header"), used)) static const struct nub_kernel_header kernel_header = {
+    .magic = NUB_BOOT_KERNEL_HEADER_MAGIC,
+    .layout_version = NUB_BOOT_INFO_LAYOUT_VERSION,
+    .entry_va = (uint64_t)(uintptr_t)_start,
+    .load_end_va = (uint64_t)(uintptr_t)__load_end,
+    .stack_guard_va = (uint64_t)(uintptr_t)__stack_guard,
+    .stack_top_va = (uint64_t)(uintptr_t)__stack_top,
+};
+
+/* Last step of boot: the host treats a valid magic as "ready", so it is written last. */
+static void publish_boot_info(uint64_t memory_size) {
+    volatile struct nub_boot_info *info = PHYS(NUB_BOOT_INFO_GPA);
+    info->layout_version = NUB_BOOT_INFO_LAYOUT_VERSION;
+    info->directory_layout = NUB_BOOT_DIRECTORY_LAYOUT_ID;
+    info->directory_va = VA(directory_header());
+    info->guest_va_base = NUB_GUEST_VA_BASE;
+    info->memory_size = memory_size;
+    info->heap_start = heap_start_va();
+    info->heap_end = heap_end_va();
+    info->page_table_root = read_cr3() & ~(uint64_t)(NUB_PAGE_SIZE - 1);
+    info->kernel_version = KERNEL_VERSION;
+    compiler_barrier();
+    info->magic = NUB_BOOT_INFO_MAGIC;
+}
+
+_Noreturn void nub_kernel_main(uint64_t memory_size) {
+    traps_init();                                                     /* exceptions now reach the host */
+    heap_init(VA(__stack_top), NUB_GUEST_VA_BASE + memory_size);       /* everything above the stack */
+    if (!directory_init(memory_size)) __builtin_trap();               /* no room: reported as #UD */
+    publish_boot_info(memory_size);                                   /* the host may read us from now on */
+    call_loop();                                                      /* serve mailbox requests forever */
+}

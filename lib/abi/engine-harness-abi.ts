@@ -1,0 +1,58 @@
+/**
+ * Byte layout of the engine test harness (guest/engine/harness): one request on
+ * stdin, one response on stdout. Declared once here; the C header
+ * `guest/engine/harness/harness_abi.h` is generated from it by
+ * `scripts/gen-engine-tables.mjs`, and `test/unit/engine-harness.ts` encodes and
+ * decodes with the same declaration.
+ *
+ * Request:  EngineRequest, then `code_len` code bytes, then `mapping_count` times
+ *           (EngineMapping, then `data_len` bytes: the mapping's first bytes, zeros after).
+ * Response: EngineResponse, then the final `size` bytes of every writable mapping,
+ *           in request order.
+ */
+import { defineConstants, defineStruct } from './struct.js';
+
+export const HarnessMagic = defineConstants('PVM_HARNESS', 'Engine harness framing.', {
+  REQUEST_MAGIC: 0x5152_4d50, // "PMRQ" little-endian
+  RESPONSE_MAGIC: 0x5352_4d50, // "PMRS" little-endian
+});
+
+export const EngineRequest = defineStruct('pvm_harness_request', 'One engine run: the program, where it starts and its gas.', {
+  magic: 'u32',
+  code_len: 'u32',
+  mapping_count: 'u32',
+  /** PVM pc to start at (CODE_BASE + offset); not a block start = PANIC there, as for an endpoint. */
+  pc: 'u32',
+  gas: 'u64',
+  /** φ0..φ12, u64 each. */
+  regs: ['u64', 13],
+});
+
+export const EngineMapping = defineStruct('pvm_harness_mapping', 'One memory mapping of a request.', {
+  start: 'u32',
+  size: 'u32',
+  writable: 'u32',
+  /** Bytes that follow this record; at most `size`. */
+  data_len: 'u32',
+});
+
+export const EngineResponse = defineStruct('pvm_harness_response', 'How the run ended.', {
+  magic: 'u32',
+  exit: 'u32',
+  pc: 'u32',
+  _pad0: 'u32',
+  exit_arg: 'u64',
+  gas: 'u64',
+  regs: ['u64', 13],
+  /** Monotonic time spent inside pvm_run only (no process start-up, no decoding). */
+  run_ns: 'u64',
+  /** Time spent in pvm_prepare. */
+  prepare_ns: 'u64',
+  /** Instructions completed (statistics, as lib/machine counts them). */
+  instructions: 'u64',
+});
+
+export const ENGINE_HARNESS_ABI = {
+  constants: [HarnessMagic],
+  structs: [EngineRequest, EngineMapping, EngineResponse],
+};

@@ -1,0 +1,109 @@
+/** `nub inspect image.ssz [--json]`: what an image holds, or why it is not admitted. */
+import { readFile } from 'node:fs/promises';
+import { formatKey, toHex } from '../../caps/index.js';
+import { NubError } from '../../errors.js';
+import { admitImage, mappingIsPinned, type AdmittedImage } from '../../image/index.js';
+import type { Command } from '../command.js';
+
+const usage = `usage: nub inspect <image.ssz> [--json]
+
+Decodes and admits an image and prints its content hash, code size, endpoints,
+memory mappings, slots (size and cap hash) and the yield/gas/quota slots.
+An invalid image prints the admission error with its field path and exits 1.
+
+  --json   print one JSON object instead of tables`;
+
+function hex0x(n: bigint): string {
+  return `0x${n.toString(16)}`;
+}
+
+/** Everything `inspect` reports, as plain JSON-able data. */
+export function describeImage(admitted: AdmittedImage) {
+  const { imageCap: cap } = admitted;
+  return {
+    contentHash: toHex(admitted.contentHash),
+    codeSize: cap.code.length,
+    endpoints: cap.endpoints.map((e) => ({
+      key: formatKey(e.key),
+      entryPc: hex0x(e.entryPc),
+      argRegisters: e.argRegisters,
+      argCnodeSize: e.argCnodeSize,
+      registers: Object.fromEntries(e.initialRegs.flatMap((v, i) => (v === 0n ? [] : [[`φ${i}`, hex0x(v)]]))),
+    })),
+    mappings: cap.mappings.map((m) => ({
+      start: hex0x(m.start),
+      size: hex0x(m.size),
+      access: mappingIsPinned(cap, m.start) ? 'read-only' : 'writable',
+      source: m.source.map(formatKey).join('/'),
+    })),
+    slots: [...cap.pinned.map((s) => ({ s, pinned: true })), ...cap.initial.map((s) => ({ s, pinned: false }))].map(({ s, pinned }) => {
+      const data = admitted.dataCaps.get(toHex(s.slot));
+      return {
+        slot: formatKey(s.slot),
+        kind: pinned ? (data ? 'pinned data' : 'pinned image') : 'initial data',
+        size: data ? data.cap.size : null,
+        hash: toHex(s.capHash),
+      };
+    }),
+    yieldReceiverSlot: cap.yieldReceiverSlot ? formatKey(cap.yieldReceiverSlot) : null,
+    gasSlots: cap.gasSlots.map(formatKey),
+    quotaSlots: cap.quotaSlots.map(formatKey),
+  };
+}
+
+function table(headers: string[], rows: (string | number)[][]): string {
+  if (rows.length === 0) return '  (none)';
+  const cells = [headers, ...rows.map((r) => r.map(String))];
+  const widths = headers.map((_, c) => Math.max(...cells.map((r) => r[c]!.length)));
+  return cells.map((r) => `  ${r.map((v, c) => v.padEnd(widths[c]!)).join('  ')}`.trimEnd()).join('\n');
+}
+
+function render(d: ReturnType<typeof describeImage>): string {
+  return [
+    `content hash  ${d.contentHash}`,
+    `code size     ${d.codeSize} bytes`,
+    '',
+    'endpoints',
+    table(['key', 'entry pc', 'args', 'cnode', 'registers set'], d.endpoints.map((e) => [
+      e.key, e.entryPc, e.argRegisters, e.argCnodeSize,
+      Object.entries(e.registers).map(([r, v]) => `${r}=${v}`).join(' ') || '-',
+    ])),
+    '',
+    'memory mappings',
+    table(['start', 'size', 'access', 'source'], d.mappings.map((m) => [m.start, m.size, m.access, m.source])),
+    '',
+    'slots',
+    table(['slot', 'kind', 'size', 'cap hash'], d.slots.map((s) => [s.slot, s.kind, s.size ?? '-', s.hash])),
+    '',
+    `yield receiver slot  ${d.yieldReceiverSlot ?? '-'}`,
+    `gas slots            ${d.gasSlots.join(' ') || '-'}`,
+    `quota slots          ${d.quotaSlots.join(' ') || '-'}`,
+  ].join('\n');
+}
+
+export const command: Command = {
+  summary: 'show what an image.ssz holds, or why it is invalid',
+  usage,
+  async run(argv) {
+    const json = argv.includes('--json');
+    const files = argv.filter((a) => a !== '--json');
+    if (files.length !== 1 || files[0]!.startsWith('-')) {
+      console.error(usage);
+      return 2;
+    }
+    const bytes = await readFile(files[0]!);
+    try {
+      const d = describeImage(admitImage(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)));
+      console.log(json ? JSON.stringify(d, null, 2) : render(d));
+      return 0;
+    } catch (err) {
+      if (!(err instanceof NubError)) throw err;
+      if (json) {
+        console.log(JSON.stringify({ error: { code: err.code, path: err.path ?? null, message: err.message } }, null, 2));
+      } else {
+        console.error(`invalid image: [${err.code}]${err.path ? ` at ${err.path}` : ''}: ${err.message}`);
+      }
+      return 1;
+    }
+  },
+};

@@ -1,0 +1,199 @@
+/**
+ * Host side of the guest kernel's boot: load `guest/build/kernel.bin`, write the GDT,
+ * TSS and page tables into guest memory, and set the registers so the first KVM_RUN
+ * starts the kernel directly in 64-bit long mode (see "Entry" in lib/abi/guest-abi.ts).
+ *
+ * Boot speed matters (a sandbox boots per use), so what does not depend on the VM is
+ * computed once per process: the parsed kernel image and, per memory size, the bytes
+ * of the initial page tables.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BOOT_INFO_LAYOUT_VERSION, KERNEL_HEADER_MAGIC, KernelHeader, Layout } from '../abi/guest-abi.js';
+import { NubError } from '../errors.js';
+import type { Regs, Segment, Sregs } from '../native/binding.js';
+import { GuestMemory, hex } from './guest-memory.js';
+import { BumpTableAllocator, map, type MappingKind } from './vmem.js';
+
+const L = Layout.values;
+const PAGE = L.PAGE_SIZE;
+const VA_BASE = Number(L.GUEST_VA_BASE);
+const KERNEL_VA = VA_BASE + L.KERNEL_GPA;
+
+/** The parts of a VM the boot writes: its memory and its vCPU's registers. */
+export interface BootTarget {
+  readonly memory: ArrayBuffer;
+  getSregs(): Sregs;
+  setSregs(sregs: Sregs): void;
+  setRegs(regs: Regs): void;
+}
+
+/** A validated kernel image; addresses are guest-physical unless named `Va`. */
+export interface KernelImage {
+  readonly path: string;
+  readonly bytes: Uint8Array;
+  readonly entryVa: number;
+  /** End of the loaded bytes; .bss starts here. */
+  readonly loadEndGpa: number;
+  readonly stackGuardGpa: number;
+  readonly stackTopVa: number;
+}
+
+/** Where the build puts the kernel: `<package root>/guest/build/kernel.bin` (this file is `<root>/<out>/lib/guest/`). */
+export function defaultKernelPath(): string {
+  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'guest', 'build', 'kernel.bin');
+}
+
+const kernelCache = new Map<string, KernelImage>();
+
+/** Reads and validates the kernel once per path. NubError 'KernelMissing' or 'BadKernelImage'. */
+export function loadKernelImage(path = defaultKernelPath()): KernelImage {
+  let kernel = kernelCache.get(path);
+  if (kernel === undefined) {
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(readFileSync(path));
+    } catch (cause) {
+      throw new NubError('KernelMissing', `cannot read the guest kernel ${path}; run \`npm run build\``, { path, cause });
+    }
+    kernel = parseKernelImage(bytes, path);
+    kernelCache.set(path, kernel);
+  }
+  return kernel;
+}
+
+/** Checks the KernelHeader at the start of `bytes` against the layout this host was built with. */
+export function parseKernelImage(bytes: Uint8Array, path = '<memory>'): KernelImage {
+  const bad = (why: string): NubError => new NubError('BadKernelImage', `${path}: ${why}; rebuild it with \`npm run build\``, { path });
+  if (bytes.length < KernelHeader.size) throw bad(`${bytes.length} bytes is too short for a kernel header`);
+  const mem = new GuestMemory(bytes.slice(0, KernelHeader.size).buffer);
+  const field = (name: 'entry_va' | 'load_end_va' | 'stack_guard_va' | 'stack_top_va'): number =>
+    mem.u64AsNumber(KernelHeader.offsets[name]);
+  if (mem.u64(KernelHeader.offsets.magic) !== KERNEL_HEADER_MAGIC) throw bad('no kernel header magic');
+  const version = mem.u32(KernelHeader.offsets.layout_version);
+  if (version !== BOOT_INFO_LAYOUT_VERSION) throw bad(`built for layout version ${version}, the host speaks ${BOOT_INFO_LAYOUT_VERSION}`);
+  const [entryVa, loadEndVa, guardVa, stackTopVa] = [field('entry_va'), field('load_end_va'), field('stack_guard_va'), field('stack_top_va')];
+  if (loadEndVa !== KERNEL_VA + bytes.length) throw bad(`header says the image ends at ${hex(loadEndVa)}, the file ends at ${hex(KERNEL_VA + bytes.length)}`);
+  if (entryVa < KERNEL_VA + KernelHeader.size || entryVa >= loadEndVa) throw bad(`entry ${hex(entryVa)} is outside the image`);
+  if (guardVa % PAGE !== 0 || guardVa < loadEndVa || stackTopVa !== guardVa + PAGE + L.KERNEL_STACK_SIZE) {
+    throw bad(`stack guard ${hex(guardVa)} / top ${hex(stackTopVa)} do not follow the image`);
+  }
+  return { path, bytes, entryVa, loadEndGpa: loadEndVa - VA_BASE, stackGuardGpa: guardVa - VA_BASE, stackTopVa };
+}
+
+/** Smallest memory the kernel boots in: its image, stack, and room for its heap. */
+export function minMemorySize(kernel: KernelImage): number {
+  return Math.max(L.MIN_MEMORY_SIZE, kernel.stackTopVa - VA_BASE + L.MIN_MEMORY_SIZE / 2);
+}
+
+// GDT selectors (the GDT the host writes at GDT_GPA).
+const CODE_SELECTOR = 0x08;
+const DATA_SELECTOR = 0x10;
+const TSS_SELECTOR = 0x18;
+const GDT_LIMIT = TSS_SELECTOR + 16 - 1; // the 64-bit TSS descriptor takes two slots
+const TSS_SIZE = 104;
+const TSS_IST1_OFFSET = 0x24;
+const TSS_IOMAP_BASE_OFFSET = 0x66;
+// Descriptor access bytes and segment types.
+const CODE64_DESCRIPTOR = 0x00af_9b00_0000_ffffn; // P, DPL0, code exec/read/accessed, L=1, G=1
+const DATA_DESCRIPTOR = 0x00cf_9300_0000_ffffn; // P, DPL0, data read/write/accessed, D/B=1, G=1
+const SEGMENT_TYPE_CODE = 0xb;
+const SEGMENT_TYPE_DATA = 0x3;
+const SEGMENT_TYPE_TSS_BUSY = 0xb;
+const SEGMENT_TYPE_LDT = 0x2;
+// Control registers.
+const CR0_PE = 1n << 0n, CR0_MP = 1n << 1n, CR0_ET = 1n << 4n, CR0_NE = 1n << 5n, CR0_WP = 1n << 16n, CR0_PG = 1n << 31n;
+const CR4_PAE = 1n << 5n, CR4_OSFXSR = 1n << 9n, CR4_OSXMMEXCPT = 1n << 10n;
+const EFER_LME = 1n << 8n, EFER_LMA = 1n << 10n, EFER_NXE = 1n << 11n;
+const RFLAGS_RESERVED = 2n; // bit 1 is always set; IF stays clear
+
+/** Writes the GDT (null, code, data, TSS) and the TSS, whose IST1 is the exception stack. */
+function writeGdtAndTss(mem: GuestMemory): void {
+  const tssVa = BigInt(VA_BASE + L.TSS_GPA);
+  const tssLow =
+    BigInt(TSS_SIZE - 1) | ((tssVa & 0xff_ffffn) << 16n) | (BigInt(SEGMENT_TYPE_TSS_BUSY | 0x80) << 40n) | (((tssVa >> 24n) & 0xffn) << 56n);
+  mem.writeU64(L.GDT_GPA + CODE_SELECTOR, CODE64_DESCRIPTOR);
+  mem.writeU64(L.GDT_GPA + DATA_SELECTOR, DATA_DESCRIPTOR);
+  mem.writeU64(L.GDT_GPA + TSS_SELECTOR, tssLow);
+  mem.writeU64(L.GDT_GPA + TSS_SELECTOR + 8, tssVa >> 32n);
+  mem.writeU64(L.TSS_GPA + TSS_IST1_OFFSET, VA_BASE + L.EXCEPTION_STACK_END_GPA);
+  mem.writeU16(L.TSS_GPA + TSS_IOMAP_BASE_OFFSET, TSS_SIZE); // no I/O permission bitmap
+}
+
+const RW: MappingKind = { type: 'basic', readable: true, writable: true, executable: false };
+const RWX: MappingKind = { type: 'basic', readable: true, writable: true, executable: true };
+
+/**
+ * The linear map of all guest memory at GUEST_VA_BASE, built into a scratch buffer
+ * that covers the page-table region. Only the kernel image is executable; the null
+ * page and the stack guard page stay unmapped. Returns the used table bytes.
+ */
+function buildPageTables(kernel: KernelImage, memorySize: number): Uint8Array {
+  const scratch = new GuestMemory(new ArrayBuffer(L.PAGE_TABLES_END_GPA));
+  const tables = new BumpTableAllocator(scratch, L.PAGE_TABLES_GPA, L.PAGE_TABLES_END_GPA);
+  const root = tables.allocTable();
+  const imageEnd = Math.ceil(kernel.loadEndGpa / PAGE) * PAGE;
+  const ranges: [number, number, MappingKind][] = [
+    [PAGE, L.KERNEL_GPA, RW],
+    [L.KERNEL_GPA, imageEnd, RWX],
+    [imageEnd, kernel.stackGuardGpa, RW],
+    [kernel.stackGuardGpa + PAGE, memorySize, RW],
+  ];
+  for (const [start, end, kind] of ranges) {
+    map(tables, root, { physBase: start, virtBase: VA_BASE + start, len: end - start, kind, userAccessible: false });
+  }
+  return scratch.u8s.slice(L.PAGE_TABLES_GPA, L.PAGE_TABLES_GPA + tables.used);
+}
+
+const pageTableCache = new Map<string, Uint8Array>();
+
+function pageTablesFor(kernel: KernelImage, memorySize: number): Uint8Array {
+  const key = `${kernel.path}:${memorySize}`;
+  let tables = pageTableCache.get(key);
+  if (tables === undefined) {
+    tables = buildPageTables(kernel, memorySize);
+    pageTableCache.set(key, tables);
+  }
+  return tables;
+}
+
+function segment(selector: number, type: number, extra: Partial<Segment> = {}): Segment {
+  return { base: 0n, limit: 0xffff_ffff, selector, type, present: 1, dpl: 0, db: 0, s: 1, l: 0, g: 1, avl: 0, unusable: 0, ...extra };
+}
+
+/**
+ * Prepares a fresh (zero-filled) VM to run the kernel: image, GDT, TSS, page tables,
+ * special and general registers. The first run then executes the kernel's boot.
+ */
+export function prepareBoot(vm: BootTarget, kernel: KernelImage): void {
+  const mem = new GuestMemory(vm.memory);
+  if (mem.size < minMemorySize(kernel)) {
+    throw new NubError('BadMemorySize', `guest memory of ${hex(mem.size)} bytes is below the ${hex(minMemorySize(kernel))} the kernel needs`);
+  }
+  mem.writeBytes(L.KERNEL_GPA, kernel.bytes);
+  writeGdtAndTss(mem);
+  mem.writeBytes(L.PAGE_TABLES_GPA, pageTablesFor(kernel, mem.size));
+
+  const data = segment(DATA_SELECTOR, SEGMENT_TYPE_DATA, { db: 1 });
+  vm.setSregs({
+    ...vm.getSregs(),
+    cs: segment(CODE_SELECTOR, SEGMENT_TYPE_CODE, { l: 1 }),
+    ds: data, es: data, fs: data, gs: data, ss: data,
+    tr: segment(TSS_SELECTOR, SEGMENT_TYPE_TSS_BUSY, { base: BigInt(VA_BASE + L.TSS_GPA), limit: TSS_SIZE - 1, s: 0, g: 0 }),
+    ldt: segment(0, SEGMENT_TYPE_LDT, { limit: 0, s: 0, g: 0, present: 0, unusable: 1 }),
+    gdt: { base: BigInt(VA_BASE + L.GDT_GPA), limit: GDT_LIMIT },
+    idt: { base: 0n, limit: 0 }, // the kernel loads its own first thing
+    cr0: CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG,
+    cr3: BigInt(L.PAGE_TABLES_GPA), // the root is the first table allocated
+    cr4: CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT,
+    efer: EFER_LME | EFER_LMA | EFER_NXE,
+  });
+  vm.setRegs({
+    rax: 0n, rbx: 0n, rcx: 0n, rdx: 0n, rsi: 0n, rbp: 0n, r8: 0n, r9: 0n, r10: 0n, r11: 0n, r12: 0n, r13: 0n, r14: 0n, r15: 0n,
+    rdi: BigInt(mem.size),
+    rsp: BigInt(kernel.stackTopVa),
+    rip: BigInt(kernel.entryVa),
+    rflags: RFLAGS_RESERVED,
+  });
+}

@@ -1,0 +1,179 @@
+/**
+ * The host end of the mailbox (layout in lib/abi/guest-abi.ts): write one request,
+ * enter the guest once, decode the one exit that comes back. The doorbell port means
+ * "done"; anything else ends the VM's usefulness, so the mailbox is then poisoned and
+ * every later call fails fast with code 'Poisoned' (the first error says why).
+ *
+ * Later requests (batched puts, invoke, host calls) are new opcodes over this same
+ * call(): a host call would be one more port whose exit is answered before re-entering.
+ */
+import { FaultRecord, Layout, Mailbox as MailboxLayout, MailboxStatus, Ports } from '../abi/guest-abi.js';
+import { NubError } from '../errors.js';
+import { decodeExit, type VmExit } from '../native/index.js';
+import type { GuestMemory } from './guest-memory.js';
+
+/** The VM operations the mailbox needs (lib/native's Vm has them). */
+export interface RunnableVm {
+  readonly runState: ArrayBuffer;
+  run(timeoutMs?: number): number;
+}
+
+export const MAILBOX_PAYLOAD_GPA = Layout.values.MAILBOX_GPA + MailboxLayout.size;
+/** Largest request payload, in bytes. */
+export const MAILBOX_PAYLOAD_CAPACITY = Layout.values.MAILBOX_PAGES * Layout.values.PAGE_SIZE - MailboxLayout.size;
+export const MAILBOX_ARG_COUNT = 6;
+
+const M = MailboxLayout.offsets;
+const MAILBOX = Layout.values.MAILBOX_GPA;
+const TWO_POW_32 = 0x1_0000_0000;
+
+const STATUS_CODES: Record<number, string> = {
+  [MailboxStatus.values.BAD_OP]: 'GuestBadOp',
+  [MailboxStatus.values.BAD_ARGS]: 'GuestBadArgs',
+  [MailboxStatus.values.NO_MEMORY]: 'GuestOutOfMemory',
+  [MailboxStatus.values.DIRECTORY_FULL]: 'DirectoryFull',
+};
+
+const EXCEPTION_NAMES = [
+  'divide error', 'debug', 'NMI', 'breakpoint', 'overflow', 'bound range', 'invalid opcode', 'device not available',
+  'double fault', 'coprocessor overrun', 'invalid TSS', 'segment not present', 'stack fault', 'general protection',
+  'page fault', 'reserved', 'x87 error', 'alignment check', 'machine check', 'SIMD error', 'virtualization',
+  'control protection',
+];
+
+export class Mailbox {
+  readonly #vm: RunnableVm;
+  readonly #mem: GuestMemory;
+  readonly #timeoutMs: number | undefined;
+  #seq = 0;
+  #poison: NubError | undefined;
+
+  /** With `timeoutMs`, a guest entry that takes longer is stopped and poisons the mailbox ('GuestTimeout'). */
+  constructor(vm: RunnableVm, mem: GuestMemory, timeoutMs?: number) {
+    this.#vm = vm;
+    this.#mem = mem;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /** The error that poisoned the mailbox, if one did. */
+  get poisonedBy(): NubError | undefined {
+    return this.#poison;
+  }
+
+  /** Runs the freshly prepared VM until the kernel's first doorbell ("booted"). */
+  awaitBoot(): void {
+    this.#enter();
+  }
+
+  /**
+   * One request: returns the guest's `results[0]` (a number; results beyond 2^53 are
+   * not used by any opcode yet). A non-OK status throws a NubError without poisoning.
+   * The payload parts are written back to back at MAILBOX_PAYLOAD_GPA.
+   */
+  call(op: number, args: readonly number[], payload: readonly Uint8Array[] = []): number {
+    const view = this.#mem.view;
+    let payloadLen = 0;
+    for (const part of payload) payloadLen += part.length;
+    if (payloadLen > MAILBOX_PAYLOAD_CAPACITY) {
+      throw new NubError('PayloadTooLarge', `a request payload holds at most ${MAILBOX_PAYLOAD_CAPACITY} bytes, not ${payloadLen}`);
+    }
+    if (args.length > MAILBOX_ARG_COUNT || !args.every((a) => Number.isSafeInteger(a) && a >= 0)) {
+      throw new NubError('BadArgument', `a request has at most ${MAILBOX_ARG_COUNT} arguments, each a non-negative safe integer`);
+    }
+    this.#throwIfPoisoned();
+    const seq = ++this.#seq;
+    setU64(view, MAILBOX + M.seq, seq);
+    view.setUint32(MAILBOX + M.op, op, true);
+    setU64(view, MAILBOX + M.payload_len, payloadLen);
+    for (let i = 0; i < MAILBOX_ARG_COUNT; i++) setU64(view, MAILBOX + M.args + 8 * i, args[i] ?? 0);
+    let at = MAILBOX_PAYLOAD_GPA;
+    for (const part of payload) {
+      this.#mem.u8s.set(part, at);
+      at += part.length;
+    }
+
+    this.#enter();
+    if (getU64(view, MAILBOX + M.done_seq) !== seq) {
+      throw this.#poisonWith(new NubError('GuestProtocol', `the guest rang the doorbell without finishing request ${seq}`));
+    }
+    const status = view.getUint32(MAILBOX + M.status, true);
+    if (status !== MailboxStatus.values.OK) {
+      throw new NubError(STATUS_CODES[status] ?? 'GuestBadStatus', `the guest refused op ${op} with status ${status}`, {
+        details: { op, status },
+      });
+    }
+    return getU64(view, MAILBOX + M.results);
+  }
+
+  /** One guest entry; returns when the guest rings the doorbell, throws (and poisons) on any other exit. */
+  #enter(): void {
+    this.#throwIfPoisoned();
+    let exit: VmExit;
+    try {
+      exit = decodeExit(this.#vm, this.#vm.run(this.#timeoutMs));
+    } catch (err) {
+      throw this.#poisonWith(err instanceof NubError ? err : new NubError('RunFailed', String(err), { cause: err }));
+    }
+    if (exit.kind === 'io' && exit.direction === 'out' && exit.port === Ports.values.DOORBELL) return;
+    throw this.#poisonWith(this.#exitError(exit));
+  }
+
+  #exitError(exit: VmExit): NubError {
+    switch (exit.kind) {
+      case 'io':
+        return exit.port === Ports.values.FAULT && exit.direction === 'out'
+          ? this.#faultError()
+          : new NubError('UnexpectedExit', `the guest used port ${exit.port} (${exit.direction})`, { details: { port: exit.port } });
+      case 'hlt':
+        return new NubError('GuestHalted', 'the guest kernel halted');
+      case 'shutdown':
+        return new NubError('GuestTripleFault', 'the guest kernel shut down (triple fault)');
+      case 'failEntry':
+        return new NubError('VmEntryFailed', `KVM could not enter the guest (hardware reason ${exit.hardwareReason})`, {
+          details: { hardwareReason: exit.hardwareReason },
+        });
+      case 'internalError':
+        return new NubError('KvmInternalError', `KVM internal error, suberror ${exit.suberror}`, {
+          details: { suberror: exit.suberror, data: exit.data },
+        });
+      case 'interrupted':
+        return new NubError('GuestTimeout', 'the guest did not answer in time (the VM was stopped)');
+      default:
+        return new NubError('UnexpectedExit', `unexpected VM exit ${exit.kind}`, { details: { exit } });
+    }
+  }
+
+  /** The fault record, read with bounds checks like any guest-written data. */
+  #faultError(): NubError {
+    const at = Layout.values.FAULT_GPA;
+    const read = (field: 'vector' | 'error_code' | 'rip' | 'cr2' | 'rsp' | 'count'): bigint => this.#mem.field(FaultRecord, at, field);
+    const vector = Number(read('vector') & 0xffn);
+    const details = { vector, name: EXCEPTION_NAMES[vector] ?? 'reserved', rip: read('rip'), cr2: read('cr2'), errorCode: read('error_code'), rsp: read('rsp'), count: read('count') };
+    return new NubError('GuestFault', `guest kernel exception ${vector} (${details.name}) at rip 0x${details.rip.toString(16)}, cr2 0x${details.cr2.toString(16)}`, {
+      details,
+    });
+  }
+
+  #poisonWith(err: NubError): NubError {
+    this.#poison ??= err;
+    return err;
+  }
+
+  #throwIfPoisoned(): void {
+    if (this.#poison) {
+      throw new NubError('Poisoned', `the guest VM is unusable after an earlier error [${this.#poison.code}]: ${this.#poison.message}`, {
+        cause: this.#poison,
+      });
+    }
+  }
+}
+
+// u64 fields as two u32 halves: the protocol's numbers stay below 2^53, and no BigInt is made per call.
+function setU64(view: DataView, at: number, value: number): void {
+  view.setUint32(at, value % TWO_POW_32, true);
+  view.setUint32(at + 4, Math.floor(value / TWO_POW_32), true);
+}
+
+function getU64(view: DataView, at: number): number {
+  return view.getUint32(at, true) + view.getUint32(at + 4, true) * TWO_POW_32;
+}

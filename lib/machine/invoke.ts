@@ -1,0 +1,190 @@
+/**
+ * Invocation on the reference interpreter (engine `local`): lay out the address
+ * space, set the registers, run, report. `runMachine` takes the raw machine input
+ * (what a differential test feeds both engines); `invokeLocal` builds that input
+ * from an admitted image and one of its endpoints.
+ */
+import { keysEqual, toHex, toKey, type DataCap, type ImageCap, type KeyLike } from '../caps/index.js';
+import type { AdmittedImage } from '../image/index.js';
+import { mappingIsPinned } from '../image/index.js';
+import { NubError } from '../errors.js';
+import { CODE_BASE, Exit, NUM_REGS } from './abi.js';
+import { execute, newMachineState, pairToBigInt } from './interpreter.js';
+import { Memory, type MappingSpec } from './memory.js';
+import { isBlockStart, prepareProgram, type Program } from './program.js';
+
+/** Register x-number of φ[i]: φ0 = x1 (ra), φ1 = x2 (sp), φ2..φ12 = x5..x15. */
+export function phiToX(i: number): number {
+  return i < 2 ? i + 1 : i + 3;
+}
+
+/** What a host function sees of the machine's memory. */
+export interface MemoryView {
+  /** A copy of `length` bytes at `address` (mod 2^32), or undefined when any of them is not readable. */
+  read(address: number, length: number): Uint8Array | undefined;
+  /** Writes `bytes` at `address` when every one is writable; false (nothing written) otherwise. */
+  write(address: number, bytes: Uint8Array): boolean;
+}
+
+/**
+ * A host function for `ecalli imm` (64..2047). `regs` is φ0..φ12 (unsigned) at the
+ * call. Returning a value handles the call: φ7 = value and execution continues at
+ * the next instruction. Returning undefined ends the run with HOST_CALL.
+ */
+export type HostCall = (imm: number, regs: bigint[], mem: MemoryView) => bigint | undefined;
+
+export interface MachineInput {
+  /** The code, or its pre-decoded program (reused across runs). */
+  program: Program | Uint8Array;
+  mappings: readonly MappingSpec[];
+  /** Byte offset into the code to start at; anything but a block start is a PANIC. */
+  entry: bigint | number;
+  /** φ0..φ12; missing ones are 0. */
+  regs: readonly (bigint | number)[];
+  gas: bigint | number;
+  hostCall?: HostCall;
+}
+
+export interface InvokeResult {
+  exit: number;
+  /** φ7 for HALT, the faulting address for PAGE_FAULT, the host-call number for HOST_CALL, else 0. */
+  exitArg: bigint;
+  /** φ0..φ12, unsigned. */
+  regs: bigint[];
+  /** PVM PC (CODE_BASE + offset) of the exit: see docs/machine.md for which instruction. */
+  pc: number;
+  gasLeft: bigint;
+  gasUsed: bigint;
+  /** Final bytes of every writable mapping, ascending by start. */
+  memory: { start: number; bytes: Uint8Array }[];
+  /** Instructions completed (for speed figures; not part of the cross-engine contract). */
+  instructions: number;
+}
+
+const U64_MAX = (1n << 64n) - 1n;
+/** Gas above this runs in chunks so the interpreter can keep it in a double. */
+const GAS_CHUNK = BigInt(Number.MAX_SAFE_INTEGER);
+
+function toU64(v: bigint | number, what: string): bigint {
+  const b = BigInt(v);
+  if (b < -(1n << 63n) || b > U64_MAX) throw new NubError('Machine.ValueOutOfRange', `${what} ${b} does not fit in 64 bits`);
+  return BigInt.asUintN(64, b);
+}
+
+/** Runs the machine on raw input. Bad input (not the guest's behaviour) throws a NubError. */
+export function runMachine(input: MachineInput): InvokeResult {
+  const program = input.program instanceof Uint8Array ? prepareProgram(input.program) : input.program;
+  if (input.regs.length > NUM_REGS) throw new NubError('Machine.TooManyRegisters', `${input.regs.length} registers given; there are ${NUM_REGS}`);
+  const gas = BigInt(input.gas);
+  if (gas < 0n || gas > U64_MAX) throw new NubError('Machine.BadGas', `gas ${gas} is not a u64`);
+  const mem = new Memory(program.code, input.mappings);
+
+  let reserve = gas > GAS_CHUNK ? gas - GAS_CHUNK : 0n;
+  const state = newMachineState(program, 0, Number(gas - reserve));
+  input.regs.forEach((v, i) => {
+    const u = toU64(v, `φ${i}`);
+    state.lo[phiToX(i)] = Number(BigInt.asIntN(32, u));
+    state.hi[phiToX(i)] = Number(BigInt.asIntN(32, u >> 32n));
+  });
+  const phi = () => Array.from({ length: NUM_REGS }, (_, i) => BigInt.asUintN(64, pairToBigInt(state.lo[phiToX(i)], state.hi[phiToX(i)])));
+
+  const hook = input.hostCall && ((n: number): boolean => {
+    const view: MemoryView = { read: (a, len) => mem.readBytes(a >>> 0, len), write: (a, bytes) => mem.writeBytes(a >>> 0, bytes) };
+    const result = input.hostCall!(n, phi(), view);
+    if (result === undefined) return false;
+    const v = toU64(result, 'host call result');
+    state.lo[10] = Number(BigInt.asIntN(32, v));
+    state.hi[10] = Number(BigInt.asIntN(32, v >> 32n));
+    return true;
+  });
+
+  let exit: number;
+  let instructions = 0;
+  const entry = BigInt(input.entry);
+  let pc: number;
+  if (entry < 0n || entry >= BigInt(program.code.length) || !isBlockStart(program, Number(entry))) {
+    exit = Exit.PANIC;
+    pc = Number(BigInt.asUintN(32, BigInt(CODE_BASE) + entry));
+  } else {
+    state.h = Number(entry) / 2;
+    for (;;) {
+      exit = execute(program, mem, state, hook);
+      instructions += state.retired;
+      if (exit !== Exit.OUT_OF_GAS || reserve === 0n) break;
+      // Only reachable with more than 2^53 gas: refill and resume at the same block start.
+      const refill = reserve > GAS_CHUNK ? GAS_CHUNK : reserve;
+      reserve -= refill;
+      state.gas += Number(refill);
+    }
+    pc = CODE_BASE + state.h * 2;
+  }
+
+  const gasLeft = BigInt(state.gas) + reserve;
+  const regs = phi();
+  const exitArg = exit === Exit.HALT ? regs[7] : exit === Exit.PAGE_FAULT || exit === Exit.HOST_CALL ? BigInt(state.arg) : 0n;
+  return {
+    exit,
+    exitArg,
+    regs,
+    pc,
+    gasLeft,
+    gasUsed: gas - gasLeft,
+    memory: mem.regions.filter((r) => r.writable).map((r) => ({ start: r.start, bytes: r.bytes })),
+    instructions,
+  };
+}
+
+/** Resolves a mapping's source path to the Data cap behind it (undefined when there is none). */
+export type DataResolver = (source: Uint8Array[]) => DataCap | undefined;
+
+/** Looks sources up among an admitted image's own Data caps (one-step paths: the image's root slots). */
+export function imageDataResolver(admitted: AdmittedImage): DataResolver {
+  return (source) => (source.length === 1 ? admitted.dataCaps.get(toHex(source[0]!))?.cap : undefined);
+}
+
+const programs = new WeakMap<Uint8Array, Program>();
+
+/** The image's pre-decoded program, decoded on first use. */
+export function programOf(imageCap: ImageCap): Program {
+  let program = programs.get(imageCap.code);
+  if (program === undefined) {
+    program = prepareProgram(imageCap.code);
+    programs.set(imageCap.code, program);
+  }
+  return program;
+}
+
+export interface InvokeOptions {
+  /** Up to four arguments, to φ7..φ10. */
+  args?: (bigint | number)[];
+  gas: bigint | number;
+  hostCall?: HostCall;
+}
+
+/**
+ * Invokes endpoint `endpointKey` of an image on the reference interpreter. `data`
+ * is the admitted image (its own Data caps back the mappings) or a resolver.
+ */
+export function invokeLocal(imageCap: ImageCap, data: AdmittedImage | DataResolver, endpointKey: KeyLike, opts: InvokeOptions): InvokeResult {
+  const key = toKey(endpointKey);
+  const endpoint = imageCap.endpoints.find((e) => keysEqual(e.key, key));
+  if (endpoint === undefined) throw new NubError('Machine.NoSuchEndpoint', `the image has no endpoint [${Array.from(key).join(',')}]`);
+  const args = opts.args ?? [];
+  if (args.length > 4) throw new NubError('Machine.TooManyArgs', `${args.length} arguments given; at most 4 go to φ7..φ10`);
+
+  const resolve = typeof data === 'function' ? data : imageDataResolver(data);
+  const mappings: MappingSpec[] = imageCap.mappings.map((m, i) => {
+    const cap = resolve(m.source);
+    if (cap === undefined) {
+      throw new NubError('Machine.UnresolvedMapping', `mapping at 0x${m.start.toString(16)}: no Data cap at its source`, { path: `memory_mappings[${i}].source` });
+    }
+    const size = Number(m.size);
+    // A mapping shows the cap's first `size` bytes, zeros past the cap's end.
+    const content = cap.bytes();
+    return { start: Number(m.start), size, writable: !mappingIsPinned(imageCap, m.start), content: content.subarray(0, Math.min(size, content.length)) };
+  });
+
+  const regs: bigint[] = endpoint.initialRegs.slice(0, NUM_REGS);
+  args.forEach((v, i) => { regs[7 + i] = toU64(v, `argument ${i}`); });
+  return runMachine({ program: programOf(imageCap), mappings, entry: endpoint.entryPc, regs, gas: opts.gas, hostCall: opts.hostCall });
+}

@@ -1,0 +1,112 @@
+/**
+ * The whole native surface of `build/Release/nub.node`, typed in one place, and the one
+ * place that loads it. Everything else goes through `lib/native/index.ts`.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NubError } from '../errors.js';
+
+/** General-purpose registers (struct kvm_regs). */
+export interface Regs {
+  rax: bigint; rbx: bigint; rcx: bigint; rdx: bigint; rsi: bigint; rdi: bigint; rsp: bigint; rbp: bigint;
+  r8: bigint; r9: bigint; r10: bigint; r11: bigint; r12: bigint; r13: bigint; r14: bigint; r15: bigint;
+  rip: bigint; rflags: bigint;
+}
+
+/** A segment register (struct kvm_segment). `unusable` is optional when setting. */
+export interface Segment {
+  base: bigint; limit: number; selector: number; type: number;
+  present: number; dpl: number; db: number; s: number; l: number; g: number; avl: number;
+  unusable?: number;
+}
+
+/** A descriptor-table register (GDTR/IDTR). */
+export interface DescriptorTable { base: bigint; limit: number }
+
+/** Special registers (struct kvm_sregs; the pending-interrupt bitmap is not exposed). */
+export interface Sregs {
+  cs: Segment; ds: Segment; es: Segment; fs: Segment; gs: Segment; ss: Segment; tr: Segment; ldt: Segment;
+  gdt: DescriptorTable; idt: DescriptorTable;
+  cr0: bigint; cr2: bigint; cr3: bigint; cr4: bigint; cr8: bigint; efer: bigint; apicBase: bigint;
+}
+
+/** x87/SSE state (struct kvm_fpu): `fpr` is 8 × 16 bytes, `xmm` 16 × 16 bytes. */
+export interface Fpu {
+  fpr: Uint8Array; fcw: number; fsw: number; ftwx: number; lastOpcode: number;
+  lastIp: bigint; lastDp: bigint; xmm: Uint8Array; mxcsr: number;
+}
+
+export interface KvmInfo {
+  apiVersion: number;
+  /** Size of each vCPU's kvm_run mapping. */
+  vcpuMmapSize: number;
+  /** KVM_CHECK_EXTENSION results by capability name (`userMemory`, `immediateExit`, ...). */
+  capabilities: Record<string, number>;
+}
+
+export interface NativeVmOptions { memorySize: number; kvmPath?: string; dirtyLog?: boolean }
+
+/** One VM with one vCPU and one memory slot at guest-physical 0 (native/addon.cc). */
+export interface NativeVm {
+  readonly memory: ArrayBuffer;
+  readonly runState: ArrayBuffer;
+  readonly memorySize: number;
+  readonly closed: boolean;
+  run(timeoutMs?: number): number;
+  runAsync(timeoutMs?: number): Promise<number>;
+  kick(): void;
+  getRegs(): Regs;
+  setRegs(regs: Regs): void;
+  getSregs(): Sregs;
+  setSregs(sregs: Sregs): void;
+  getFpu(): Fpu;
+  setFpu(fpu: Fpu): void;
+  getDirtyLog(): Uint8Array;
+  close(): void;
+}
+
+export interface Binding {
+  setErrorClass(errorClass: typeof NubError): void;
+  kvmInfo(path?: string): KvmInfo;
+  NativeVm: new (opts: NativeVmOptions) => NativeVm;
+  /** Offsets in struct kvm_run and KVM_EXIT_* values as the addon's compiler saw them. */
+  kvmRunLayout: Record<string, number>;
+  /** Largest accepted memorySize, in bytes. */
+  maxMemorySize: number;
+}
+
+/** The directory holding nub's package.json (found from the source tree or any compiled copy of it). */
+export function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const manifest = path.join(dir, 'package.json');
+    if (existsSync(manifest) && JSON.parse(readFileSync(manifest, 'utf8')).name === 'nub') return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new NubError('AddonMissing', `cannot find nub's package.json above ${fileURLToPath(import.meta.url)}`);
+    dir = parent;
+  }
+}
+
+function load(): Binding {
+  const root = packageRoot();
+  const tried = [path.join(root, 'build', 'Release', 'nub.node'), path.join(root, 'build', 'Debug', 'nub.node')];
+  const found = tried.find((candidate) => existsSync(candidate));
+  if (found === undefined) {
+    throw new NubError('AddonMissing', `nub's native addon is not built (tried ${tried.join(', ')}); run \`npm run build\``, {
+      details: { tried },
+    });
+  }
+  const binding = createRequire(import.meta.url)(found) as Binding;
+  binding.setErrorClass(NubError);
+  return binding;
+}
+
+let loaded: Binding | undefined;
+
+/** The addon, loaded on first use (so modules that import this one work without it). */
+export function binding(): Binding {
+  loaded ??= load();
+  return loaded;
+}

@@ -1,0 +1,122 @@
+/**
+ * nub's door to /dev/kvm: query KVM, create a VM (one vCPU, one memory slot at
+ * guest-physical 0), run it and decode its exits. The addon (native/) decides no policy;
+ * see docs/native.md.
+ */
+import { binding, type Fpu, type KvmInfo, type NativeVm, type Regs, type Sregs } from './binding.js';
+
+export type { DescriptorTable, Fpu, KvmInfo, Regs, Segment, Sregs } from './binding.js';
+export { decodeExit, KVM_EXIT, KVM_RUN, type VmExit } from './exits.js';
+
+export const DEFAULT_KVM_PATH = '/dev/kvm';
+
+/** Opens and checks `path` (API version 12 and the capabilities nub needs) and reports it. */
+export function kvmInfo(path = DEFAULT_KVM_PATH): KvmInfo {
+  return binding().kvmInfo(path);
+}
+
+/** The largest memorySize Vm.create accepts (guest RAM stays below the x86 4 GiB hole). */
+export function maxMemorySize(): number {
+  return binding().maxMemorySize;
+}
+
+export interface VmOptions {
+  /** Guest RAM in bytes: a positive multiple of 4096, at most maxMemorySize(). */
+  memorySize: number;
+  kvmPath?: string;
+  /** Track written pages, for getDirtyLog(). */
+  dirtyLog?: boolean;
+}
+
+/**
+ * A micro-VM: one vCPU and `memorySize` bytes of guest RAM at guest-physical 0.
+ * Every failure is a NubError: syscall failures carry `code` (`'EACCES'`, ...), `errno`,
+ * `syscall` and `ioctl`; calls after close() throw code 'Closed'; a register or run call
+ * while a runAsync() is in flight throws 'Busy'.
+ */
+export class Vm {
+  readonly #native: NativeVm;
+
+  private constructor(native: NativeVm) {
+    this.#native = native;
+  }
+
+  static create(opts: VmOptions): Vm {
+    return new Vm(new (binding().NativeVm)(opts));
+  }
+
+  /** Guest-physical [0, memorySize) as ONE external ArrayBuffer; detached by close(). */
+  get memory(): ArrayBuffer {
+    return this.#native.memory;
+  }
+
+  get memorySize(): number {
+    return this.#native.memorySize;
+  }
+
+  /** The vCPU's kvm_run mapping (read exits with decodeExit); detached by close(). */
+  get runState(): ArrayBuffer {
+    return this.#native.runState;
+  }
+
+  get closed(): boolean {
+    return this.#native.closed;
+  }
+
+  /**
+   * KVM_RUN on the calling thread; returns kvm_run.exit_reason. With `timeoutMs`, a
+   * watchdog kicks the vCPU when the time is up and the run returns KVM_EXIT.INTR.
+   */
+  run(timeoutMs?: number): number {
+    return this.#native.run(timeoutMs);
+  }
+
+  /** KVM_RUN on the VM's own vCPU thread, leaving the JS thread free. Failures reject. */
+  runAsync(timeoutMs?: number): Promise<number> {
+    try {
+      return this.#native.runAsync(timeoutMs);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Makes a running KVM_RUN return promptly with KVM_EXIT.INTR; when none is running,
+   * the next run returns at once instead. Safe to call while runAsync() is in flight.
+   */
+  kick(): void {
+    this.#native.kick();
+  }
+
+  getRegs(): Regs {
+    return this.#native.getRegs();
+  }
+  setRegs(regs: Regs): void {
+    this.#native.setRegs(regs);
+  }
+  getSregs(): Sregs {
+    return this.#native.getSregs();
+  }
+  setSregs(sregs: Sregs): void {
+    this.#native.setSregs(sregs);
+  }
+  getFpu(): Fpu {
+    return this.#native.getFpu();
+  }
+  setFpu(fpu: Fpu): void {
+    this.#native.setFpu(fpu);
+  }
+
+  /**
+   * KVM_GET_DIRTY_LOG: one bit per 4 KiB page (bit i of byte j is page 8j+i) written
+   * since the last call. Needs `dirtyLog: true` at create, else NubError 'DirtyLogDisabled'.
+   */
+  getDirtyLog(): Uint8Array {
+    return this.#native.getDirtyLog();
+  }
+
+  /** Stops any run, closes every fd, detaches memory and runState. Idempotent. */
+  close(): void {
+    this.#native.close();
+  }
+}

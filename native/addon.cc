@@ -1,0 +1,310 @@
+// The N-API surface: kvmInfo(), the NativeVm class, the kvm_run layout as this compiler
+// sees it, and setErrorClass(). Typed in lib/native/binding.d.ts; loaded only by
+// lib/native/index.ts.
+#include <napi.h>
+
+#include <cmath>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+
+#include "convert.h"
+#include "errors.h"
+#include "system.h"
+#include "vm.h"
+
+namespace nub {
+namespace {
+
+class NativeVm;
+
+// Every open NativeVm, so an exiting environment (main thread or worker) can close its
+// own. Deliberately never destroyed: finalizers may run after static destructors.
+std::mutex gLiveMutex;
+std::set<NativeVm*>& LiveVms() {
+  static auto* live = new std::set<NativeVm*>();
+  return *live;
+}
+
+Napi::ArrayBuffer ExternalArrayBuffer(Napi::Env env, const std::shared_ptr<Mapping>& mapping) {
+  // The ArrayBuffer holds its own reference; the finalizer drops it (and may unmap).
+  auto* hold = new std::shared_ptr<Mapping>(mapping);
+  return Napi::ArrayBuffer::New(env, mapping->addr(), mapping->size(),
+                                [](Napi::Env, void*, std::shared_ptr<Mapping>* held) { delete held; }, hold);
+}
+
+int ReadTimeout(const Napi::CallbackInfo& info) {
+  Napi::Value v = info[0];
+  if (v.IsUndefined()) return Vcpu::kNoTimeout;
+  if (v.IsNumber()) {
+    double ms = v.As<Napi::Number>().DoubleValue();
+    if (ms >= 0 && ms <= 2147483647.0 && std::floor(ms) == ms) return static_cast<int>(ms);
+  }
+  ThrowInvalid(info.Env(), "timeoutMs", "expected an integer number of milliseconds in [0, 2^31)");
+}
+
+class NativeVm : public Napi::ObjectWrap<NativeVm> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeVm",
+                       {
+                           InstanceAccessor<&NativeVm::Memory>("memory"),
+                           InstanceAccessor<&NativeVm::RunState>("runState"),
+                           InstanceAccessor<&NativeVm::MemorySize>("memorySize"),
+                           InstanceAccessor<&NativeVm::Closed>("closed"),
+                           InstanceMethod<&NativeVm::Run>("run"),
+                           InstanceMethod<&NativeVm::RunAsync>("runAsync"),
+                           InstanceMethod<&NativeVm::Kick>("kick"),
+                           InstanceMethod<&NativeVm::GetRegs>("getRegs"),
+                           InstanceMethod<&NativeVm::SetRegs>("setRegs"),
+                           InstanceMethod<&NativeVm::GetSregs>("getSregs"),
+                           InstanceMethod<&NativeVm::SetSregs>("setSregs"),
+                           InstanceMethod<&NativeVm::GetFpu>("getFpu"),
+                           InstanceMethod<&NativeVm::SetFpu>("setFpu"),
+                           InstanceMethod<&NativeVm::GetDirtyLog>("getDirtyLog"),
+                           InstanceMethod<&NativeVm::Close>("close"),
+                       });
+  }
+
+  // new NativeVm({ memorySize, kvmPath, dirtyLog })
+  explicit NativeVm(const Napi::CallbackInfo& info) : ObjectWrap(info), env_(info.Env()) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsObject()) ThrowInvalid(env, "opts", "expected an object");
+    Napi::Object opts = info[0].As<Napi::Object>();
+    Napi::Value size = opts.Get("memorySize");
+    double bytes = size.IsNumber() ? size.As<Napi::Number>().DoubleValue() : -1;
+    if (!(bytes > 0 && bytes <= static_cast<double>(Vm::kMaxMemorySize) && std::floor(bytes) == bytes &&
+          static_cast<size_t>(bytes) % Vm::kPageSize == 0))
+      ThrowInvalid(env, "opts.memorySize",
+                   "expected a positive multiple of 4096 no larger than " + std::to_string(Vm::kMaxMemorySize));
+    Napi::Value path = opts.Get("kvmPath");
+    if (!path.IsUndefined() && !path.IsString()) ThrowInvalid(env, "opts.kvmPath", "expected a string");
+    Napi::Value dirtyLog = opts.Get("dirtyLog");
+    if (!dirtyLog.IsUndefined() && !dirtyLog.IsBoolean()) ThrowInvalid(env, "opts.dirtyLog", "expected a boolean");
+
+    Guarded(env, [&] {
+      auto sys = OpenKvm(path.IsString() ? path.As<Napi::String>().Utf8Value() : "/dev/kvm");
+      vm_ = std::make_unique<Vm>(sys, static_cast<size_t>(bytes), dirtyLog.IsBoolean() && dirtyLog.As<Napi::Boolean>());
+    });
+    memorySize_ = static_cast<size_t>(bytes);
+    memory_ = Napi::Persistent(ExternalArrayBuffer(env, vm_->memory()));
+    runState_ = Napi::Persistent(ExternalArrayBuffer(env, vm_->vcpu().runState()));
+    std::lock_guard<std::mutex> lock(gLiveMutex);
+    LiveVms().insert(this);
+  }
+
+  ~NativeVm() override { CloseNative(); }
+
+  // Environment teardown: close this environment's VMs without touching JS.
+  static void CloseAllIn(napi_env env) {
+    std::set<NativeVm*> live;
+    {
+      std::lock_guard<std::mutex> lock(gLiveMutex);
+      live = LiveVms();
+    }
+    for (NativeVm* vm : live)
+      if (vm->env_ == env) vm->CloseNative();
+  }
+
+ private:
+  // Settles the runAsync() promise on the JS thread.
+  static void OnRunDone(Napi::Env env, Napi::Function, NativeVm* self, RunResult* heap) {
+    std::unique_ptr<RunResult> result(heap);
+    if (env == nullptr) return;
+    auto deferred = *self->pending_;
+    self->pending_.reset();
+    if (self->runDone_) self->runDone_->Unref(env);
+    self->Unref();
+    if (!self->vm_ || result->cancelled)
+      deferred.Reject(MakeError(env, "Closed", "the VM was closed while it was running").Value());
+    else if (result->error)
+      deferred.Reject(MakeError(env, *result->error).Value());
+    else
+      deferred.Resolve(Napi::Number::New(env, result->exitReason));
+  }
+
+  using RunDone = Napi::TypedThreadSafeFunction<NativeVm, RunResult, &NativeVm::OnRunDone>;
+
+  Vm& Open(Napi::Env env) {
+    if (!vm_) throw MakeError(env, "Closed", "the VM is closed");
+    return *vm_;
+  }
+  // The vCPU, for calls that must not overlap a runAsync() in flight (they would block
+  // the JS thread until the guest exits).
+  Vcpu& IdleVcpu(Napi::Env env) {
+    Vm& vm = Open(env);
+    if (pending_) throw MakeError(env, "Busy", "a runAsync() on this VM has not settled yet");
+    return vm.vcpu();
+  }
+
+  Napi::Value Memory(const Napi::CallbackInfo&) { return memory_.Value(); }
+  Napi::Value RunState(const Napi::CallbackInfo&) { return runState_.Value(); }
+  Napi::Value MemorySize(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(memorySize_));
+  }
+  Napi::Value Closed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !vm_); }
+
+  Napi::Value Run(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int timeoutMs = ReadTimeout(info);
+    Vcpu& vcpu = IdleVcpu(env);
+    return Napi::Number::New(env, Guarded(env, [&] { return vcpu.Run(timeoutMs); }));
+  }
+
+  Napi::Value RunAsync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int timeoutMs = ReadTimeout(info);
+    Vcpu& vcpu = IdleVcpu(env);
+    if (!runDone_) runDone_ = RunDone::New(env, "nub.vcpu", 0, 1, this);
+    auto deferred = Napi::Promise::Deferred::New(env);
+    Guarded(env, [&] {
+      vcpu.RunAsync(timeoutMs, [tsfn = *runDone_](RunResult result) mutable {
+        auto* heap = new RunResult(std::move(result));
+        if (tsfn.NonBlockingCall(heap) != napi_ok) delete heap;  // environment is going away
+      });
+    });
+    pending_ = deferred;
+    runDone_->Ref(env);  // keep the event loop alive until the run settles
+    Ref();               // and this object, which OnRunDone uses
+    return deferred.Promise();
+  }
+
+  void Kick(const Napi::CallbackInfo& info) { Open(info.Env()).vcpu().Kick(); }
+
+  Napi::Value GetRegs(const Napi::CallbackInfo& info) {
+    Vcpu& vcpu = IdleVcpu(info.Env());
+    return RegsToJs(info.Env(), Guarded(info.Env(), [&] { return vcpu.GetRegs(); }));
+  }
+  void SetRegs(const Napi::CallbackInfo& info) {
+    Vcpu& vcpu = IdleVcpu(info.Env());
+    kvm_regs regs = RegsFromJs(info[0]);
+    Guarded(info.Env(), [&] { vcpu.SetRegs(regs); });
+  }
+  Napi::Value GetSregs(const Napi::CallbackInfo& info) {
+    Vcpu& vcpu = IdleVcpu(info.Env());
+    return SregsToJs(info.Env(), Guarded(info.Env(), [&] { return vcpu.GetSregs(); }));
+  }
+  void SetSregs(const Napi::CallbackInfo& info) {
+    Vcpu& vcpu = IdleVcpu(info.Env());
+    kvm_sregs sregs = SregsFromJs(info[0]);
+    Guarded(info.Env(), [&] { vcpu.SetSregs(sregs); });
+  }
+  Napi::Value GetFpu(const Napi::CallbackInfo& info) {
+    Vcpu& vcpu = IdleVcpu(info.Env());
+    return FpuToJs(info.Env(), Guarded(info.Env(), [&] { return vcpu.GetFpu(); }));
+  }
+  void SetFpu(const Napi::CallbackInfo& info) {
+    Vcpu& vcpu = IdleVcpu(info.Env());
+    kvm_fpu fpu = FpuFromJs(info[0]);
+    Guarded(info.Env(), [&] { vcpu.SetFpu(fpu); });
+  }
+
+  Napi::Value GetDirtyLog(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Vm& vm = Open(env);
+    auto bitmap = Guarded(env, [&] { return vm.GetDirtyLog(); });
+    auto array = Napi::Uint8Array::New(env, bitmap.size());
+    std::copy(bitmap.begin(), bitmap.end(), array.Data());
+    return array;
+  }
+
+  void Close(const Napi::CallbackInfo&) {
+    if (!vm_) return;
+    CloseNative();
+    // Detaching drops the ArrayBuffers' hold on the mappings, so they unmap promptly
+    // instead of at some later garbage collection.
+    memory_.Value().Detach();
+    runState_.Value().Detach();
+  }
+
+  // Stops the vCPU thread and closes every fd. Safe from finalizers and cleanup hooks.
+  void CloseNative() {
+    {
+      std::lock_guard<std::mutex> lock(gLiveMutex);
+      LiveVms().erase(this);
+    }
+    if (vm_) vm_->Close();  // joins the vCPU thread: any run in flight has queued OnRunDone
+    vm_.reset();
+    if (runDone_) runDone_->Release();  // queued OnRunDone calls are still delivered
+    runDone_.reset();
+  }
+
+  napi_env env_;
+  std::unique_ptr<Vm> vm_;
+  size_t memorySize_ = 0;
+  Napi::Reference<Napi::ArrayBuffer> memory_;
+  Napi::Reference<Napi::ArrayBuffer> runState_;
+  std::optional<RunDone> runDone_;
+  std::optional<Napi::Promise::Deferred> pending_;
+};
+
+Napi::Value KvmInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsUndefined() && !info[0].IsString()) ThrowInvalid(env, "path", "expected a string");
+  std::string path = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "/dev/kvm";
+  auto sys = Guarded(env, [&] { return OpenKvm(path); });
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("apiVersion", sys->apiVersion);
+  result.Set("vcpuMmapSize", sys->vcpuMmapSize);
+  Napi::Object caps = Napi::Object::New(env);
+  for (const auto& [name, value] : sys->capabilities) caps.Set(name, value);
+  result.Set("capabilities", caps);
+  return result;
+}
+
+// Offsets and sizes in struct kvm_run as compiled against this machine's linux/kvm.h,
+// for the test that checks lib/native/kvm-run.ts against them.
+Napi::Object KvmRunLayout(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+#define F(name, expr) o.Set(name, Napi::Number::New(env, static_cast<double>(expr)))
+  F("size", sizeof(kvm_run));
+  F("immediateExit", offsetof(kvm_run, immediate_exit));
+  F("exitReason", offsetof(kvm_run, exit_reason));
+  F("hwHardwareExitReason", offsetof(kvm_run, hw.hardware_exit_reason));
+  F("failEntryHardwareReason", offsetof(kvm_run, fail_entry.hardware_entry_failure_reason));
+  F("failEntryCpu", offsetof(kvm_run, fail_entry.cpu));
+  F("ioDirection", offsetof(kvm_run, io.direction));
+  F("ioSize", offsetof(kvm_run, io.size));
+  F("ioPort", offsetof(kvm_run, io.port));
+  F("ioCount", offsetof(kvm_run, io.count));
+  F("ioDataOffset", offsetof(kvm_run, io.data_offset));
+  F("mmioPhysAddr", offsetof(kvm_run, mmio.phys_addr));
+  F("mmioData", offsetof(kvm_run, mmio.data));
+  F("mmioLen", offsetof(kvm_run, mmio.len));
+  F("mmioIsWrite", offsetof(kvm_run, mmio.is_write));
+  F("internalSuberror", offsetof(kvm_run, internal.suberror));
+  F("internalNdata", offsetof(kvm_run, internal.ndata));
+  F("internalData", offsetof(kvm_run, internal.data));
+  F("KVM_EXIT_IO", KVM_EXIT_IO);
+  F("KVM_EXIT_HLT", KVM_EXIT_HLT);
+  F("KVM_EXIT_MMIO", KVM_EXIT_MMIO);
+  F("KVM_EXIT_SHUTDOWN", KVM_EXIT_SHUTDOWN);
+  F("KVM_EXIT_FAIL_ENTRY", KVM_EXIT_FAIL_ENTRY);
+  F("KVM_EXIT_INTR", KVM_EXIT_INTR);
+  F("KVM_EXIT_INTERNAL_ERROR", KVM_EXIT_INTERNAL_ERROR);
+  F("KVM_EXIT_IO_IN", KVM_EXIT_IO_IN);
+  F("KVM_EXIT_IO_OUT", KVM_EXIT_IO_OUT);
+#undef F
+  return o;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("setErrorClass", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+                if (!info[0].IsFunction()) ThrowInvalid(info.Env(), "errorClass", "expected a class");
+                SetErrorClass(info.Env(), info[0].As<Napi::Function>());
+              }));
+  exports.Set("kvmInfo", Napi::Function::New(env, KvmInfo));
+  exports.Set("NativeVm", NativeVm::Define(env));
+  exports.Set("kvmRunLayout", KvmRunLayout(env));
+  exports.Set("maxMemorySize", Napi::Number::New(env, static_cast<double>(Vm::kMaxMemorySize)));
+  napi_add_env_cleanup_hook(env, [](void* arg) { NativeVm::CloseAllIn(static_cast<napi_env>(arg)); }, env);
+  return exports;
+}
+
+}  // namespace
+}  // namespace nub
+
+static Napi::Object InitNub(Napi::Env env, Napi::Object exports) { return nub::Init(env, exports); }
+NODE_API_MODULE(nub, InitNub)
