@@ -12,8 +12,11 @@ import path from 'node:path';
 import { DEFAULT_MEMORY_SIZE, GuestVm } from '../lib/guest/guest-vm.js';
 import { packageRoot } from '../lib/native/binding.js';
 
-const BOOT_ITERATIONS = 200;
-const PING_BATCHES = 21;
+// The machine's speed drifts (other load, nested virtualisation), so raw and nub are
+// measured in alternating rounds and each ratio is the median of the per-round ratios.
+const ROUNDS = 7;
+const BOOT_ITERATIONS = 40;
+const PING_BATCHES = 5;
 const PINGS_PER_BATCH = 2_000;
 const DIRECTORY_ENTRIES = 10_000;
 const LOOKUPS = 200_000;
@@ -93,14 +96,18 @@ function benchContains(): { presentNs: number; absentNs: number } {
   return { presentNs: measure(present, true), absentNs: measure(absent, false) };
 }
 
-const baseline = runBaseline();
-const bootUs = await benchBoot();
-const pingNs = benchPing();
+const rounds: { rawBootUs: number; bootUs: number; rawIoNs: number; pingNs: number }[] = [];
+for (let r = 0; r < ROUNDS; r++) {
+  const baseline = runBaseline();
+  rounds.push({ rawBootUs: baseline.boot.createToHltUs, bootUs: await benchBoot(), rawIoNs: baseline.io.nsPerExit, pingNs: benchPing() });
+}
 const contains = benchContains();
+const medianOf = (f: (round: (typeof rounds)[number]) => number) => median(rounds.map(f));
 const figures = {
   memorySize: DEFAULT_MEMORY_SIZE,
-  boot: { nubUs: bootUs, rawUs: baseline.boot.createToHltUs, ratio: bootUs / baseline.boot.createToHltUs, target: 2 },
-  ping: { nubNs: pingNs, rawNs: baseline.io.nsPerExit, ratio: pingNs / baseline.io.nsPerExit, target: 1.5 },
+  rounds: ROUNDS,
+  boot: { nubUs: medianOf((r) => r.bootUs), rawUs: medianOf((r) => r.rawBootUs), ratio: medianOf((r) => r.bootUs / r.rawBootUs), target: 2 },
+  ping: { nubNs: medianOf((r) => r.pingNs), rawNs: medianOf((r) => r.rawIoNs), ratio: medianOf((r) => r.pingNs / r.rawIoNs), target: 1.5 },
   contains: { presentNs: contains.presentNs, absentNs: contains.absentNs, entries: DIRECTORY_ENTRIES, targetNs: 2000 },
 };
 
@@ -109,7 +116,7 @@ if (process.argv.includes('--json')) {
 } else {
   const row = (name: string, nub: string, raw: string, ratio: string, target: string, ok: boolean) =>
     `${name.padEnd(22)} ${nub.padStart(12)} ${raw.padStart(12)} ${ratio.padStart(7)} ${target.padStart(8)}  ${ok ? 'ok' : 'MISSED'}`;
-  console.log(`guest kernel vs raw KVM, ${DEFAULT_MEMORY_SIZE >> 20} MiB guests (medians)`);
+  console.log(`guest kernel vs raw KVM, ${DEFAULT_MEMORY_SIZE >> 20} MiB guests (medians; ratio = median of ${ROUNDS} alternating rounds)`);
   console.log(`${'measure'.padEnd(22)} ${'nub'.padStart(12)} ${'raw'.padStart(12)} ${'ratio'.padStart(7)} ${'target'.padStart(8)}`);
   const { boot, ping } = figures;
   console.log(row('boot to ready', `${boot.nubUs.toFixed(0)} µs`, `${boot.rawUs.toFixed(0)} µs`, boot.ratio.toFixed(2), '≤ 2', boot.ratio <= boot.target));

@@ -68,8 +68,11 @@ export function parseKernelImage(bytes: Uint8Array, path = '<memory>'): KernelIm
   const bad = (why: string): NubError => new NubError('BadKernelImage', `${path}: ${why}; rebuild it with \`npm run build\``, { path });
   if (bytes.length < KernelHeader.size) throw bad(`${bytes.length} bytes is too short for a kernel header`);
   const mem = new GuestMemory(bytes.slice(0, KernelHeader.size).buffer);
-  const field = (name: 'entry_va' | 'load_end_va' | 'stack_guard_va' | 'stack_top_va'): number =>
-    mem.u64AsNumber(KernelHeader.offsets[name]);
+  const field = (name: 'entry_va' | 'load_end_va' | 'stack_guard_va' | 'stack_top_va'): number => {
+    const value = mem.u64(KernelHeader.offsets[name]);
+    if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw bad(`${name} ${hex(value)} is not a guest address`);
+    return Number(value);
+  };
   if (mem.u64(KernelHeader.offsets.magic) !== KERNEL_HEADER_MAGIC) throw bad('no kernel header magic');
   const version = mem.u32(KernelHeader.offsets.layout_version);
   if (version !== BOOT_INFO_LAYOUT_VERSION) throw bad(`built for layout version ${version}, the host speaks ${BOOT_INFO_LAYOUT_VERSION}`);

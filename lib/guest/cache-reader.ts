@@ -14,6 +14,7 @@
 import {
   BOOT_INFO_LAYOUT_VERSION, BOOT_INFO_MAGIC, BootInfo, DIRECTORY_LAYOUT_ID, DirectoryEntry, DirectoryEntryState, DirectoryHeader, Layout,
 } from '../abi/guest-abi.js';
+import { CapSelector, decodeCap, type CapValue } from '../caps/index.js';
 import { NubError } from '../errors.js';
 import { GuestMemory, hex } from './guest-memory.js';
 import { canonicalVa, PAGE_SIZE, PageWalkCache, readVirtual, VA_LIMIT, virtToPhys } from './vmem.js';
@@ -33,12 +34,14 @@ const USED = DirectoryEntryState.values.USED;
 const EMPTY = DirectoryEntryState.values.EMPTY;
 const HASH_WORDS = CAP_HASH_BYTES / 4;
 
-/** The directory header after validation. */
+/** The directory header after validation, and the GPAs of the entry pages met so far. */
 interface Directory {
   root: number;
   capacity: number;
   count: number;
   entriesVa: number;
+  /** GPA of each page the entries array touches (page 0 holds entriesVa), -1 until translated. */
+  entryPages: Float64Array;
 }
 
 export class GuestCacheReader {
@@ -95,12 +98,29 @@ export class GuestCacheReader {
     const at = this.locate(dir, index);
     const view = this.entryView;
     const kind = view.getUint32(at + ENTRY.kind, true);
-    const len = view.getBigUint64(at + ENTRY.len, true);
+    // Approximate above 2^53, which is still far above any memory size.
+    const len = view.getUint32(at + ENTRY.len, true) + view.getUint32(at + ENTRY.len + 4, true) * 0x1_0000_0000;
+    if (len > this.mem.size) throw badDirectory(`entry ${index} claims ${len} bytes, more than guest memory`, { index, len });
+    if (len === 0) return { kind, bytes: new Uint8Array(0) };
     const dataVa = view.getBigUint64(at + ENTRY.data_va, true);
-    if (len > BigInt(this.mem.size)) throw badDirectory(`entry ${index} claims ${len} bytes, more than guest memory`, { index, len });
-    if (len === 0n) return { kind, bytes: new Uint8Array(0) };
     if (dataVa === 0n) throw new NubError('NullPointer', `entry ${index} has ${len} bytes at address 0`, { details: { index } });
-    return { kind, bytes: this.copy(dir.root, guestVa(dataVa, 'data_va'), Number(len)) };
+    return { kind, bytes: this.copy(dir.root, guestVa(dataVa, 'data_va'), len) };
+  }
+
+  /**
+   * The stored cap for `hash` decoded (its bytes are the `Cap` union encoding, as
+   * `encodeCap` makes them), or undefined when absent. Bytes that do not decode throw
+   * the decoder's NubError; a union selector that disagrees with the entry's kind
+   * throws 'BadDirectory'.
+   */
+  getCap(hash: Uint8Array): CapValue | undefined {
+    const stored = this.get(hash);
+    if (!stored) return undefined;
+    const cap = decodeCap(stored.bytes);
+    if (CapSelector[cap.kind] !== stored.kind) {
+      throw badDirectory(`entry kind ${stored.kind} disagrees with its ${cap.kind} cap bytes`, { kind: stored.kind, decoded: cap.kind });
+    }
+    return cap;
   }
 
   /** Slot index of `hash`, or -1. Linear probing from the hash's low bits, at most `capacity` probes. */
@@ -130,12 +150,16 @@ export class GuestCacheReader {
 
   /** The offset of entry `index` in `this.entryView` (which it sets). */
   private locate(dir: Directory, index: number): number {
-    const va = dir.entriesVa + index * ENTRY_SIZE;
-    if (true) {
+    const offset = (dir.entriesVa % PAGE_SIZE) + index * ENTRY_SIZE;
+    const inPage = offset % PAGE_SIZE;
+    if (inPage + ENTRY_SIZE <= PAGE_SIZE) {
+      const page = (offset - inPage) / PAGE_SIZE;
+      let gpa = dir.entryPages[page]!;
+      if (gpa < 0) gpa = dir.entryPages[page] = this.translate(dir.root, dir.entriesVa - (dir.entriesVa % PAGE_SIZE) + page * PAGE_SIZE, PAGE_SIZE);
       this.entryView = this.mem.view;
-      return this.translate(dir.root, va, ENTRY_SIZE);
+      return gpa + inPage;
     }
-    new Uint8Array(this.scratch.buffer).set(this.copy(dir.root, va, ENTRY_SIZE));
+    new Uint8Array(this.scratch.buffer).set(this.copy(dir.root, dir.entriesVa + index * ENTRY_SIZE, ENTRY_SIZE));
     this.entryView = this.scratch;
     return 0;
   }
@@ -156,7 +180,9 @@ export class GuestCacheReader {
   }
 
   private directory(): Directory {
-    return (this.dir ??= this.load());
+    // A closed VM detaches the buffer: reload, so the bounds check reports MemoryClosed.
+    if (this.dir && this.mem.buffer.byteLength !== 0) return this.dir;
+    return (this.dir = this.load());
   }
 
   /** Reads and validates the boot info and the directory header. */
@@ -191,7 +217,8 @@ export class GuestCacheReader {
     const entriesVa = guestVa(entriesField, 'entries_va');
     if (entriesVa + capacity * ENTRY_SIZE > VA_LIMIT) throw badDirectory('the entries array runs past the end of the address space', { entriesVa, capacity });
     if (entriesVa % DirectoryEntry.align !== 0) throw new NubError('Misaligned', `entries_va ${hex(entriesVa)} is not ${DirectoryEntry.align}-byte aligned`);
-    return { root, capacity, count, entriesVa };
+    const pages = Math.ceil(((entriesVa % PAGE_SIZE) + capacity * ENTRY_SIZE) / PAGE_SIZE);
+    return { root, capacity, count, entriesVa, entryPages: new Float64Array(pages).fill(-1) };
   }
 }
 

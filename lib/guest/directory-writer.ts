@@ -107,7 +107,8 @@ export class DirectoryWriter {
         if (equalBytes(DirectoryEntry.get(entry, 0, 'hash') as Uint8Array, hash)) return index;
         continue;
       }
-      const dataVa = bytes.length === 0 ? 0 : this.alloc(bytes.length, 8);
+      // Like the guest: page-sized buffers stay page-aligned (SPEC section 7).
+      const dataVa = bytes.length === 0 ? 0 : this.alloc(bytes.length, bytes.length % PAGE_SIZE === 0 ? PAGE_SIZE : 8);
       if (bytes.length > 0) this.writeVirtual(dataVa, bytes);
       new Uint8Array(entry.buffer).set(hash, DirectoryEntry.offsets.hash);
       DirectoryEntry.set(entry, 0, 'state', DirectoryEntryState.values.USED);

@@ -15,8 +15,12 @@ import { CAP_HASH_BYTES, GuestCacheReader } from './cache-reader.js';
 import { GuestMemory } from './guest-memory.js';
 import { Mailbox, MAILBOX_PAYLOAD_CAPACITY } from './mailbox.js';
 
-/** Default guest RAM: room for a directory of 65,536 slots and a few tens of MiB of caps. */
-export const DEFAULT_MEMORY_SIZE = 64 * 1024 * 1024;
+/**
+ * Default guest RAM: 16 MiB gives a directory of 16,384 slots (12,288 caps at the 3/4
+ * load limit) and about 14 MiB of heap. Bigger guests boot more slowly in practice:
+ * V8 counts the whole memory ArrayBuffer as external memory and collects garbage sooner.
+ */
+export const DEFAULT_MEMORY_SIZE = 16 * 1024 * 1024;
 /** Largest cap `put` stores in one request (the mailbox payload minus the hash). */
 export const MAX_PUT_BYTES = MAILBOX_PAYLOAD_CAPACITY - CAP_HASH_BYTES;
 const MAX_KIND = 0xffff_ffff;

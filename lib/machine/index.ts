@@ -12,3 +12,4 @@ export {
   runMachine, invokeLocal, imageDataResolver, programOf, phiToX,
   type MachineInput, type InvokeResult, type InvokeOptions, type HostCall, type MemoryView, type DataResolver,
 } from './invoke.js';
+export { localEngine, type Engine } from './engine.js';

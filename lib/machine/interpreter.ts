@@ -72,6 +72,15 @@ function orCombine32(x: number): number {
   return (x & 0xff ? 0xff : 0) | (x & 0xff00 ? 0xff00 : 0) | (x & 0xff0000 ? 0xff0000 : 0) | (x & 0xff000000 ? 0xff000000 : 0);
 }
 
+/** Records where and how a run ended; returns the exit. An instruction that did not complete is not counted in `retired`. */
+function finish(st: MachineState, exit: number, h: number, arg: number, gas: number, retired: number): number {
+  st.h = h;
+  st.gas = gas;
+  st.arg = arg;
+  st.retired = retired;
+  return exit;
+}
+
 /**
  * Runs from `st.h` until an exit; returns the exit number and leaves `st` at the
  * exit's pc with the gas left, `arg` and `retired` set. An instruction that ends in
@@ -86,14 +95,6 @@ export function execute(p: Program, mem: Memory, st: MachineState, hostHook?: Ho
   let gas = st.gas;
   let retired = 0;
 
-  /** Ends the run at halfword `at`; `undone` when the instruction there did not complete. */
-  const stop = (exit: number, at: number, arg: number, undone: boolean): number => {
-    st.h = at;
-    st.gas = gas;
-    st.arg = arg;
-    st.retired = undone ? retired - COUNT[at] : retired;
-    return exit;
-  };
   const set = (d: number, lo: number, hi: number) => { LO[d] = lo; HI[d] = hi; };
   const setWord = (d: number, lo: number) => { LO[d] = lo; HI[d] = lo >> 31; };
   const setBig = (d: number, v: bigint) => { LO[d] = Number(BigInt.asIntN(32, v)); HI[d] = Number(BigInt.asIntN(32, v >> 32n)); };
@@ -125,207 +126,199 @@ export function execute(p: Program, mem: Memory, st: MachineState, hostHook?: Ho
   block: for (;;) {
     // Entering h: charge it and the rest of its block.
     const cost = GAS[h];
-    if (cost > gas) return stop(Exit.OUT_OF_GAS, h, 0, false);
+    if (cost > gas) return finish(st, Exit.OUT_OF_GAS, h, 0, gas, retired);
     gas -= cost;
     retired += COUNT[h];
 
     for (;;) {
       const d = RD[h], a = RA[h], b = RB[h];
-      switch (OP[h]) {
-        case Op.ADD: {
-          const sum = (LO[a] >>> 0) + (LO[b] >>> 0);
-          set(d, sum | 0, (HI[a] + HI[b] + (sum >= TWO_32 ? 1 : 0)) | 0);
-          break;
-        }
-        case Op.SUB: {
-          const borrow = (LO[a] >>> 0) < (LO[b] >>> 0) ? 1 : 0;
-          set(d, (LO[a] - LO[b]) | 0, (HI[a] - HI[b] - borrow) | 0);
-          break;
-        }
-        case Op.SLL: shiftLeft(d, LO[a], HI[a], LO[b] & 63); break;
-        case Op.SRL: {
-          const s = LO[b] & 63, lo = LO[a], hi = HI[a];
-          if (s === 0) set(d, lo, hi);
-          else if (s < 32) set(d, (lo >>> s) | (hi << (32 - s)), hi >>> s);
-          else set(d, hi >>> (s - 32), 0);
-          break;
-        }
-        case Op.SRA: {
-          const s = LO[b] & 63, lo = LO[a], hi = HI[a];
-          if (s === 0) set(d, lo, hi);
-          else if (s < 32) set(d, (lo >>> s) | (hi << (32 - s)), hi >> s);
-          else set(d, hi >> (s - 32), hi >> 31);
-          break;
-        }
-        case Op.SLT: set(d, lessSigned(a, b) ? 1 : 0, 0); break;
-        case Op.SLTU: set(d, lessUnsigned(a, b) ? 1 : 0, 0); break;
-        case Op.XOR: set(d, LO[a] ^ LO[b], HI[a] ^ HI[b]); break;
-        case Op.OR: set(d, LO[a] | LO[b], HI[a] | HI[b]); break;
-        case Op.AND: set(d, LO[a] & LO[b], HI[a] & HI[b]); break;
-        case Op.ADDW: setWord(d, (LO[a] + LO[b]) | 0); break;
-        case Op.SUBW: setWord(d, (LO[a] - LO[b]) | 0); break;
-        case Op.SLLW: setWord(d, LO[a] << (LO[b] & 31)); break;
-        case Op.SRLW: setWord(d, (LO[a] >>> (LO[b] & 31)) | 0); break;
-        case Op.SRAW: setWord(d, LO[a] >> (LO[b] & 31)); break;
+      taken: {
+        switch (OP[h]) {
+          case Op.ADD: {
+            const sum = (LO[a] >>> 0) + (LO[b] >>> 0);
+            set(d, sum | 0, (HI[a] + HI[b] + (sum >= TWO_32 ? 1 : 0)) | 0);
+            break;
+          }
+          case Op.SUB: {
+            const borrow = (LO[a] >>> 0) < (LO[b] >>> 0) ? 1 : 0;
+            set(d, (LO[a] - LO[b]) | 0, (HI[a] - HI[b] - borrow) | 0);
+            break;
+          }
+          case Op.SLL: shiftLeft(d, LO[a], HI[a], LO[b] & 63); break;
+          case Op.SRL: {
+            const s = LO[b] & 63, lo = LO[a], hi = HI[a];
+            if (s === 0) set(d, lo, hi);
+            else if (s < 32) set(d, (lo >>> s) | (hi << (32 - s)), hi >>> s);
+            else set(d, hi >>> (s - 32), 0);
+            break;
+          }
+          case Op.SRA: {
+            const s = LO[b] & 63, lo = LO[a], hi = HI[a];
+            if (s === 0) set(d, lo, hi);
+            else if (s < 32) set(d, (lo >>> s) | (hi << (32 - s)), hi >> s);
+            else set(d, hi >> (s - 32), hi >> 31);
+            break;
+          }
+          case Op.SLT: set(d, lessSigned(a, b) ? 1 : 0, 0); break;
+          case Op.SLTU: set(d, lessUnsigned(a, b) ? 1 : 0, 0); break;
+          case Op.XOR: set(d, LO[a] ^ LO[b], HI[a] ^ HI[b]); break;
+          case Op.OR: set(d, LO[a] | LO[b], HI[a] | HI[b]); break;
+          case Op.AND: set(d, LO[a] & LO[b], HI[a] & HI[b]); break;
+          case Op.ADDW: setWord(d, (LO[a] + LO[b]) | 0); break;
+          case Op.SUBW: setWord(d, (LO[a] - LO[b]) | 0); break;
+          case Op.SLLW: setWord(d, LO[a] << (LO[b] & 31)); break;
+          case Op.SRLW: setWord(d, (LO[a] >>> (LO[b] & 31)) | 0); break;
+          case Op.SRAW: setWord(d, LO[a] >> (LO[b] & 31)); break;
 
-        case Op.MUL: {
-          const al = LO[a], bl = LO[b];
-          set(d, Math.imul(al, bl), (mulHighU32(al >>> 0, bl >>> 0) + Math.imul(al, HI[b]) + Math.imul(HI[a], bl)) | 0);
-          break;
-        }
-        case Op.MULH: setBig(d, (big(a) * big(b)) >> 64n); break;
-        case Op.MULHSU: setBig(d, (big(a) * bigU(b)) >> 64n); break;
-        case Op.MULHU: setBig(d, (bigU(a) * bigU(b)) >> 64n); break;
-        case Op.MULW: setWord(d, Math.imul(LO[a], LO[b])); break;
-        case Op.DIV: case Op.REM: {
-          const isDiv = OP[h] === Op.DIV;
-          if (isZero(b)) { if (isDiv) set(d, -1, -1); else copy(d, a); }
-          else if (HI[a] === LO[a] >> 31 && HI[b] === LO[b] >> 31) {
-            // Both fit in int32: doubles are exact, and -2^31 / -1 = 2^31 fits in 64 bits.
-            const r = isDiv ? Math.trunc(LO[a] / LO[b]) : LO[a] % LO[b];
-            set(d, r | 0, r < 0 ? -1 : 0);
-          } else setBig(d, isDiv ? BigInt.asIntN(64, big(a) / big(b)) : big(a) % big(b));
-          break;
-        }
-        case Op.DIVU: case Op.REMU: {
-          const isDiv = OP[h] === Op.DIVU;
-          if (isZero(b)) { if (isDiv) set(d, -1, -1); else copy(d, a); }
-          else if (HI[a] === 0 && HI[b] === 0) {
+          case Op.MUL: {
+            const al = LO[a], bl = LO[b];
+            set(d, Math.imul(al, bl), (mulHighU32(al >>> 0, bl >>> 0) + Math.imul(al, HI[b]) + Math.imul(HI[a], bl)) | 0);
+            break;
+          }
+          case Op.MULH: setBig(d, (big(a) * big(b)) >> 64n); break;
+          case Op.MULHSU: setBig(d, (big(a) * bigU(b)) >> 64n); break;
+          case Op.MULHU: setBig(d, (bigU(a) * bigU(b)) >> 64n); break;
+          case Op.MULW: setWord(d, Math.imul(LO[a], LO[b])); break;
+          case Op.DIV: case Op.REM: {
+            const isDiv = OP[h] === Op.DIV;
+            if (isZero(b)) { if (isDiv) set(d, -1, -1); else copy(d, a); }
+            else if (HI[a] === LO[a] >> 31 && HI[b] === LO[b] >> 31) {
+              // Both fit in int32: doubles are exact, and -2^31 / -1 = 2^31 fits in 64 bits.
+              const r = isDiv ? Math.trunc(LO[a] / LO[b]) : LO[a] % LO[b];
+              set(d, r | 0, r < 0 ? -1 : 0);
+            } else setBig(d, isDiv ? BigInt.asIntN(64, big(a) / big(b)) : big(a) % big(b));
+            break;
+          }
+          case Op.DIVU: case Op.REMU: {
+            const isDiv = OP[h] === Op.DIVU;
+            if (isZero(b)) { if (isDiv) set(d, -1, -1); else copy(d, a); }
+            else if (HI[a] === 0 && HI[b] === 0) {
+              const x = LO[a] >>> 0, y = LO[b] >>> 0;
+              set(d, (isDiv ? Math.trunc(x / y) : x % y) | 0, 0);
+            } else setBig(d, isDiv ? bigU(a) / bigU(b) : bigU(a) % bigU(b));
+            break;
+          }
+          case Op.DIVW: {
+            const x = LO[a], y = LO[b];
+            setWord(d, y === 0 ? -1 : x === -0x80000000 && y === -1 ? x : Math.trunc(x / y) | 0);
+            break;
+          }
+          case Op.REMW: {
+            const x = LO[a], y = LO[b];
+            setWord(d, y === 0 ? x : (x % y) | 0);
+            break;
+          }
+          case Op.DIVUW: {
             const x = LO[a] >>> 0, y = LO[b] >>> 0;
-            set(d, (isDiv ? Math.trunc(x / y) : x % y) | 0, 0);
-          } else setBig(d, isDiv ? bigU(a) / bigU(b) : bigU(a) % bigU(b));
-          break;
-        }
-        case Op.DIVW: {
-          const x = LO[a], y = LO[b];
-          setWord(d, y === 0 ? -1 : x === -0x80000000 && y === -1 ? x : Math.trunc(x / y) | 0);
-          break;
-        }
-        case Op.REMW: {
-          const x = LO[a], y = LO[b];
-          setWord(d, y === 0 ? x : (x % y) | 0);
-          break;
-        }
-        case Op.DIVUW: {
-          const x = LO[a] >>> 0, y = LO[b] >>> 0;
-          setWord(d, y === 0 ? -1 : Math.trunc(x / y) | 0);
-          break;
-        }
-        case Op.REMUW: {
-          const x = LO[a] >>> 0, y = LO[b] >>> 0;
-          setWord(d, (y === 0 ? x : x % y) | 0);
-          break;
-        }
-
-        case Op.ANDN: set(d, LO[a] & ~LO[b], HI[a] & ~HI[b]); break;
-        case Op.ORN: set(d, LO[a] | ~LO[b], HI[a] | ~HI[b]); break;
-        case Op.XNOR: set(d, ~(LO[a] ^ LO[b]), ~(HI[a] ^ HI[b])); break;
-        case Op.CLZ: set(d, HI[a] !== 0 ? Math.clz32(HI[a]) : 32 + Math.clz32(LO[a]), 0); break;
-        case Op.CTZ: set(d, LO[a] !== 0 ? ctz32(LO[a]) : 32 + ctz32(HI[a]), 0); break;
-        case Op.CPOP: set(d, popcount32(LO[a]) + popcount32(HI[a]), 0); break;
-        case Op.CLZW: set(d, Math.clz32(LO[a]), 0); break;
-        case Op.CTZW: set(d, ctz32(LO[a]), 0); break;
-        case Op.CPOPW: set(d, popcount32(LO[a]), 0); break;
-        case Op.MIN: copy(d, lessSigned(a, b) ? a : b); break;
-        case Op.MAX: copy(d, lessSigned(a, b) ? b : a); break;
-        case Op.MINU: copy(d, lessUnsigned(a, b) ? a : b); break;
-        case Op.MAXU: copy(d, lessUnsigned(a, b) ? b : a); break;
-        case Op.SEXTB: setWord(d, (LO[a] << 24) >> 24); break;
-        case Op.SEXTH: setWord(d, (LO[a] << 16) >> 16); break;
-        case Op.ZEXTH: set(d, LO[a] & 0xffff, 0); break;
-        case Op.ROL: rotateRight(d, LO[a], HI[a], (64 - (LO[b] & 63)) & 63); break;
-        case Op.ROR: rotateRight(d, LO[a], HI[a], LO[b] & 63); break;
-        case Op.ROLW: { const x = LO[a], s = LO[b] & 31; setWord(d, (x << s) | (x >>> (32 - s))); break; }
-        case Op.RORW: { const x = LO[a], s = LO[b] & 31; setWord(d, (x >>> s) | (x << (32 - s))); break; }
-        case Op.ORCB: set(d, orCombine32(LO[a]), orCombine32(HI[a])); break;
-        case Op.REV8: set(d, byteSwap32(HI[a]), byteSwap32(LO[a])); break;
-
-        case Op.ADDUW: addTo(d, LO[a], 0, b); break;
-        case Op.SH1ADD: addTo(d, LO[a] << 1, (HI[a] << 1) | (LO[a] >>> 31), b); break;
-        case Op.SH2ADD: addTo(d, LO[a] << 2, (HI[a] << 2) | (LO[a] >>> 30), b); break;
-        case Op.SH3ADD: addTo(d, LO[a] << 3, (HI[a] << 3) | (LO[a] >>> 29), b); break;
-        case Op.SH1ADDUW: addTo(d, LO[a] << 1, LO[a] >>> 31, b); break;
-        case Op.SH2ADDUW: addTo(d, LO[a] << 2, LO[a] >>> 30, b); break;
-        case Op.SH3ADDUW: addTo(d, LO[a] << 3, LO[a] >>> 29, b); break;
-        case Op.SLLUW: shiftLeft(d, LO[a], 0, LO[b] & 63); break;
-
-        case Op.BCLR: { const s = LO[b] & 63; if (s < 32) set(d, LO[a] & ~(1 << s), HI[a]); else set(d, LO[a], HI[a] & ~(1 << (s - 32))); break; }
-        case Op.BSET: { const s = LO[b] & 63; if (s < 32) set(d, LO[a] | (1 << s), HI[a]); else set(d, LO[a], HI[a] | (1 << (s - 32))); break; }
-        case Op.BINV: { const s = LO[b] & 63; if (s < 32) set(d, LO[a] ^ (1 << s), HI[a]); else set(d, LO[a], HI[a] ^ (1 << (s - 32))); break; }
-        case Op.BEXT: { const s = LO[b] & 63; set(d, ((s < 32 ? LO[a] : HI[a]) >>> (s & 31)) & 1, 0); break; }
-        case Op.CZEROEQZ: if (isZero(b)) set(d, 0, 0); else copy(d, a); break;
-        case Op.CZERONEZ: if (isZero(b)) copy(d, a); else set(d, 0, 0); break;
-        case Op.NOP: break;
-
-        case Op.LB: case Op.LH: case Op.LW: case Op.LD: case Op.LBU: case Op.LHU: case Op.LWU: {
-          const op = OP[h];
-          const n = op === Op.LB || op === Op.LBU ? 1 : op === Op.LH || op === Op.LHU ? 2 : op === Op.LD ? 8 : 4;
-          const addr = (LO[a] + IMM[h]) >>> 0;
-          const view = mem.read(addr, n);
-          if (view === null) return stop(Exit.PAGE_FAULT, h, mem.faultAddress, true);
-          const o = mem.offset;
-          switch (op) {
-            case Op.LB: setWord(d, view.getInt8(o)); break;
-            case Op.LBU: set(d, view.getUint8(o), 0); break;
-            case Op.LH: setWord(d, view.getInt16(o, true)); break;
-            case Op.LHU: set(d, view.getUint16(o, true), 0); break;
-            case Op.LW: setWord(d, view.getInt32(o, true)); break;
-            case Op.LWU: set(d, view.getInt32(o, true), 0); break;
-            default: set(d, view.getInt32(o, true), view.getInt32(o + 4, true)); break;
+            setWord(d, y === 0 ? -1 : Math.trunc(x / y) | 0);
+            break;
           }
-          break;
-        }
-        case Op.SB: case Op.SH: case Op.SW: case Op.SD: {
-          const op = OP[h];
-          const n = op === Op.SB ? 1 : op === Op.SH ? 2 : op === Op.SW ? 4 : 8;
-          if (!mem.write((LO[a] + IMM[h]) >>> 0, n, LO[b], HI[b])) return stop(Exit.PAGE_FAULT, h, mem.faultAddress, true);
-          break;
-        }
-
-        // Terminators: each sets h and goes back to charge the block it enters.
-        case Op.BEQ: case Op.BNE: case Op.BLT: case Op.BGE: case Op.BLTU: case Op.BGEU: {
-          const op = OP[h];
-          const taken =
-            op === Op.BEQ ? LO[a] === LO[b] && HI[a] === HI[b]
-            : op === Op.BNE ? LO[a] !== LO[b] || HI[a] !== HI[b]
-            : op === Op.BLT ? lessSigned(a, b)
-            : op === Op.BGE ? !lessSigned(a, b)
-            : op === Op.BLTU ? lessUnsigned(a, b)
-            : !lessUnsigned(a, b);
-          if (!taken) { h += SIZE[h]; continue block; }
-          if (IMM[h] < 0) return stop(Exit.PANIC, h, 0, true);
-          h = IMM[h];
-          continue block;
-        }
-        case Op.JAL: {
-          if (IMM[h] < 0) return stop(Exit.PANIC, h, 0, true);
-          set(d, CODE_BASE + 2 * (h + SIZE[h]), 0);
-          h = IMM[h];
-          continue block;
-        }
-        case Op.JALR: {
-          const offset = (((LO[a] + IMM[h]) & ~1) - CODE_BASE) >>> 0;
-          if (offset >= codeLength || BLOCK_START[offset / 2] !== 1) return stop(Exit.PANIC, h, 0, true);
-          set(d, CODE_BASE + 2 * (h + SIZE[h]), 0);
-          h = offset / 2;
-          continue block;
-        }
-        case Op.FALLTHROUGH: h += SIZE[h]; continue block;
-        case Op.TRAP: return stop(Exit.TRAP, h, 0, false);
-        case Op.ECALLJAR: return stop(Exit.ECALL, h + SIZE[h], 0, false);
-        case Op.ECALLI: {
-          const n = IMM[h];
-          if (n === 0) return stop(Exit.HALT, h, 0, false);
-          if (n < HOST_CALL_MIN || n > HOST_CALL_MAX) return stop(Exit.PANIC, h, 0, true);
-          if (hostHook !== undefined) {
-            if (hostHook(n)) { h += SIZE[h]; continue block; }
+          case Op.REMUW: {
+            const x = LO[a] >>> 0, y = LO[b] >>> 0;
+            setWord(d, (y === 0 ? x : x % y) | 0);
+            break;
           }
-          return stop(Exit.HOST_CALL, h + SIZE[h], n, false);
+
+          case Op.ANDN: set(d, LO[a] & ~LO[b], HI[a] & ~HI[b]); break;
+          case Op.ORN: set(d, LO[a] | ~LO[b], HI[a] | ~HI[b]); break;
+          case Op.XNOR: set(d, ~(LO[a] ^ LO[b]), ~(HI[a] ^ HI[b])); break;
+          case Op.CLZ: set(d, HI[a] !== 0 ? Math.clz32(HI[a]) : 32 + Math.clz32(LO[a]), 0); break;
+          case Op.CTZ: set(d, LO[a] !== 0 ? ctz32(LO[a]) : 32 + ctz32(HI[a]), 0); break;
+          case Op.CPOP: set(d, popcount32(LO[a]) + popcount32(HI[a]), 0); break;
+          case Op.CLZW: set(d, Math.clz32(LO[a]), 0); break;
+          case Op.CTZW: set(d, ctz32(LO[a]), 0); break;
+          case Op.CPOPW: set(d, popcount32(LO[a]), 0); break;
+          case Op.MIN: copy(d, lessSigned(a, b) ? a : b); break;
+          case Op.MAX: copy(d, lessSigned(a, b) ? b : a); break;
+          case Op.MINU: copy(d, lessUnsigned(a, b) ? a : b); break;
+          case Op.MAXU: copy(d, lessUnsigned(a, b) ? b : a); break;
+          case Op.SEXTB: setWord(d, (LO[a] << 24) >> 24); break;
+          case Op.SEXTH: setWord(d, (LO[a] << 16) >> 16); break;
+          case Op.ZEXTH: set(d, LO[a] & 0xffff, 0); break;
+          case Op.ROL: rotateRight(d, LO[a], HI[a], (64 - (LO[b] & 63)) & 63); break;
+          case Op.ROR: rotateRight(d, LO[a], HI[a], LO[b] & 63); break;
+          case Op.ROLW: { const x = LO[a], s = LO[b] & 31; setWord(d, (x << s) | (x >>> (32 - s))); break; }
+          case Op.RORW: { const x = LO[a], s = LO[b] & 31; setWord(d, (x >>> s) | (x << (32 - s))); break; }
+          case Op.ORCB: set(d, orCombine32(LO[a]), orCombine32(HI[a])); break;
+          case Op.REV8: set(d, byteSwap32(HI[a]), byteSwap32(LO[a])); break;
+
+          case Op.ADDUW: addTo(d, LO[a], 0, b); break;
+          case Op.SH1ADD: addTo(d, LO[a] << 1, (HI[a] << 1) | (LO[a] >>> 31), b); break;
+          case Op.SH2ADD: addTo(d, LO[a] << 2, (HI[a] << 2) | (LO[a] >>> 30), b); break;
+          case Op.SH3ADD: addTo(d, LO[a] << 3, (HI[a] << 3) | (LO[a] >>> 29), b); break;
+          case Op.SH1ADDUW: addTo(d, LO[a] << 1, LO[a] >>> 31, b); break;
+          case Op.SH2ADDUW: addTo(d, LO[a] << 2, LO[a] >>> 30, b); break;
+          case Op.SH3ADDUW: addTo(d, LO[a] << 3, LO[a] >>> 29, b); break;
+          case Op.SLLUW: shiftLeft(d, LO[a], 0, LO[b] & 63); break;
+
+          case Op.BCLR: { const s = LO[b] & 63; if (s < 32) set(d, LO[a] & ~(1 << s), HI[a]); else set(d, LO[a], HI[a] & ~(1 << (s - 32))); break; }
+          case Op.BSET: { const s = LO[b] & 63; if (s < 32) set(d, LO[a] | (1 << s), HI[a]); else set(d, LO[a], HI[a] | (1 << (s - 32))); break; }
+          case Op.BINV: { const s = LO[b] & 63; if (s < 32) set(d, LO[a] ^ (1 << s), HI[a]); else set(d, LO[a], HI[a] ^ (1 << (s - 32))); break; }
+          case Op.BEXT: { const s = LO[b] & 63; set(d, ((s < 32 ? LO[a] : HI[a]) >>> (s & 31)) & 1, 0); break; }
+          case Op.CZEROEQZ: if (isZero(b)) set(d, 0, 0); else copy(d, a); break;
+          case Op.CZERONEZ: if (isZero(b)) copy(d, a); else set(d, 0, 0); break;
+          case Op.NOP: break;
+
+          // Loads and stores: address mod 2^32; a fault leaves everything as it was.
+          case Op.LB: { const v = mem.read((LO[a] + IMM[h]) >>> 0, 1); if (v === null) return finish(st, Exit.PAGE_FAULT, h, mem.faultAddress, gas, retired - COUNT[h]); setWord(d, v.getInt8(mem.offset)); break; }
+          case Op.LBU: { const v = mem.read((LO[a] + IMM[h]) >>> 0, 1); if (v === null) return finish(st, Exit.PAGE_FAULT, h, mem.faultAddress, gas, retired - COUNT[h]); set(d, v.getUint8(mem.offset), 0); break; }
+          case Op.LH: { const v = mem.read((LO[a] + IMM[h]) >>> 0, 2); if (v === null) return finish(st, Exit.PAGE_FAULT, h, mem.faultAddress, gas, retired - COUNT[h]); setWord(d, v.getInt16(mem.offset, true)); break; }
+          case Op.LHU: { const v = mem.read((LO[a] + IMM[h]) >>> 0, 2); if (v === null) return finish(st, Exit.PAGE_FAULT, h, mem.faultAddress, gas, retired - COUNT[h]); set(d, v.getUint16(mem.offset, true), 0); break; }
+          case Op.LW: { const v = mem.read((LO[a] + IMM[h]) >>> 0, 4); if (v === null) return finish(st, Exit.PAGE_FAULT, h, mem.faultAddress, gas, retired - COUNT[h]); setWord(d, v.getInt32(mem.offset, true)); break; }
+          case Op.LWU: { const v = mem.read((LO[a] + IMM[h]) >>> 0, 4); if (v === null) return finish(st, Exit.PAGE_FAULT, h, mem.faultAddress, gas, retired - COUNT[h]); set(d, v.getInt32(mem.offset, true), 0); break; }
+          case Op.LD: {
+            const v = mem.read((LO[a] + IMM[h]) >>> 0, 8);
+            if (v === null) return finish(st, Exit.PAGE_FAULT, h, mem.faultAddress, gas, retired - COUNT[h]);
+            set(d, v.getInt32(mem.offset, true), v.getInt32(mem.offset + 4, true));
+            break;
+          }
+          case Op.SB: if (!mem.write((LO[a] + IMM[h]) >>> 0, 1, LO[b], 0)) return finish(st, Exit.PAGE_FAULT, h, mem.faultAddress, gas, retired - COUNT[h]); break;
+          case Op.SH: if (!mem.write((LO[a] + IMM[h]) >>> 0, 2, LO[b], 0)) return finish(st, Exit.PAGE_FAULT, h, mem.faultAddress, gas, retired - COUNT[h]); break;
+          case Op.SW: if (!mem.write((LO[a] + IMM[h]) >>> 0, 4, LO[b], 0)) return finish(st, Exit.PAGE_FAULT, h, mem.faultAddress, gas, retired - COUNT[h]); break;
+          case Op.SD: if (!mem.write((LO[a] + IMM[h]) >>> 0, 8, LO[b], HI[b])) return finish(st, Exit.PAGE_FAULT, h, mem.faultAddress, gas, retired - COUNT[h]); break;
+
+          // Terminators: each sets h and goes back to charge what it enters (a taken branch leaves the switch by `taken`).
+          case Op.BEQ: if (LO[a] === LO[b] && HI[a] === HI[b]) break taken; h += SIZE[h]; continue block;
+          case Op.BNE: if (LO[a] !== LO[b] || HI[a] !== HI[b]) break taken; h += SIZE[h]; continue block;
+          case Op.BLT: if (lessSigned(a, b)) break taken; h += SIZE[h]; continue block;
+          case Op.BGE: if (!lessSigned(a, b)) break taken; h += SIZE[h]; continue block;
+          case Op.BLTU: if (lessUnsigned(a, b)) break taken; h += SIZE[h]; continue block;
+          case Op.BGEU: if (!lessUnsigned(a, b)) break taken; h += SIZE[h]; continue block;
+          case Op.JAL: {
+            if (IMM[h] < 0) return finish(st, Exit.PANIC, h, 0, gas, retired - COUNT[h]);
+            set(d, CODE_BASE + 2 * (h + SIZE[h]), 0);
+            h = IMM[h];
+            continue block;
+          }
+          case Op.JALR: {
+            const offset = (((LO[a] + IMM[h]) & ~1) - CODE_BASE) >>> 0;
+            if (offset >= codeLength || BLOCK_START[offset / 2] !== 1) return finish(st, Exit.PANIC, h, 0, gas, retired - COUNT[h]);
+            set(d, CODE_BASE + 2 * (h + SIZE[h]), 0);
+            h = offset / 2;
+            continue block;
+          }
+          case Op.FALLTHROUGH: h += SIZE[h]; continue block;
+          case Op.TRAP: return finish(st, Exit.TRAP, h, 0, gas, retired);
+          case Op.ECALLJAR: return finish(st, Exit.ECALL, h + SIZE[h], 0, gas, retired);
+          case Op.ECALLI: {
+            const n = IMM[h];
+            if (n === 0) return finish(st, Exit.HALT, h, 0, gas, retired);
+            if (n < HOST_CALL_MIN || n > HOST_CALL_MAX) return finish(st, Exit.PANIC, h, 0, gas, retired - COUNT[h]);
+            if (hostHook !== undefined) {
+              if (hostHook(n)) { h += SIZE[h]; continue block; }
+            }
+            return finish(st, Exit.HOST_CALL, h + SIZE[h], n, gas, retired);
+          }
+          case Op.END: return finish(st, Exit.PANIC, h, 0, gas, retired);
+          default: return finish(st, Exit.PANIC, h, 0, gas, retired - COUNT[h]); // ILLEGAL (NONE is never reached: targets are checked)
         }
-        case Op.END: return stop(Exit.PANIC, h, 0, false);
-        default: return stop(Exit.PANIC, h, 0, true); // ILLEGAL (NONE is never reached: targets are checked)
+        h += SIZE[h];
+        continue;
       }
-      h += SIZE[h];
+      // A taken branch: its target was checked when the program was prepared.
+      if (IMM[h] < 0) return finish(st, Exit.PANIC, h, 0, gas, retired - COUNT[h]);
+      h = IMM[h];
+      continue block;
     }
   }
 }

@@ -5,8 +5,7 @@
  * from an admitted image and one of its endpoints.
  */
 import { keysEqual, toHex, toKey, type DataCap, type ImageCap, type KeyLike } from '../caps/index.js';
-import type { AdmittedImage } from '../image/index.js';
-import { mappingIsPinned } from '../image/index.js';
+import { mappingIsPinned, type AdmittedImage } from '../image/index.js';
 import { NubError } from '../errors.js';
 import { CODE_BASE, Exit, NUM_REGS } from './abi.js';
 import { execute, newMachineState, pairToBigInt } from './interpreter.js';

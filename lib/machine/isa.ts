@@ -4,7 +4,7 @@
  * executes. The decoder, the disassembler, the pre-decoder and the docs' gas table
  * all read this table.
  */
-import { Gas, type GasClass } from './abi.js';
+import type { GasClass } from './abi.js';
 
 /**
  * Operand forms. `reg`: rd, rs1, rs2. `imm`: rd, rs1, imm. `upper`: rd, imm (lui,
@@ -125,8 +125,3 @@ export const ISA: Readonly<Record<string, OpInfo>> = {
 
 /** Every illegal encoding shares this entry. */
 export const ILLEGAL_INFO: OpInfo = info('illegal', 'ILLEGAL', Op.ILLEGAL);
-
-/** The gas of one instruction of a mnemonic (illegal ones cost `Gas.ILLEGAL`). */
-export function gasOf(mnemonic: string): number {
-  return Gas[(ISA[mnemonic] ?? ILLEGAL_INFO).gas];
-}

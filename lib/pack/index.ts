@@ -17,7 +17,7 @@
 import { NubError } from '../errors.js';
 import { CODE_BASE, DATA_BASE, PAGE_SIZE } from '../caps/constants.js';
 import { ImageBuilder } from '../image/index.js';
-import { decodeAt, disassemble, type Instruction } from '../machine/index.js';
+import { ADDRESS_SPACE, decodeAt, disassemble, type Instruction } from '../machine/index.js';
 import { readElf, SHF, SHT, STT, type ElfFile, type ElfSection } from './elf.js';
 import { ENDPOINT_SECTION, readEndpointRecords } from './endpoints.js';
 
@@ -25,12 +25,11 @@ import { ENDPOINT_SECTION, readEndpointRecords } from './endpoints.js';
 export const RODATA_SLOT = 1;
 export const DATA_SLOT = 2;
 export const STACK_SLOT = 3;
-/** The stack grows down from here; φ1 starts here. 2 GiB: far above any data, and positive as a 32-bit value. */
+/** The stack grows down from here; φ1 starts here. 2 GiB: far above the data, and every stack address is below 2^31. */
 export const STACK_TOP = 0x8000_0000;
 export const DEFAULT_STACK_SIZE = 64 * 1024;
 
-/** The guest address space is 4 GiB. */
-const ADDRESS_LIMIT = 2n ** 32n;
+const ADDRESS_LIMIT = BigInt(ADDRESS_SPACE);
 const ELF_EXECUTABLE = 2;
 /** Illegal instructions listed in a refusal's message; the rest are in `details`. */
 const MESSAGE_LISTS_AT_MOST = 5;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { BOOT_INFO_MAGIC, BootInfo, DirectoryEntry, DirectoryHeader, Layout } from '../../lib/abi/guest-abi.js';
+import { CapSelector, DataCap, encodeCap } from '../../lib/caps/index.js';
 import { isNubError } from '../../lib/errors.js';
 import { CAP_HASH_BYTES, GuestCacheReader } from '../../lib/guest/cache-reader.js';
 import { DirectoryWriter, type SyntheticGuestOptions } from '../../lib/guest/directory-writer.js';
@@ -133,9 +134,28 @@ describe('GuestCacheReader on synthetic guest memory', () => {
   it('reports released guest memory as MemoryClosed', () => {
     const g = new DirectoryWriter({ capacity: 16, memorySize: 0x20_0000 });
     const reader = GuestCacheReader.fromBootInfo(g.mem);
+    assert.equal(reader.contains(new Uint8Array(CAP_HASH_BYTES)), false);
     structuredClone(g.mem.buffer, { transfer: [g.mem.buffer] });
+    assertCode(() => reader.contains(new Uint8Array(CAP_HASH_BYTES)), 'MemoryClosed');
     reader.invalidate();
     assertCode(() => reader.len(), 'MemoryClosed');
+  });
+
+  it('getCap decodes the stored Cap union bytes and checks them against the entry kind', () => {
+    const rng = new SeededRandom(0xd1_0009);
+    const g = new DirectoryWriter({ capacity: 16, memorySize: 0x20_0000 });
+    const encoded = encodeCap({ kind: 'Data', value: DataCap.fromBytes(rng.bytes(300)) });
+    const [good, wrongKind, garbage] = [rng.bytes(CAP_HASH_BYTES), rng.bytes(CAP_HASH_BYTES), rng.bytes(CAP_HASH_BYTES)];
+    g.put(good, CapSelector.Data, encoded);
+    g.put(wrongKind, CapSelector.Image, encoded);
+    g.put(garbage, CapSelector.Data, rng.bytes(7));
+    const reader = GuestCacheReader.fromBootInfo(g.mem);
+    const cap = reader.getCap(good);
+    assert.equal(cap?.kind, 'Data');
+    assert.deepEqual(encodeCap(cap!), encoded);
+    assert.equal(reader.getCap(rng.bytes(CAP_HASH_BYTES)), undefined);
+    assertCode(() => reader.getCap(wrongKind), 'BadDirectory');
+    assert.throws(() => reader.getCap(garbage), (err) => isNubError(err) && err.code.startsWith('Decode.'));
   });
 
   it('rejects a hash that is not 32 bytes', () => {

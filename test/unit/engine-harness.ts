@@ -5,11 +5,13 @@
  * engines' answers compare field by field.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EngineMapping, EngineRequest, EngineResponse, HarnessMagic } from '../../lib/abi/engine-harness-abi.js';
+import { keysEqual, toKey } from '../../lib/caps/index.js';
+import { mappingIsPinned, type AdmittedImage } from '../../lib/image/index.js';
 import { CODE_BASE, NUM_REGS } from '../../lib/machine/abi.js';
-import type { MappingSpec } from '../../lib/machine/index.js';
+import { imageDataResolver, type MappingSpec } from '../../lib/machine/index.js';
 
 /** Compiled into <dist>/test/unit/, so the checkout is three levels up. */
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -103,4 +105,39 @@ export function runEngine(input: EngineInput): EngineResult {
   if (run.error) throw run.error;
   if (run.status !== 0) throw new Error(`engine harness exited with ${run.status}: ${run.stderr.toString()}`);
   return decodeResponse(new Uint8Array(run.stdout.buffer, run.stdout.byteOffset, run.stdout.byteLength), input.mappings);
+}
+
+export interface ExampleCase {
+  endpoint: number;
+  args: (number | string)[];
+  result?: string;
+}
+
+/** Every built example image with its expected.json. */
+export function exampleImages(): { path: string; expected: { cases: ExampleCase[]; bench?: ExampleCase } }[] {
+  const examples = `${root}examples/`;
+  if (!existsSync(examples)) return [];
+  return readdirSync(examples, { withFileTypes: true }).filter((d) => d.isDirectory()).flatMap((d) => {
+    const dir = `${examples}${d.name}`;
+    if (!existsSync(`${dir}/expected.json`)) return [];
+    const expected = JSON.parse(readFileSync(`${dir}/expected.json`, 'utf8'));
+    const path = `${dir}/${expected.image}`;
+    return existsSync(path) ? [{ path, expected }] : [];
+  });
+}
+
+/** The machine input `invokeLocal` runs for an endpoint call: its registers, arguments and the image's mappings. */
+export function exampleInput(admitted: AdmittedImage, endpointKey: number, args: bigint[], gas: bigint): EngineInput {
+  const cap = admitted.imageCap;
+  const endpoint = cap.endpoints.find((e) => keysEqual(e.key, toKey(endpointKey)));
+  if (!endpoint) throw new Error(`no endpoint ${endpointKey}`);
+  const resolve = imageDataResolver(admitted);
+  const mappings = cap.mappings.map((m) => {
+    const size = Number(m.size);
+    const content = resolve(m.source)!.bytes();
+    return { start: Number(m.start), size, writable: !mappingIsPinned(cap, m.start), content: content.subarray(0, Math.min(size, content.length)) };
+  });
+  const regs = endpoint.initialRegs.slice(0, NUM_REGS);
+  args.forEach((v, i) => { regs[7 + i] = v; });
+  return { code: cap.code, mappings, entry: Number(endpoint.entryPc), regs, gas };
 }

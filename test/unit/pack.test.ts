@@ -1,7 +1,7 @@
 /**
  * `nub pack`: ELF files are written here byte by byte (a tiny ELF64 writer and
  * hand-assembled RV64 instructions), so every refusal can be provoked exactly and
- * the tests need no cross-compiler. One test compiles real C when the toolchain
+ * the tests need no cross-compiler. Two tests compile real C when the toolchain
  * is installed.
  */
 import assert from 'node:assert/strict';
@@ -9,13 +9,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NubError } from '../../lib/errors.js';
-import { readElf } from '../../lib/pack/elf.js';
+import { readElf, SHF, SHT, STT } from '../../lib/pack/elf.js';
 import { DEFAULT_STACK_SIZE, packElf, STACK_TOP } from '../../lib/pack/index.js';
 import { Image } from '../../lib/image/schema.js';
 import { admitImage } from '../../lib/image/index.js';
 import { Exit, invokeLocal } from '../../lib/machine/index.js';
 import { command as packCommand } from '../../lib/cli/commands/pack.js';
 import { compileForPvm, missingTools } from '../../bench/qemu-harness.js';
+import { SeededRandom } from './seeded-random.js';
 
 // ---- hand assembly (RV64, registers by number: ra=1 sp=2 a0=10 a1=11 a5=15 a6=16) ----
 
@@ -62,7 +63,7 @@ function endpointRecord(key: number, entry: number, nargs: number): Uint8Array {
 
 interface SectionSpec {
   name: string;
-  type?: number; // default PROGBITS
+  type?: number; // SHT_*, default PROGBITS
   flags: number;
   addr: number;
   bytes?: Uint8Array;
@@ -75,7 +76,7 @@ interface SymbolSpec {
   section: string;
 }
 
-const A = 0x2, W = 0x1, X = 0x4;
+const A = SHF.ALLOC, W = SHF.WRITE, X = SHF.EXECINSTR;
 
 function writeElf(sections: SectionSpec[], symbols: SymbolSpec[] = [], opts: { machine?: number; fileType?: number; pad?: number } = {}): Uint8Array {
   const strtab = new StringTable();
@@ -91,9 +92,9 @@ function writeElf(sections: SectionSpec[], symbols: SymbolSpec[] = [], opts: { m
     symView.setUint16(at + 6, index(s.section), true);
     symView.setBigUint64(at + 8, BigInt(s.value), true);
   });
-  all.push({ name: '.symtab', type: 2, flags: 0, addr: 0, bytes: symBytes, link: all.length + 2, entsize: 24 });
-  all.push({ name: '.strtab', type: 3, flags: 0, addr: 0, bytes: strtab.bytes() });
-  all.push({ name: '.shstrtab', type: 3, flags: 0, addr: 0, bytes: new Uint8Array(0) });
+  all.push({ name: '.symtab', type: SHT.SYMTAB, flags: 0, addr: 0, bytes: symBytes, link: all.length + 2, entsize: 24 });
+  all.push({ name: '.strtab', type: SHT.STRTAB, flags: 0, addr: 0, bytes: strtab.bytes() });
+  all.push({ name: '.shstrtab', type: SHT.STRTAB, flags: 0, addr: 0, bytes: new Uint8Array(0) });
   const names = all.map((s) => shstrtab.add(s.name));
   all[all.length - 1]!.bytes = shstrtab.bytes();
 
@@ -101,7 +102,7 @@ function writeElf(sections: SectionSpec[], symbols: SymbolSpec[] = [], opts: { m
   let offset = chunks[0]!.length;
   const offsets = all.map((s) => {
     const at = offset;
-    if (s.type !== 8 && s.bytes) {
+    if (s.type !== SHT.NOBITS && s.bytes) {
       chunks.push(s.bytes);
       offset += s.bytes.length;
     }
@@ -113,11 +114,11 @@ function writeElf(sections: SectionSpec[], symbols: SymbolSpec[] = [], opts: { m
   all.forEach((s, i) => {
     const at = 64 * (i + 1);
     tv.setUint32(at, names[i]!, true);
-    tv.setUint32(at + 4, s.type ?? 1, true);
+    tv.setUint32(at + 4, s.type ?? SHT.PROGBITS, true);
     tv.setBigUint64(at + 8, BigInt(s.flags), true);
     tv.setBigUint64(at + 16, BigInt(s.addr), true);
     tv.setBigUint64(at + 24, BigInt(offsets[i]!), true);
-    tv.setBigUint64(at + 32, BigInt(s.type === 8 ? s.size! : s.bytes!.length), true);
+    tv.setBigUint64(at + 32, BigInt(s.type === SHT.NOBITS ? s.size! : s.bytes!.length), true);
     tv.setUint32(at + 40, s.link ?? 0, true);
     tv.setBigUint64(at + 56, BigInt(s.entsize ?? 0), true);
   });
@@ -175,12 +176,12 @@ function program(overrides: { f?: number[]; endpoints?: Uint8Array; extraSymbols
       { name: '.text', flags: A | X, addr: CODE_BASE, bytes: code },
       { name: '.rodata', flags: A, addr: RODATA, bytes: u64s(1000n) },
       { name: '.data', flags: A | W, addr: DATA, bytes: u64s(5n) },
-      { name: '.bss', type: 8, flags: A | W, addr: DATA + 8, size: 0x2000 },
+      { name: '.bss', type: SHT.NOBITS, flags: A | W, addr: DATA + 8, size: 0x2000 },
       { name: '.nub.endpoints', flags: 0, addr: 0, bytes: overrides.endpoints ?? Buffer.concat([endpointRecord(1, CODE_BASE, 1), endpointRecord(2, CODE_BASE + 8, 1)]) },
     ],
     [
-      { name: 'f', value: CODE_BASE + fAt, type: 2, section: '.text' },
-      { name: 'g', value: CODE_BASE + gAt, type: 2, section: '.text' },
+      { name: 'f', value: CODE_BASE + fAt, type: STT.FUNC, section: '.text' },
+      { name: 'g', value: CODE_BASE + gAt, type: STT.FUNC, section: '.text' },
       ...(overrides.extraSymbols ?? []),
     ],
     { pad: overrides.pad ?? 0 },
@@ -206,6 +207,23 @@ describe('nub pack', () => {
       assert.equal(text.addr, BigInt(CODE_BASE));
       assert.equal(elf.sections.find((s) => s.name === '.bss')!.size, 0x2000n);
       assert.deepEqual(elf.symbols.filter((s) => s.name !== '').map((s) => s.name), ['f', 'g']);
+    });
+
+    it('fails only with NubErrors on corrupted files (seeded)', () => {
+      const valid = program();
+      const random = new SeededRandom(0x5eed);
+      let refused = 0;
+      for (let round = 0; round < 500; round++) {
+        const file = valid.slice(0, random.bool() ? valid.length : random.below(valid.length));
+        for (let flips = 1 + random.below(8); flips > 0; flips--) file[random.below(file.length)] = random.u32() & 0xff;
+        try {
+          packElf(file);
+        } catch (err) {
+          assert.ok(err instanceof NubError, `round ${round}: ${String(err)}`);
+          refused++;
+        }
+      }
+      assert.ok(refused > 0);
     });
 
     it('refuses what is not a RISC-V ELF64 file, or lies about its sizes', () => {
@@ -281,7 +299,7 @@ describe('nub pack', () => {
     });
 
     it('warns about a function symbol that is not a block start', () => {
-      const result = packElf(program({ extraSymbols: [{ name: 'mid', value: CODE_BASE + 0x14, type: 2, section: '.text' }] }));
+      const result = packElf(program({ extraSymbols: [{ name: 'mid', value: CODE_BASE + 0x14, type: STT.FUNC, section: '.text' }] }));
       assert.equal(result.warnings.length, 1);
       assert.match(result.warnings[0]!, /\bmid\b/);
     });
