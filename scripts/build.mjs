@@ -11,7 +11,9 @@ cd(root);
 const steps = [
   ['TypeScript', ['npx', 'tsc', '-p', 'tsconfig.json']],
   ['guest ABI header', ['node', 'node_modules/zx/build/cli.js', 'scripts/gen-abi.mjs']],
+  ['PVM engine tables', ['node', 'node_modules/zx/build/cli.js', 'scripts/gen-engine-tables.mjs']],
   ['guest kernel', ['node', 'node_modules/zx/build/cli.js', 'scripts/build-guest.mjs']],
+  ['PVM engine test harness', ['node', 'node_modules/zx/build/cli.js', 'scripts/build-engine-harness.mjs']],
   ['native addon', ['node', 'node_modules/zx/build/cli.js', 'scripts/build-addon.mjs']],
 ];
 

@@ -100,7 +100,8 @@ int main(int argc, char **argv) {
         uint8_t **page_list = malloc((pages ? pages : 1) * sizeof *page_list);
         if (!page_list) fail("out of memory");
         for (uint32_t i = 0; i < pages; i++) page_list[i] = backing[m] + (size_t)i * PVM_PAGE_SIZE;
-        if (pvm_map(mem, map->start, map->size, page_list, map->writable != 0)) fail("pvm_map rejected a mapping");
+        /* An empty mapping maps nothing (as in lib/machine). */
+        if (pages && pvm_map(mem, map->start, map->size, page_list, map->writable != 0)) fail("pvm_map rejected a mapping");
         free(page_list);
     }
     if (rd.left) fail("trailing bytes after the request");
