@@ -8,6 +8,7 @@
 #define NUB_PAGE_SIZE 0x1000u
 #define NUB_GUEST_VA_BASE 0x4000000000ULL
 #define NUB_GDT_GPA 0x1000u
+#define NUB_IDT_GPA 0x1400u
 #define NUB_TSS_GPA 0x1800u
 #define NUB_BOOT_INFO_GPA 0x2000u
 #define NUB_FAULT_GPA 0x3000u
@@ -64,8 +65,9 @@ struct nub_kernel_header {
     uint64_t load_end_va;
     uint64_t stack_guard_va;
     uint64_t stack_top_va;
+    uint64_t exception_stubs_va;
 };
-_Static_assert(sizeof(struct nub_kernel_header) == 48, "nub_kernel_header size");
+_Static_assert(sizeof(struct nub_kernel_header) == 56, "nub_kernel_header size");
 _Static_assert(offsetof(struct nub_kernel_header, magic) == 0, "nub_kernel_header.magic offset");
 _Static_assert(offsetof(struct nub_kernel_header, layout_version) == 8, "nub_kernel_header.layout_version offset");
 _Static_assert(offsetof(struct nub_kernel_header, _pad0) == 12, "nub_kernel_header._pad0 offset");
@@ -73,6 +75,7 @@ _Static_assert(offsetof(struct nub_kernel_header, entry_va) == 16, "nub_kernel_h
 _Static_assert(offsetof(struct nub_kernel_header, load_end_va) == 24, "nub_kernel_header.load_end_va offset");
 _Static_assert(offsetof(struct nub_kernel_header, stack_guard_va) == 32, "nub_kernel_header.stack_guard_va offset");
 _Static_assert(offsetof(struct nub_kernel_header, stack_top_va) == 40, "nub_kernel_header.stack_top_va offset");
+_Static_assert(offsetof(struct nub_kernel_header, exception_stubs_va) == 48, "nub_kernel_header.exception_stubs_va offset");
 
 /* What the guest tells the host about itself after boot. */
 struct nub_boot_info {

@@ -9,20 +9,22 @@
 /* The table gets 1/16 of guest memory, rounded down to a power-of-two capacity. */
 #define DIRECTORY_MEMORY_SHARE 16
 #define MIN_CAPACITY 64u
+#define MAX_CAPACITY (1ull << 31)
 
 static struct nub_directory directory;
 static struct nub_directory_entry *entries;
 
-static uint64_t load_le64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+/* The slot a hash starts probing at: its first 8 bytes, little-endian (x86 is). */
+static uint64_t hash_slot_key(const uint8_t *hash) {
+    uint64_t v;
+    memcpy(&v, hash, sizeof v);
     return v;
 }
 
 bool directory_init(uint64_t memory_size) {
     uint64_t budget = memory_size / DIRECTORY_MEMORY_SHARE / sizeof(struct nub_directory_entry);
     uint32_t capacity = MIN_CAPACITY;
-    while ((uint64_t)capacity * 2 <= budget && capacity < (1u << 31)) capacity *= 2;
+    if (budget > MIN_CAPACITY) capacity = 1u << (63 - __builtin_clzll(budget < MAX_CAPACITY ? budget : MAX_CAPACITY));
     entries = heap_alloc((uint64_t)capacity * sizeof(struct nub_directory_entry), NUB_PAGE_SIZE);
     if (entries == NULL) return false;
     directory = (struct nub_directory){
@@ -47,7 +49,7 @@ static void *store_bytes(const uint8_t *bytes, uint64_t len) {
 uint32_t directory_put(const uint8_t hash[32], uint32_t kind, const uint8_t *bytes, uint64_t len, bool *inserted) {
     uint32_t mask = directory.capacity - 1;
     *inserted = false;
-    for (uint32_t i = (uint32_t)(load_le64(hash) & mask);; i = (i + 1) & mask) {
+    for (uint32_t i = (uint32_t)(hash_slot_key(hash) & mask);; i = (i + 1) & mask) {
         struct nub_directory_entry *e = &entries[i];
         if (e->state == NUB_DIR_ENTRY_USED) {
             if (memcmp(e->hash, hash, 32) == 0) return NUB_STATUS_OK; /* same hash, same cap */

@@ -20,10 +20,15 @@ extern char _start[];
 extern char __load_end[];
 extern char __stack_guard[];
 extern char __stack_top[];
+extern const uint64_t nub_exception_stubs[32]; /* entry.S */
 
 /* arch: the only inline assembly outside entry.S. */
 static inline void outb(uint16_t port, uint8_t value) {
     __asm__ volatile("outb %0, %1" : : "a"(value), "Nd"(port) : "memory");
+}
+/* A VM exit on `port` whose data byte the host ignores (saves setting AL). */
+static inline void signal_host(uint16_t port) {
+    __asm__ volatile("outb %%al, %0" : : "Nd"(port) : "memory");
 }
 static inline uint64_t read_cr2(void) {
     uint64_t v;
@@ -42,9 +47,6 @@ static inline void compiler_barrier(void) { __asm__ volatile("" ::: "memory"); }
 void *memcpy(void *dst, const void *src, size_t n);
 void *memset(void *dst, int c, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
-
-/* trap.c */
-void traps_init(void);
 
 /* heap.c */
 void heap_init(uint64_t start_va, uint64_t end_va);

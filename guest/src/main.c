@@ -1,6 +1,7 @@
 /*
  * The guest kernel's boot: the host has already put the CPU in 64-bit long mode
- * (GDT, TSS, page tables, control registers, stack), so what is left is short.
+ * (GDT, IDT over our exception stubs, TSS, page tables, control registers, stack),
+ * so what is left is short. Boot time is guest instructions, so it stays short too.
  */
 #include "kernel.h"
 
@@ -14,6 +15,7 @@ __attribute__((section(".nub_header"), used)) static const struct nub_kernel_hea
     .load_end_va = (uint64_t)(uintptr_t)__load_end,
     .stack_guard_va = (uint64_t)(uintptr_t)__stack_guard,
     .stack_top_va = (uint64_t)(uintptr_t)__stack_top,
+    .exception_stubs_va = (uint64_t)(uintptr_t)nub_exception_stubs,
 };
 
 /* Last step of boot: the host treats a valid magic as "ready", so it is written last. */
@@ -33,7 +35,6 @@ static void publish_boot_info(uint64_t memory_size) {
 }
 
 _Noreturn void nub_kernel_main(uint64_t memory_size) {
-    traps_init();                                                     /* exceptions now reach the host */
     heap_init(VA(__stack_top), NUB_GUEST_VA_BASE + memory_size);       /* everything above the stack */
     if (!directory_init(memory_size)) __builtin_trap();               /* no room: reported as #UD */
     publish_boot_info(memory_size);                                   /* the host may read us from now on */

@@ -7,7 +7,7 @@
  *
  *   0x0000_0000 +--------------------------+
  *               | null guard (never used)  |
- *   0x0000_1000 +--------------------------+ GDT, then the TSS at TSS_GPA (host-written)
+ *   0x0000_1000 +--------------------------+ GDT, IDT at IDT_GPA, TSS at TSS_GPA (host-written)
  *   0x0000_2000 +--------------------------+ boot info (guest-written, host-read)
  *   0x0000_3000 +--------------------------+ fault record (guest-written on an exception)
  *   0x0000_4000 +--------------------------+ mailbox header + payload (MAILBOX_PAGES pages)
@@ -30,7 +30,8 @@
  * null page (GPA 0) and the stack guard page are not mapped, so touching them faults.
  *
  * Entry: the host starts the vCPU in 64-bit long mode at KernelHeader.entry_va with
- * RSP = stack_top_va, RDI = memory size in bytes, interrupts disabled, and guest memory
+ * RSP = stack_top_va, RDI = memory size in bytes, interrupts disabled, the IDT loaded
+ * (so exceptions are reported from the first instruction), and guest memory
  * zero-filled outside the kernel image (the guest relies on zeroed bss and heap).
  */
 import { defineConstants, defineStruct } from './struct.js';
@@ -39,6 +40,8 @@ export const Layout = defineConstants('NUB', 'Guest memory map and boot paramete
   PAGE_SIZE: 4096,
   GUEST_VA_BASE: 0x40_0000_0000n,
   GDT_GPA: 0x1000,
+  /** 32 exception gates, pointing at the kernel's stubs (KernelHeader.exception_stubs_va). */
+  IDT_GPA: 0x1400,
   TSS_GPA: 0x1800,
   BOOT_INFO_GPA: 0x2000,
   FAULT_GPA: 0x3000,
@@ -94,6 +97,8 @@ export const KernelHeader = defineStruct('nub_kernel_header', 'Header at the sta
   stack_guard_va: 'u64',
   /** Initial RSP; the heap starts here. */
   stack_top_va: 'u64',
+  /** 32 u64 addresses: the exception stub of each vector, for the IDT the host writes. */
+  exception_stubs_va: 'u64',
 });
 
 /** Published by the guest at BOOT_INFO_GPA once it is ready for requests. */
@@ -168,7 +173,7 @@ export const FaultRecord = defineStruct('nub_fault', 'A guest kernel exception.'
  */
 export const MailboxOp = defineConstants('NUB_OP', 'Mailbox request opcodes.', {
   NONE: 0,
-  /** Round trip only: results[0] = args[0]. */
+  /** Round trip only, in as few guest instructions as possible: no args, no results. */
   PING: 1,
   /**
    * Store one cap: args[0] = kind, args[1] = byte length; the payload is the 32-byte
@@ -202,6 +207,7 @@ export const Mailbox = defineStruct('nub_mailbox', 'Host <-> guest request block
   seq: 'u64',
   done_seq: 'u64',
   op: 'u32',
+  /** Written OK by the host with each request; the guest writes it only when the request fails. */
   status: 'u32',
   /** Bytes of request payload that follow the header. */
   payload_len: 'u64',

@@ -1,7 +1,10 @@
 /**
  * Host side of the guest kernel's boot: load `guest/build/kernel.bin`, write the GDT,
- * TSS and page tables into guest memory, and set the registers so the first KVM_RUN
- * starts the kernel directly in 64-bit long mode (see "Entry" in lib/abi/guest-abi.ts).
+ * IDT, TSS and page tables into guest memory, and set the registers so the first
+ * KVM_RUN starts the kernel directly in 64-bit long mode (see "Entry" in
+ * lib/abi/guest-abi.ts). The host builds the IDT (from the kernel's table of exception
+ * stubs) because every guest instruction counts at boot, and so that a fault in the
+ * kernel's very first instruction is already reported.
  *
  * Boot speed matters (a sandbox boots per use), so what does not depend on the VM is
  * computed once per process: the parsed kernel image and, per memory size, the bytes
@@ -21,6 +24,33 @@ const PAGE = L.PAGE_SIZE;
 const VA_BASE = Number(L.GUEST_VA_BASE);
 const KERNEL_VA = VA_BASE + L.KERNEL_GPA;
 
+// GDT selectors (the GDT the host writes at GDT_GPA).
+const CODE_SELECTOR = 0x08;
+const DATA_SELECTOR = 0x10;
+const TSS_SELECTOR = 0x18;
+const GDT_LIMIT = TSS_SELECTOR + 16 - 1; // the 64-bit TSS descriptor takes two slots
+// The IDT: one gate per exception vector, all on the TSS's IST1 stack.
+const EXCEPTION_VECTORS = 32;
+const IDT_GATE_SIZE = 16;
+const IST_EXCEPTIONS = 1;
+const GATE_INTERRUPT_PRESENT = 0x8e; // P=1, DPL=0, 64-bit interrupt gate
+// The TSS: only IST1 and the I/O map base are used.
+const TSS_SIZE = 104;
+const TSS_IST1_OFFSET = 0x24;
+const TSS_IOMAP_BASE_OFFSET = 0x66;
+// Descriptor access bytes and segment types.
+const CODE64_DESCRIPTOR = 0x00af_9b00_0000_ffffn; // P, DPL0, code exec/read/accessed, L=1, G=1
+const DATA_DESCRIPTOR = 0x00cf_9300_0000_ffffn; // P, DPL0, data read/write/accessed, D/B=1, G=1
+const SEGMENT_TYPE_CODE = 0xb;
+const SEGMENT_TYPE_DATA = 0x3;
+const SEGMENT_TYPE_TSS_BUSY = 0xb;
+const SEGMENT_TYPE_LDT = 0x2;
+// Control registers.
+const CR0_PE = 1n << 0n, CR0_MP = 1n << 1n, CR0_ET = 1n << 4n, CR0_NE = 1n << 5n, CR0_WP = 1n << 16n, CR0_PG = 1n << 31n;
+const CR4_PAE = 1n << 5n, CR4_OSFXSR = 1n << 9n, CR4_OSXMMEXCPT = 1n << 10n;
+const EFER_LME = 1n << 8n, EFER_LMA = 1n << 10n, EFER_NXE = 1n << 11n;
+const RFLAGS_RESERVED = 2n; // bit 1 is always set; IF stays clear
+
 /** The parts of a VM the boot writes: its memory and its vCPU's registers. */
 export interface BootTarget {
   readonly memory: ArrayBuffer;
@@ -38,6 +68,8 @@ export interface KernelImage {
   readonly loadEndGpa: number;
   readonly stackGuardGpa: number;
   readonly stackTopVa: number;
+  /** The IDT the host writes at IDT_GPA: one gate per exception stub of the kernel. */
+  readonly idt: Uint8Array;
 }
 
 /** Where the build puts the kernel: `<package root>/guest/build/kernel.bin` (this file is `<root>/<out>/lib/guest/`). */
@@ -68,7 +100,7 @@ export function parseKernelImage(bytes: Uint8Array, path = '<memory>'): KernelIm
   const bad = (why: string): NubError => new NubError('BadKernelImage', `${path}: ${why}; rebuild it with \`npm run build\``, { path });
   if (bytes.length < KernelHeader.size) throw bad(`${bytes.length} bytes is too short for a kernel header`);
   const mem = new GuestMemory(bytes.slice(0, KernelHeader.size).buffer);
-  const field = (name: 'entry_va' | 'load_end_va' | 'stack_guard_va' | 'stack_top_va'): number => {
+  const field = (name: 'entry_va' | 'load_end_va' | 'stack_guard_va' | 'stack_top_va' | 'exception_stubs_va'): number => {
     const value = mem.u64(KernelHeader.offsets[name]);
     if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw bad(`${name} ${hex(value)} is not a guest address`);
     return Number(value);
@@ -82,34 +114,37 @@ export function parseKernelImage(bytes: Uint8Array, path = '<memory>'): KernelIm
   if (guardVa % PAGE !== 0 || guardVa < loadEndVa || stackTopVa !== guardVa + PAGE + L.KERNEL_STACK_SIZE) {
     throw bad(`stack guard ${hex(guardVa)} / top ${hex(stackTopVa)} do not follow the image`);
   }
-  return { path, bytes, entryVa, loadEndGpa: loadEndVa - VA_BASE, stackGuardGpa: guardVa - VA_BASE, stackTopVa };
+  const stubsVa = field('exception_stubs_va');
+  if (stubsVa % 8 !== 0 || stubsVa < KERNEL_VA + KernelHeader.size || stubsVa + 8 * EXCEPTION_VECTORS > loadEndVa) {
+    throw bad(`exception stub table ${hex(stubsVa)} is outside the image`);
+  }
+  const stubs = new DataView(bytes.buffer, bytes.byteOffset + (stubsVa - KERNEL_VA), 8 * EXCEPTION_VECTORS);
+  const idt = new DataView(new ArrayBuffer(IDT_GATE_SIZE * EXCEPTION_VECTORS));
+  for (let v = 0; v < EXCEPTION_VECTORS; v++) {
+    const stub = stubs.getBigUint64(8 * v, true);
+    if (stub < BigInt(KERNEL_VA) || stub >= BigInt(loadEndVa)) throw bad(`the exception stub of vector ${v} (${hex(stub)}) is outside the image`);
+    writeInterruptGate(idt, v * IDT_GATE_SIZE, stub);
+  }
+  return {
+    path, bytes, entryVa, loadEndGpa: loadEndVa - VA_BASE, stackGuardGpa: guardVa - VA_BASE, stackTopVa, idt: new Uint8Array(idt.buffer),
+  };
+}
+
+/** A 64-bit interrupt gate (present, DPL 0, IF cleared on entry) to `target`, on IST1 (the exception stack). */
+function writeInterruptGate(idt: DataView, at: number, target: bigint): void {
+  idt.setUint16(at, Number(target & 0xffffn), true);
+  idt.setUint16(at + 2, CODE_SELECTOR, true);
+  idt.setUint8(at + 4, IST_EXCEPTIONS);
+  idt.setUint8(at + 5, GATE_INTERRUPT_PRESENT);
+  idt.setUint16(at + 6, Number((target >> 16n) & 0xffffn), true);
+  idt.setUint32(at + 8, Number(target >> 32n), true);
+  idt.setUint32(at + 12, 0, true);
 }
 
 /** Smallest memory the kernel boots in: its image, stack, and room for its heap. */
 export function minMemorySize(kernel: KernelImage): number {
   return Math.max(L.MIN_MEMORY_SIZE, kernel.stackTopVa - VA_BASE + L.MIN_MEMORY_SIZE / 2);
 }
-
-// GDT selectors (the GDT the host writes at GDT_GPA).
-const CODE_SELECTOR = 0x08;
-const DATA_SELECTOR = 0x10;
-const TSS_SELECTOR = 0x18;
-const GDT_LIMIT = TSS_SELECTOR + 16 - 1; // the 64-bit TSS descriptor takes two slots
-const TSS_SIZE = 104;
-const TSS_IST1_OFFSET = 0x24;
-const TSS_IOMAP_BASE_OFFSET = 0x66;
-// Descriptor access bytes and segment types.
-const CODE64_DESCRIPTOR = 0x00af_9b00_0000_ffffn; // P, DPL0, code exec/read/accessed, L=1, G=1
-const DATA_DESCRIPTOR = 0x00cf_9300_0000_ffffn; // P, DPL0, data read/write/accessed, D/B=1, G=1
-const SEGMENT_TYPE_CODE = 0xb;
-const SEGMENT_TYPE_DATA = 0x3;
-const SEGMENT_TYPE_TSS_BUSY = 0xb;
-const SEGMENT_TYPE_LDT = 0x2;
-// Control registers.
-const CR0_PE = 1n << 0n, CR0_MP = 1n << 1n, CR0_ET = 1n << 4n, CR0_NE = 1n << 5n, CR0_WP = 1n << 16n, CR0_PG = 1n << 31n;
-const CR4_PAE = 1n << 5n, CR4_OSFXSR = 1n << 9n, CR4_OSXMMEXCPT = 1n << 10n;
-const EFER_LME = 1n << 8n, EFER_LMA = 1n << 10n, EFER_NXE = 1n << 11n;
-const RFLAGS_RESERVED = 2n; // bit 1 is always set; IF stays clear
 
 /** Writes the GDT (null, code, data, TSS) and the TSS, whose IST1 is the exception stack. */
 function writeGdtAndTss(mem: GuestMemory): void {
@@ -176,6 +211,7 @@ export function prepareBoot(vm: BootTarget, kernel: KernelImage): void {
   }
   mem.writeBytes(L.KERNEL_GPA, kernel.bytes);
   writeGdtAndTss(mem);
+  mem.writeBytes(L.IDT_GPA, kernel.idt);
   mem.writeBytes(L.PAGE_TABLES_GPA, pageTablesFor(kernel, mem.size));
 
   const data = segment(DATA_SELECTOR, SEGMENT_TYPE_DATA, { db: 1 });
@@ -186,7 +222,7 @@ export function prepareBoot(vm: BootTarget, kernel: KernelImage): void {
     tr: segment(TSS_SELECTOR, SEGMENT_TYPE_TSS_BUSY, { base: BigInt(VA_BASE + L.TSS_GPA), limit: TSS_SIZE - 1, s: 0, g: 0 }),
     ldt: segment(0, SEGMENT_TYPE_LDT, { limit: 0, s: 0, g: 0, present: 0, unusable: 1 }),
     gdt: { base: BigInt(VA_BASE + L.GDT_GPA), limit: GDT_LIMIT },
-    idt: { base: 0n, limit: 0 }, // the kernel loads its own first thing
+    idt: { base: BigInt(VA_BASE + L.IDT_GPA), limit: kernel.idt.length - 1 },
     cr0: CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG,
     cr3: BigInt(L.PAGE_TABLES_GPA), // the root is the first table allocated
     cr4: CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT,

@@ -84,6 +84,7 @@ export class Mailbox {
     const seq = ++this.#seq;
     setU64(view, MAILBOX + M.seq, seq);
     view.setUint32(MAILBOX + M.op, op, true);
+    view.setUint32(MAILBOX + M.status, MailboxStatus.values.OK, true); // the guest writes it only on failure
     setU64(view, MAILBOX + M.payload_len, payloadLen);
     for (let i = 0; i < MAILBOX_ARG_COUNT; i++) setU64(view, MAILBOX + M.args + 8 * i, args[i] ?? 0);
     let at = MAILBOX_PAYLOAD_GPA;

@@ -57,7 +57,7 @@ describeKvm('guest kernel', function () {
   it('answers pings, one guest entry each', () => {
     using guest = GuestVm.boot({ memorySize: MEMORY_SIZE });
     for (let i = 0; i < 1000; i++) guest.ping();
-    assert.equal(guest.request(MailboxOp.values.PING, [0x1234_5678_9abc]), 0x1234_5678_9abc);
+    assert.equal(guest.reader.len(), 0, 'pings change nothing');
   });
 
   it('stores caps through the guest, and the reader sees exactly what was put', () => {

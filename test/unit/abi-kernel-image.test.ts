@@ -8,7 +8,10 @@ const L = Layout.values;
 const KERNEL_VA = Number(L.GUEST_VA_BASE) + L.KERNEL_GPA;
 const IMAGE_SIZE = 0x1234;
 
-type HeaderField = 'magic' | 'layout_version' | 'entry_va' | 'load_end_va' | 'stack_guard_va' | 'stack_top_va';
+type HeaderField = 'magic' | 'layout_version' | 'entry_va' | 'load_end_va' | 'stack_guard_va' | 'stack_top_va' | 'exception_stubs_va';
+/** Where the synthetic image keeps its exception stub table, and where its stubs are. */
+const STUBS_OFFSET = 0x100;
+const STUB_OFFSET = (vector: number) => 0x400 + 16 * vector;
 
 /** A synthetic image: a header laid out like the linker script's, then filler. */
 function image(overrides: Partial<Record<HeaderField, number | bigint>> = {}, size = IMAGE_SIZE): Uint8Array {
@@ -22,9 +25,11 @@ function image(overrides: Partial<Record<HeaderField, number | bigint>> = {}, si
     load_end_va: KERNEL_VA + size,
     stack_guard_va: guard,
     stack_top_va: guard + L.PAGE_SIZE + L.KERNEL_STACK_SIZE,
+    exception_stubs_va: KERNEL_VA + STUBS_OFFSET,
     ...overrides,
   };
   for (const [name, value] of Object.entries(fields)) KernelHeader.set(view, 0, name as HeaderField, value);
+  for (let v = 0; v < 32; v++) view.setBigUint64(STUBS_OFFSET + 8 * v, BigInt(KERNEL_VA + STUB_OFFSET(v)), true);
   return bytes;
 }
 
@@ -41,6 +46,20 @@ describe('kernel image header', () => {
     assert.ok(kernel.stackGuardGpa >= kernel.loadEndGpa);
   });
 
+  it('builds one interrupt gate per exception stub, on the exception stack', () => {
+    const { idt } = parseKernelImage(image());
+    assert.equal(idt.length, 32 * 16);
+    const view = new DataView(idt.buffer, idt.byteOffset, idt.length);
+    for (let v = 0; v < 32; v++) {
+      const at = 16 * v;
+      const target = view.getUint16(at, true) + view.getUint16(at + 6, true) * 0x1_0000 + view.getUint32(at + 8, true) * 0x1_0000_0000;
+      assert.equal(target, KERNEL_VA + STUB_OFFSET(v), `vector ${v}`);
+      assert.equal(view.getUint8(at + 4), 1, 'IST1');
+      assert.equal(view.getUint8(at + 5) & 0x80, 0x80, 'present');
+      assert.equal(view.getUint8(at + 5) & 0x0f, 0xe, '64-bit interrupt gate');
+    }
+  });
+
   it('rejects a file shorter than the header', () => rejects(image().slice(0, KernelHeader.size - 1)));
   it('rejects a wrong magic', () => rejects(image({ magic: 0x1234n })));
   it('rejects another layout version', () => rejects(image({ layout_version: BOOT_INFO_LAYOUT_VERSION + 1 })));
@@ -48,6 +67,13 @@ describe('kernel image header', () => {
   it('rejects an entry point outside the image', () => {
     rejects(image({ entry_va: KERNEL_VA }));
     rejects(image({ entry_va: KERNEL_VA + IMAGE_SIZE }));
+  });
+  it('rejects an exception stub table or a stub outside the image', () => {
+    rejects(image({ exception_stubs_va: KERNEL_VA + IMAGE_SIZE - 8 }));
+    rejects(image({ exception_stubs_va: KERNEL_VA + STUBS_OFFSET + 1 }));
+    const bytes = image();
+    new DataView(bytes.buffer).setBigUint64(STUBS_OFFSET + 8 * 13, 0x1000n, true);
+    rejects(bytes);
   });
   it('rejects a stack that does not follow the image', () => {
     rejects(image({ stack_guard_va: KERNEL_VA }));

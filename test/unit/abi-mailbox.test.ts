@@ -33,11 +33,14 @@ function fakeVm(mem: GuestMemory, guest: () => { reason: number; port?: number }
   };
 }
 
-/** A guest that answers like guest/src/mailbox.c: status, results[0] = args[0] + 1, then done_seq. */
+/**
+ * A guest that answers like guest/src/mailbox.c: status only when it is not OK,
+ * results[0] = args[0] + 1, then done_seq.
+ */
 function honestGuest(mem: GuestMemory, status: number = MailboxStatus.values.OK) {
   return () => {
     const base = L.MAILBOX_GPA;
-    mem.view.setUint32(base + M.status, status, true);
+    if (status !== MailboxStatus.values.OK) mem.view.setUint32(base + M.status, status, true);
     mem.view.setBigUint64(base + M.results, mem.view.getBigUint64(base + M.args, true) + 1n, true);
     mem.view.setBigUint64(base + M.done_seq, mem.view.getBigUint64(base + M.seq, true), true);
     return { reason: KVM_EXIT.IO, port: Ports.values.DOORBELL };
@@ -83,7 +86,7 @@ describe('mailbox (host end)', () => {
     status = 99;
     expectCode(() => mailbox.call(2, []), 'GuestBadStatus');
     status = MailboxStatus.values.OK;
-    assert.equal(mailbox.call(1, [5]), 6);
+    assert.equal(mailbox.call(1, [5]), 6, 'the host resets the status the last refusal left');
   });
 
   it('rejects bad requests before entering the guest', () => {
