@@ -6,11 +6,8 @@
  * Prints a table of ratios (nub / raw) against the targets; `--json` prints the figures instead.
  * Needs bench/build/raw_kvm (`zx scripts/build-baseline.mjs`) and the guest kernel.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { DEFAULT_MEMORY_SIZE, GuestVm } from '../lib/guest/guest-vm.js';
-import { packageRoot } from '../lib/native/binding.js';
+import { median, nowNs, runRawBaseline, usSince } from './support/baseline.js';
 
 // The machine's speed drifts (other load, nested virtualisation), so raw and nub are
 // measured in alternating rounds and each ratio is the median of the per-round ratios.
@@ -21,26 +18,9 @@ const PINGS_PER_BATCH = 2_000;
 const DIRECTORY_ENTRIES = 10_000;
 const LOOKUPS = 200_000;
 
-interface Baseline {
-  boot: { createToHltUs: number };
-  io: { nsPerExit: number };
-}
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
-const nowNs = () => process.hrtime.bigint();
-const usSince = (t0: bigint) => Number(nowNs() - t0) / 1e3;
 
-function runBaseline(): Baseline {
-  const binary = path.join(packageRoot(), 'bench', 'build', 'raw_kvm');
-  if (!existsSync(binary)) throw new Error(`${binary} is missing: run \`zx scripts/build-baseline.mjs\` first`);
-  const args = ['--boot-iterations', BOOT_ITERATIONS, '--io-batches', PING_BATCHES, '--io-exits-per-batch', PINGS_PER_BATCH, '--mem', DEFAULT_MEMORY_SIZE];
-  return JSON.parse(execFileSync(binary, args.map(String), { encoding: 'utf8' })) as Baseline;
-}
 
 async function benchBoot(): Promise<number> {
   const times: number[] = [];
@@ -98,7 +78,7 @@ function benchContains(): { presentNs: number; absentNs: number } {
 
 const rounds: { rawBootUs: number; bootUs: number; rawIoNs: number; pingNs: number }[] = [];
 for (let r = 0; r < ROUNDS; r++) {
-  const baseline = runBaseline();
+  const baseline = runRawBaseline({ bootIterations: BOOT_ITERATIONS, ioBatches: PING_BATCHES, ioExitsPerBatch: PINGS_PER_BATCH, memorySize: DEFAULT_MEMORY_SIZE });
   rounds.push({ rawBootUs: baseline.boot.createToHltUs, bootUs: await benchBoot(), rawIoNs: baseline.io.nsPerExit, pingNs: benchPing() });
 }
 const contains = benchContains();

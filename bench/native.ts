@@ -5,11 +5,8 @@
  * Prints a table of ratios (nub / raw); `--json` prints the figures instead.
  * Needs bench/build/raw_kvm: `zx scripts/build-baseline.mjs`.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { packageRoot } from '../lib/native/binding.js';
-import { decodeExit, KVM_EXIT, Vm } from '../lib/native/index.js';
+import { median, nowNs, runRawBaseline, type RawBaseline } from './support/baseline.js';
+import { decodeExit, Vm } from '../lib/native/index.js';
 
 const MEMORY_SIZE = 16 << 20;
 const CODE_AT = 0x1000;
@@ -21,26 +18,9 @@ const ASYNC_EXITS_PER_BATCH = 2_000;
 const HLT = [0xf4]; //                           hlt
 const OUT_LOOP = [0xe6, 0x10, 0xeb, 0xfc]; // 1: out 0x10, al; jmp 1b
 
-interface Baseline {
-  memorySize: number;
-  boot: { createToHltUs: number; teardownUs: number };
-  io: { nsPerExit: number };
-}
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
-const nowNs = () => process.hrtime.bigint();
 
-function runBaseline(): Baseline {
-  const binary = path.join(packageRoot(), 'bench', 'build', 'raw_kvm');
-  if (!existsSync(binary)) throw new Error(`${binary} is missing: run \`zx scripts/build-baseline.mjs\` first`);
-  const args = ['--boot-iterations', BOOT_ITERATIONS, '--io-batches', IO_BATCHES, '--io-exits-per-batch', IO_EXITS_PER_BATCH, '--mem', MEMORY_SIZE];
-  return JSON.parse(execFileSync(binary, args.map(String), { encoding: 'utf8' })) as Baseline;
-}
 
 /** The same VM as raw_kvm.c's vm_create: real mode, CS base 0, RIP at the code. */
 function createVm(code: number[]): Vm {
@@ -109,12 +89,12 @@ async function benchIoAsync(): Promise<number> {
 }
 
 export interface NativeBenchResult {
-  baseline: Baseline;
+  baseline: RawBaseline;
   nub: { boot: { createToHltUs: number; teardownUs: number }; io: { syncNsPerExit: number; asyncNsPerExit: number } };
 }
 
 export async function benchNative(): Promise<NativeBenchResult> {
-  const baseline = runBaseline();
+  const baseline = runRawBaseline({ bootIterations: BOOT_ITERATIONS, ioBatches: IO_BATCHES, ioExitsPerBatch: IO_EXITS_PER_BATCH, memorySize: MEMORY_SIZE });
   const boot = await benchBoot();
   const syncNsPerExit = benchIoSync();
   const asyncNsPerExit = await benchIoAsync();

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { admitImage } from '../lib/image/index.js';
 import { Exit, exitName, invokeLocal } from '../lib/machine/index.js';
-import { buildLinuxExamples, loadExamples, missingTools, runUnderQemu, type Example, type ExampleCase } from './qemu-harness.js';
+import { buildLinuxExamples, loadExamples, missingTools, runUnderQemu, type Example, type ExampleCase } from './support/qemu-harness.js';
 
 const GAS = 1n << 62n;
 

@@ -12,7 +12,7 @@ import { blake2b } from '@noble/hashes/blake2.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { admitImage } from '../../lib/image/index.js';
 import { Exit, exitName, invokeLocal } from '../../lib/machine/index.js';
-import { buildLinuxExamples, loadExamples, missingTools, runUnderQemu, type ExampleCase } from '../../bench/qemu-harness.js';
+import { buildLinuxExamples, loadExamples, missingTools, runUnderQemu, type ExampleCase } from '../../bench/support/qemu-harness.js';
 
 const MASK64 = (1n << 64n) - 1n;
 /** Enough for every unit-test case (the heaviest uses well under a tenth of it). */

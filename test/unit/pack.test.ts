@@ -15,7 +15,7 @@ import { Image } from '../../lib/image/schema.js';
 import { admitImage } from '../../lib/image/index.js';
 import { Exit, invokeLocal } from '../../lib/machine/index.js';
 import { command as packCommand } from '../../lib/cli/commands/pack.js';
-import { compileForPvm, missingTools } from '../../bench/qemu-harness.js';
+import { compileForPvm, missingTools } from '../../bench/support/qemu-harness.js';
 import { SeededRandom } from './seeded-random.js';
 
 // ---- hand assembly (RV64, registers by number: ra=1 sp=2 a0=10 a1=11 a5=15 a6=16) ----
