@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <cmath>
+#include <cstring>
 #include <cstddef>
 #include <memory>
 #include <mutex>
@@ -12,6 +13,8 @@
 
 #include "convert.h"
 #include "errors.h"
+#include "instance_data.h"
+#include "memory_file.h"
 #include "system.h"
 #include "vm.h"
 
@@ -45,6 +48,113 @@ int ReadTimeout(const Napi::CallbackInfo& info) {
   ThrowInvalid(info.Env(), "timeoutMs", "expected an integer number of milliseconds in [0, 2^31)");
 }
 
+// A bitmap argument: one bit per page, at least `pages` bits.
+const Napi::Uint8Array& PageBitmap(const Napi::Value& v, size_t pages, const char* path, Napi::Uint8Array& out) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    ThrowInvalid(v.Env(), path, "expected a Uint8Array page bitmap");
+  out = v.As<Napi::Uint8Array>();
+  if (out.ByteLength() < (pages + 7) / 8)
+    ThrowInvalid(v.Env(), path, "the bitmap needs " + std::to_string((pages + 7) / 8) + " bytes");
+  return out;
+}
+
+// JS face of MemoryFile: new NativeMemoryFile(size), or handed out by a VM's freezeMemory().
+class NativeMemoryFile : public Napi::ObjectWrap<NativeMemoryFile> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeMemoryFile",
+                       {
+                           InstanceAccessor<&NativeMemoryFile::Size>("size"),
+                           InstanceAccessor<&NativeMemoryFile::Sealed>("sealed"),
+                           InstanceAccessor<&NativeMemoryFile::Closed>("closed"),
+                           InstanceMethod<&NativeMemoryFile::Write>("write"),
+                           InstanceMethod<&NativeMemoryFile::Seal>("seal"),
+                           InstanceMethod<&NativeMemoryFile::MapImmutable>("mapImmutable"),
+                           InstanceMethod<&NativeMemoryFile::Close>("close"),
+                       });
+  }
+
+  static Napi::Object Wrap(Napi::Env env, std::shared_ptr<MemoryFile> file) {
+    return GetInstanceData(env).memoryFileClass.New({Napi::External<std::shared_ptr<MemoryFile>>::New(env, &file)});
+  }
+
+  // The file behind a JS argument, or an InvalidArgument/Closed error.
+  static std::shared_ptr<MemoryFile> From(const Napi::Value& v, const char* path) {
+    Napi::Env env = v.Env();
+    if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(GetInstanceData(env).memoryFileClass.Value()))
+      ThrowInvalid(env, path, "expected a NativeMemoryFile");
+    auto* self = Unwrap(v.As<Napi::Object>());
+    if (!self->file_) throw MakeError(env, "Closed", "the memory file is closed");
+    return self->file_;
+  }
+
+  explicit NativeMemoryFile(const Napi::CallbackInfo& info) : ObjectWrap(info) {
+    Napi::Env env = info.Env();
+    if (info[0].IsExternal()) {
+      file_ = *info[0].As<Napi::External<std::shared_ptr<MemoryFile>>>().Data();
+      return;
+    }
+    double bytes = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+    if (!(bytes > 0 && bytes <= static_cast<double>(Vm::kMaxMemorySize) && std::floor(bytes) == bytes &&
+          static_cast<size_t>(bytes) % Vm::kPageSize == 0))
+      ThrowInvalid(env, "size", "expected a positive multiple of 4096 no larger than " + std::to_string(Vm::kMaxMemorySize));
+    file_ = Guarded(env, [&] { return MemoryFile::Create(static_cast<size_t>(bytes)); });
+  }
+
+ private:
+  MemoryFile& Open(Napi::Env env) {
+    if (!file_) throw MakeError(env, "Closed", "the memory file is closed");
+    return *file_;
+  }
+  Napi::Value Size(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(Open(info.Env()).size()));
+  }
+  Napi::Value Sealed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), Open(info.Env()).sealed()); }
+  Napi::Value Closed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !file_); }
+
+  // write(offset, bytes): before seal() only.
+  void Write(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    MemoryFile& file = Open(env);
+    double offset = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+    if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      ThrowInvalid(env, "bytes", "expected a Uint8Array");
+    auto bytes = info[1].As<Napi::Uint8Array>();
+    if (!(offset >= 0 && std::floor(offset) == offset && offset + bytes.ByteLength() <= file.size()))
+      ThrowInvalid(env, "offset", "the write must lie inside the file");
+    if (file.sealed()) throw MakeError(env, "Sealed", "the memory file is sealed");
+    Guarded(env, [&] { file.Write(static_cast<size_t>(offset), bytes.Data(), bytes.ByteLength()); });
+  }
+
+  void Seal(const Napi::CallbackInfo& info) {
+    MemoryFile& file = Open(info.Env());
+    Guarded(info.Env(), [&] { file.Seal(); });
+  }
+
+  // mapImmutable(patch?: ArrayBuffer, bitmap?: Uint8Array) -> ArrayBuffer (PROT_READ).
+  Napi::Value MapImmutable(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    MemoryFile& file = Open(env);
+    if (!file.sealed()) throw MakeError(env, "NotSealed", "seal the memory file before mapping it immutable");
+    const uint8_t* patch = nullptr;
+    Napi::Uint8Array bitmap;
+    if (!info[0].IsUndefined()) {
+      if (!info[0].IsArrayBuffer() || info[0].As<Napi::ArrayBuffer>().ByteLength() < file.size())
+        ThrowInvalid(env, "patch", "expected an ArrayBuffer at least as large as the file");
+      patch = static_cast<const uint8_t*>(info[0].As<Napi::ArrayBuffer>().Data());
+      PageBitmap(info[1], file.size() / Vm::kPageSize, "bitmap", bitmap);
+    }
+    auto mapping = Guarded(env, [&] {
+      return file.MapImmutable(patch, patch ? bitmap.Data() : nullptr, patch ? bitmap.ByteLength() : 0);
+    });
+    return ExternalArrayBuffer(env, mapping);
+  }
+
+  void Close(const Napi::CallbackInfo&) { file_.reset(); }
+
+  std::shared_ptr<MemoryFile> file_;  // shared with the VMs and views that use it
+};
+
 class NativeVm : public Napi::ObjectWrap<NativeVm> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -64,6 +174,13 @@ class NativeVm : public Napi::ObjectWrap<NativeVm> {
                            InstanceMethod<&NativeVm::GetFpu>("getFpu"),
                            InstanceMethod<&NativeVm::SetFpu>("setFpu"),
                            InstanceMethod<&NativeVm::GetDirtyLog>("getDirtyLog"),
+                           InstanceMethod<&NativeVm::SaveVcpuState>("saveVcpuState"),
+                           InstanceMethod<&NativeVm::LoadVcpuState>("loadVcpuState"),
+                           InstanceMethod<&NativeVm::FreezeMemory>("freezeMemory"),
+                           InstanceMethod<&NativeVm::AdoptBase>("adoptBase"),
+                           InstanceMethod<&NativeVm::UsesBase>("usesBase"),
+                           InstanceMethod<&NativeVm::PrivatePages>("privatePages"),
+                           InstanceMethod<&NativeVm::DiscardPages>("discardPages"),
                            InstanceMethod<&NativeVm::Close>("close"),
                        });
   }
@@ -210,6 +327,63 @@ class NativeVm : public Napi::ObjectWrap<NativeVm> {
     return array;
   }
 
+  // The vCPU state as an opaque ArrayBuffer (the kernel structs), for a fast restore
+  // in this process. Files use lib/snapshot's own encoding instead.
+  Napi::Value SaveVcpuState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Vcpu& vcpu = IdleVcpu(env);
+    VcpuState state = Guarded(env, [&] { return vcpu.SaveState(); });
+    auto buffer = Napi::ArrayBuffer::New(env, sizeof state);
+    std::memcpy(buffer.Data(), &state, sizeof state);
+    return buffer;
+  }
+
+  void LoadVcpuState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Vcpu& vcpu = IdleVcpu(env);
+    if (!info[0].IsArrayBuffer() || info[0].As<Napi::ArrayBuffer>().ByteLength() != sizeof(VcpuState))
+      ThrowInvalid(env, "state", "expected an ArrayBuffer from saveVcpuState()");
+    VcpuState state;
+    std::memcpy(&state, info[0].As<Napi::ArrayBuffer>().Data(), sizeof state);
+    Guarded(env, [&] { vcpu.LoadState(state); });
+  }
+
+  Napi::Value FreezeMemory(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    IdleVcpu(env);  // the guest must not run while its memory is remapped
+    return NativeMemoryFile::Wrap(env, Guarded(env, [&] { return vm_->FreezeMemory(); }));
+  }
+
+  void AdoptBase(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    IdleVcpu(env);
+    auto base = NativeMemoryFile::From(info[0], "base");
+    Guarded(env, [&] { vm_->AdoptBase(std::move(base)); });
+  }
+
+  Napi::Value UsesBase(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto base = NativeMemoryFile::From(info[0], "base");
+    return Napi::Boolean::New(env, Open(env).base() == base);
+  }
+
+  Napi::Value PrivatePages(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Vm& vm = Open(env);
+    auto bitmap = Guarded(env, [&] { return vm.PrivatePages(); });
+    auto array = Napi::Uint8Array::New(env, bitmap.size());
+    std::copy(bitmap.begin(), bitmap.end(), array.Data());
+    return array;
+  }
+
+  void DiscardPages(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    IdleVcpu(env);
+    Napi::Uint8Array bitmap;
+    PageBitmap(info[0], memorySize_ / Vm::kPageSize, "bitmap", bitmap);
+    Guarded(env, [&] { vm_->DiscardPages(bitmap.Data(), bitmap.ByteLength()); });
+  }
+
   void Close(const Napi::CallbackInfo&) {
     if (!vm_) return;
     CloseNative();
@@ -297,6 +471,15 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
               }));
   exports.Set("kvmInfo", Napi::Function::New(env, KvmInfo));
   exports.Set("NativeVm", NativeVm::Define(env));
+  Napi::Function memoryFile = NativeMemoryFile::Define(env);
+  GetInstanceData(env).memoryFileClass = Napi::Persistent(memoryFile);
+  exports.Set("NativeMemoryFile", memoryFile);
+  // Detaches an ArrayBuffer the addon made (a view), so its mapping goes with the finalizer.
+  exports.Set("releaseBuffer", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+                if (!info[0].IsArrayBuffer()) ThrowInvalid(info.Env(), "buffer", "expected an ArrayBuffer");
+                auto buffer = info[0].As<Napi::ArrayBuffer>();
+                if (!buffer.IsDetached()) buffer.Detach();
+              }));
   exports.Set("kvmRunLayout", KvmRunLayout(env));
   exports.Set("maxMemorySize", Napi::Number::New(env, static_cast<double>(Vm::kMaxMemorySize)));
   napi_add_env_cleanup_hook(env, [](void* arg) { NativeVm::CloseAllIn(static_cast<napi_env>(arg)); }, env);

@@ -2,31 +2,17 @@
 
 #include <cstring>
 
+#include "instance_data.h"
+
 namespace nub {
-namespace {
-
-struct AddonData {
-  Napi::FunctionReference errorClass;
-};
-
-AddonData& Data(Napi::Env env) {
-  auto* data = env.GetInstanceData<AddonData>();
-  if (!data) {
-    data = new AddonData();
-    env.SetInstanceData(data);
-  }
-  return *data;
-}
-
-}  // namespace
 
 void SetErrorClass(Napi::Env env, Napi::Function errorClass) {
-  Data(env).errorClass = Napi::Persistent(errorClass);
+  GetInstanceData(env).errorClass = Napi::Persistent(errorClass);
 }
 
 Napi::Error MakeError(Napi::Env env, const std::string& code, const std::string& message, Napi::Object extra) {
   if (extra.IsEmpty()) extra = Napi::Object::New(env);
-  auto& errorClass = Data(env).errorClass;
+  auto& errorClass = GetInstanceData(env).errorClass;
   if (errorClass.IsEmpty()) {
     // Only reachable when the addon is loaded without lib/native/index.ts.
     Napi::Error error = Napi::Error::New(env, message);

@@ -3,15 +3,21 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+
 #include "sys_error.h"
 
 namespace nub {
+namespace {
+constexpr size_t kPage = 4096;
+}  // namespace
 
 Mapping::~Mapping() { munmap(addr_, size_); }
 
 GuestMemory CreateGuestMemory(size_t size) {
   GuestMemory mem;
-  mem.memfd = memfd_create("nub-guest-memory", MFD_CLOEXEC);
+  mem.memfd = memfd_create("nub-guest-memory", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (mem.memfd < 0) ThrowErrno("memfd_create", nullptr, "cannot create the guest memory file");
   try {
     if (ftruncate(mem.memfd, static_cast<off_t>(size)) < 0)
@@ -27,6 +33,31 @@ GuestMemory CreateGuestMemory(size_t size) {
     throw;
   }
   return mem;
+}
+
+void RemapCopyOnWrite(GuestMemory& mem, int fd) {
+  void* mapped = mmap(mem.mapping->addr(), mem.mapping->size(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0);
+  if (mapped == MAP_FAILED) ThrowErrno("mmap", nullptr, "cannot map guest memory copy-on-write");
+  if (mem.memfd >= 0 && mem.memfd != fd) close(mem.memfd);
+  mem.memfd = -1;
+  mem.copyOnWrite = true;
+}
+
+void DiscardPages(const Mapping& mapping, const uint8_t* bitmap, size_t bitmapLen) {
+  auto* base = static_cast<uint8_t*>(mapping.addr());
+  size_t pages = std::min(mapping.size() / kPage, bitmapLen * 8);
+  auto isSet = [&](size_t page) { return (bitmap[page / 8] >> (page % 8)) & 1; };
+  for (size_t page = 0; page < pages;) {
+    if (!isSet(page)) {
+      page++;
+      continue;
+    }
+    size_t end = page + 1;
+    while (end < pages && isSet(end)) end++;
+    if (madvise(base + page * kPage, (end - page) * kPage, MADV_DONTNEED) < 0)
+      ThrowErrno("madvise", nullptr, "cannot discard guest pages");
+    page = end;
+  }
 }
 
 std::shared_ptr<Mapping> MapRunState(int vcpuFd, size_t size) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 namespace nub {
@@ -24,13 +25,23 @@ class Mapping {
 };
 
 // Guest memory: a memfd of `size` bytes mapped MAP_SHARED over a reserved VA range.
-// Reserving first keeps the range ours, so a later snapshot can remap the same memfd
-// copy-on-write at the same address.
+// Reserving first keeps the range ours, so a snapshot can remap a memfd copy-on-write
+// (MAP_PRIVATE) at the same address: `copyOnWrite` is then true, `memfd` is -1 and the
+// VM holds the snapshot's sealed base file instead, which guest writes no longer reach.
 struct GuestMemory {
   int memfd = -1;                    // owned by the VM; closed on close()
+  bool copyOnWrite = false;
   std::shared_ptr<Mapping> mapping;
 };
 GuestMemory CreateGuestMemory(size_t size);
+
+// Replaces the mapping of `mem` by a MAP_PRIVATE mapping of `fd` at the same address
+// (the caller keeps `fd`; mem's own memfd, if any, is closed). Private pages are dropped.
+void RemapCopyOnWrite(GuestMemory& mem, int fd);
+
+// MADV_DONTNEED on every page set in `bitmap` (bit i = page i), in runs: in a
+// copy-on-write mapping this drops the private copies, so those pages read as the file again.
+void DiscardPages(const Mapping& mapping, const uint8_t* bitmap, size_t bitmapLen);
 
 // Maps a vCPU's kvm_run structure.
 std::shared_ptr<Mapping> MapRunState(int vcpuFd, size_t size);

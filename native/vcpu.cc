@@ -10,6 +10,8 @@
 namespace nub {
 namespace {
 
+constexpr uint32_t kMxcsrDefault = 0x1f80;  // power-on value: all SSE exceptions masked
+
 // A real-time signal Node and libuv leave alone (glibc keeps SIGRTMIN's first ones for
 // itself and SIGRTMIN already accounts for that).
 int KickSignal() { return SIGRTMIN + 4; }
@@ -224,5 +226,18 @@ kvm_fpu Vcpu::GetFpu() const {
   return fpu;
 }
 void Vcpu::SetFpu(const kvm_fpu& fpu) const { NUB_IOCTL(fd_, KVM_SET_FPU, &fpu); }
+
+VcpuState Vcpu::SaveState() const {
+  VcpuState state{GetRegs(), GetSregs(), GetFpu()};
+  // KVM_GET_FPU reports MXCSR as 0; restoring that would unmask every SSE exception.
+  if (state.fpu.mxcsr == 0) state.fpu.mxcsr = kMxcsrDefault;
+  return state;
+}
+
+void Vcpu::LoadState(const VcpuState& state) const {
+  SetSregs(state.sregs);
+  SetRegs(state.regs);
+  SetFpu(state.fpu);
+}
 
 }  // namespace nub

@@ -43,6 +43,13 @@ struct RunResult {
   bool cancelled = false;  // the vCPU was closed before this run started
 };
 
+// Everything a snapshot restores on the vCPU, as the kernel structs (in-process only).
+struct VcpuState {
+  kvm_regs regs;
+  kvm_sregs sregs;
+  kvm_fpu fpu;
+};
+
 class Vcpu {
  public:
   static constexpr int kNoTimeout = -1;
@@ -72,6 +79,8 @@ class Vcpu {
   void SetSregs(const kvm_sregs& sregs) const;
   kvm_fpu GetFpu() const;
   void SetFpu(const kvm_fpu& fpu) const;
+  VcpuState SaveState() const;
+  void LoadState(const VcpuState& state) const;  // sregs first: they set the mode the rest is read in
 
   // Stops the vCPU thread (kicking any run in flight), closes the fd. Idempotent.
   void Close();

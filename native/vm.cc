@@ -3,6 +3,10 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <string>
+
+#include "pagemap.h"
+
 namespace nub {
 namespace {
 
@@ -44,6 +48,37 @@ std::vector<unsigned char> Vm::GetDirtyLog() const {
   return bitmap;
 }
 
+std::shared_ptr<MemoryFile> Vm::FreezeMemory() {
+  if (!memory_.mapping) throw NubFailure{"Closed", "the VM is closed"};
+  if (base_) return base_;
+  auto base = std::make_shared<MemoryFile>(memory_.memfd, memorySize_);
+  memory_.memfd = -1;  // the base file owns it now
+  RemapCopyOnWrite(memory_, base->fd());
+  base->Seal();  // no shared writable mapping is left, so this cannot be EBUSY
+  base_ = std::move(base);
+  return base_;
+}
+
+void Vm::AdoptBase(std::shared_ptr<MemoryFile> base) {
+  if (!memory_.mapping) throw NubFailure{"Closed", "the VM is closed"};
+  if (base->size() != memorySize_)
+    throw NubFailure{"SizeMismatch", "the base file has " + std::to_string(base->size()) + " bytes, the VM " +
+                                         std::to_string(memorySize_)};
+  if (!base->sealed()) throw NubFailure{"NotSealed", "only a sealed memory file can back a VM copy-on-write"};
+  RemapCopyOnWrite(memory_, base->fd());
+  base_ = std::move(base);
+}
+
+std::vector<uint8_t> Vm::PrivatePages() const {
+  if (!base_) throw NubFailure{"NotCopyOnWrite", "the VM's memory has no snapshot base yet"};
+  return nub::PrivatePages(memory_.mapping->addr(), memorySize_);
+}
+
+void Vm::DiscardPages(const uint8_t* bitmap, size_t bitmapLen) {
+  if (!base_) throw NubFailure{"NotCopyOnWrite", "the VM's memory has no snapshot base yet"};
+  nub::DiscardPages(*memory_.mapping, bitmap, bitmapLen);
+}
+
 void Vm::Close() {
   if (vcpu_) vcpu_->Close();
   vcpu_.reset();
@@ -51,7 +86,8 @@ void Vm::Close() {
   fd_ = -1;
   if (memory_.memfd >= 0) close(memory_.memfd);
   memory_.memfd = -1;
-  memory_.mapping.reset();  // the ArrayBuffer over it may still hold its own reference
+  memory_.mapping.reset();
+  base_.reset();  // the ArrayBuffer over it may still hold its own reference
 }
 
 }  // namespace nub

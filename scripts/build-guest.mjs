@@ -1,7 +1,7 @@
 #!/usr/bin/env zx
-// Builds the guest kernel (guest/) with the machine's gcc into guest/build/kernel.elf
+// Builds the guest kernel (guest/src and the PVM2 engine in guest/engine) with the machine's gcc into guest/build/kernel.elf
 // (symbols, for debugging) and guest/build/kernel.bin (the flat image the host loads
-// at NUB_KERNEL_GPA). Needs the compiled ABI in dist/ (run `tsc` first), which also
+// at NUB_KERNEL_GPA). Needs the compiled ABI in dist/ (run `tsc` first; `--dist DIR` for another output dir), which also
 // provides the link address, so no layout number is written twice.
 import { mkdirSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +9,9 @@ import { fileURLToPath } from 'node:url';
 $.verbose = false;
 const root = fileURLToPath(new URL('..', import.meta.url));
 cd(root);
-const { Layout } = await import(`${root}dist/lib/abi/guest-abi.js`);
+const distFlag = process.argv.indexOf('--dist');
+const dist = distFlag >= 0 ? process.argv[distFlag + 1] : 'dist'; // another tsc output dir
+const { Layout } = await import(`${root}${dist}/lib/abi/guest-abi.js`);
 
 const arch = (await $`gcc -dumpmachine`).stdout.trim();
 if (!arch.startsWith('x86_64')) {
@@ -27,7 +29,9 @@ const cflags = [
   // and the final link is static, so no relocation survives into the image.
   '-fpie', '-fvisibility=hidden',
   '-mno-red-zone', '-mgeneral-regs-only', '-march=x86-64',
-  '-Iguest/include',
+  '-Iguest/include', '-Iguest/engine',
+  // Keep GCC from turning the engine's byte loops into memset/memcpy calls (docs/engine.md).
+  '-fno-tree-loop-distribute-patterns',
 ];
 const ldflags = [
   '-nostdlib', '-static', '-no-pie', '-Wl,--no-dynamic-linker', '-Wl,--build-id=none', '-Wl,-z,noexecstack', '-Wl,--no-warn-rwx-segments',
@@ -37,10 +41,11 @@ const ldflags = [
   `-Wl,--defsym=NUB_KERNEL_STACK_SIZE=${hex(Layout.values.KERNEL_STACK_SIZE)}`,
 ];
 
-const sources = readdirSync('guest/src').filter((f) => /\.[cS]$/.test(f)).sort();
-const objects = await Promise.all(sources.map(async (src) => {
-  const obj = `${out}/${src.replace(/\.[cS]$/, '.o')}`;
-  await $`gcc ${cflags} -c guest/src/${src} -o ${obj}`;
+// The engine's objects get their own directory (guest/build/engine is the harness build's).
+const units = ['src', 'engine'].flatMap((dir) => readdirSync(`guest/${dir}`).filter((f) => /\.[cS]$/.test(f)).sort()
+  .map((f) => ({ src: `guest/${dir}/${f}`, obj: `${out}/${dir === 'src' ? '' : 'kernel-engine-'}${f.replace(/\.[cS]$/, '.o')}` })));
+const objects = await Promise.all(units.map(async ({ src, obj }) => {
+  await $`gcc ${cflags} -c ${src} -o ${obj}`;
   return obj;
 }));
 await $`gcc ${cflags} ${ldflags} ${objects} -o ${out}/kernel.elf`;

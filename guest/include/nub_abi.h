@@ -14,6 +14,8 @@
 #define NUB_FAULT_GPA 0x3000u
 #define NUB_MAILBOX_GPA 0x4000u
 #define NUB_MAILBOX_PAGES 0x10u
+#define NUB_HOST_FUNCTIONS_GPA 0x14000u
+#define NUB_HOST_FUNCTION_BITMAP_BYTES 0x100u
 #define NUB_EXCEPTION_STACK_GPA 0x18000u
 #define NUB_EXCEPTION_STACK_END_GPA 0x20000u
 #define NUB_PAGE_TABLES_GPA 0x20000u
@@ -26,6 +28,7 @@
 #define NUB_PORT_DOORBELL 0x10u
 #define NUB_PORT_FAULT 0x11u
 #define NUB_PORT_CONSOLE 0x12u
+#define NUB_PORT_HOST_CALL 0x13u
 
 /* Boot-info identification. */
 #define NUB_BOOT_INFO_MAGIC 0x31544f4f4242554eULL
@@ -41,6 +44,8 @@
 #define NUB_OP_NONE 0x0u
 #define NUB_OP_PING 0x1u
 #define NUB_OP_PUT 0x2u
+#define NUB_OP_PUT_CAPS 0x3u
+#define NUB_OP_INVOKE 0x4u
 #define NUB_OP_SELFTEST_FAULT 0x7f00u
 
 /* Deliberate guest faults, for tests. */
@@ -55,6 +60,16 @@
 #define NUB_STATUS_BAD_ARGS 0x2u
 #define NUB_STATUS_NO_MEMORY 0x3u
 #define NUB_STATUS_DIRECTORY_FULL 0x4u
+#define NUB_STATUS_CAP_MISSING 0x5u
+#define NUB_STATUS_BAD_CAP 0x6u
+
+/* Where PUT_CAPS places stored bytes. */
+#define NUB_CAP_PUT_NO_PAGE_OFFSET 0xffffffffu
+#define NUB_CAP_PUT_DATA_PAGES_OFFSET 0x5u
+
+/* Invoke.host_reply, written by the host before it re-enters after a host call. */
+#define NUB_HOST_REPLY_RESUME 0x1u
+#define NUB_HOST_REPLY_ABORT 0x2u
 
 /* Header at the start of the guest kernel image. */
 struct nub_kernel_header {
@@ -90,8 +105,9 @@ struct nub_boot_info {
     uint64_t page_table_root;
     uint32_t kernel_version;
     uint32_t _pad0;
+    uint64_t resume_va;
 };
-_Static_assert(sizeof(struct nub_boot_info) == 72, "nub_boot_info size");
+_Static_assert(sizeof(struct nub_boot_info) == 80, "nub_boot_info size");
 _Static_assert(offsetof(struct nub_boot_info, magic) == 0, "nub_boot_info.magic offset");
 _Static_assert(offsetof(struct nub_boot_info, layout_version) == 8, "nub_boot_info.layout_version offset");
 _Static_assert(offsetof(struct nub_boot_info, directory_layout) == 12, "nub_boot_info.directory_layout offset");
@@ -103,6 +119,7 @@ _Static_assert(offsetof(struct nub_boot_info, heap_end) == 48, "nub_boot_info.he
 _Static_assert(offsetof(struct nub_boot_info, page_table_root) == 56, "nub_boot_info.page_table_root offset");
 _Static_assert(offsetof(struct nub_boot_info, kernel_version) == 64, "nub_boot_info.kernel_version offset");
 _Static_assert(offsetof(struct nub_boot_info, _pad0) == 68, "nub_boot_info._pad0 offset");
+_Static_assert(offsetof(struct nub_boot_info, resume_va) == 72, "nub_boot_info.resume_va offset");
 
 /* Cap directory header. */
 struct nub_directory {
@@ -175,5 +192,72 @@ _Static_assert(offsetof(struct nub_mailbox, status) == 20, "nub_mailbox.status o
 _Static_assert(offsetof(struct nub_mailbox, payload_len) == 24, "nub_mailbox.payload_len offset");
 _Static_assert(offsetof(struct nub_mailbox, args) == 32, "nub_mailbox.args offset");
 _Static_assert(offsetof(struct nub_mailbox, results) == 80, "nub_mailbox.results offset");
+
+/* One cap of a PUT_CAPS request. */
+struct nub_cap_put {
+    uint8_t hash[32];
+    uint32_t kind;
+    uint32_t page_offset;
+    uint64_t len;
+    uint64_t data_va;
+};
+_Static_assert(sizeof(struct nub_cap_put) == 56, "nub_cap_put size");
+_Static_assert(offsetof(struct nub_cap_put, hash) == 0, "nub_cap_put.hash offset");
+_Static_assert(offsetof(struct nub_cap_put, kind) == 32, "nub_cap_put.kind offset");
+_Static_assert(offsetof(struct nub_cap_put, page_offset) == 36, "nub_cap_put.page_offset offset");
+_Static_assert(offsetof(struct nub_cap_put, len) == 40, "nub_cap_put.len offset");
+_Static_assert(offsetof(struct nub_cap_put, data_va) == 48, "nub_cap_put.data_va offset");
+
+/* An INVOKE request and its result. */
+struct nub_invoke {
+    uint8_t image_hash[32];
+    uint32_t code_offset;
+    uint32_t code_len;
+    uint32_t entry;
+    uint32_t mapping_count;
+    uint64_t gas;
+    uint64_t regs[13];
+    uint32_t pc;
+    uint32_t exit;
+    uint64_t exit_arg;
+    uint64_t instructions;
+    uint64_t code_va;
+    uint32_t host_reply;
+    uint32_t _pad0;
+};
+_Static_assert(sizeof(struct nub_invoke) == 200, "nub_invoke size");
+_Static_assert(offsetof(struct nub_invoke, image_hash) == 0, "nub_invoke.image_hash offset");
+_Static_assert(offsetof(struct nub_invoke, code_offset) == 32, "nub_invoke.code_offset offset");
+_Static_assert(offsetof(struct nub_invoke, code_len) == 36, "nub_invoke.code_len offset");
+_Static_assert(offsetof(struct nub_invoke, entry) == 40, "nub_invoke.entry offset");
+_Static_assert(offsetof(struct nub_invoke, mapping_count) == 44, "nub_invoke.mapping_count offset");
+_Static_assert(offsetof(struct nub_invoke, gas) == 48, "nub_invoke.gas offset");
+_Static_assert(offsetof(struct nub_invoke, regs) == 56, "nub_invoke.regs offset");
+_Static_assert(offsetof(struct nub_invoke, pc) == 160, "nub_invoke.pc offset");
+_Static_assert(offsetof(struct nub_invoke, exit) == 164, "nub_invoke.exit offset");
+_Static_assert(offsetof(struct nub_invoke, exit_arg) == 168, "nub_invoke.exit_arg offset");
+_Static_assert(offsetof(struct nub_invoke, instructions) == 176, "nub_invoke.instructions offset");
+_Static_assert(offsetof(struct nub_invoke, code_va) == 184, "nub_invoke.code_va offset");
+_Static_assert(offsetof(struct nub_invoke, host_reply) == 192, "nub_invoke.host_reply offset");
+_Static_assert(offsetof(struct nub_invoke, _pad0) == 196, "nub_invoke._pad0 offset");
+
+/* One memory mapping of an INVOKE. */
+struct nub_invoke_mapping {
+    uint32_t start;
+    uint32_t size;
+    uint32_t writable;
+    uint32_t _pad0;
+    uint8_t data_hash[32];
+    uint64_t backing_va;
+    uint64_t backed_len;
+};
+_Static_assert(sizeof(struct nub_invoke_mapping) == 64, "nub_invoke_mapping size");
+_Static_assert(offsetof(struct nub_invoke_mapping, start) == 0, "nub_invoke_mapping.start offset");
+_Static_assert(offsetof(struct nub_invoke_mapping, size) == 4, "nub_invoke_mapping.size offset");
+_Static_assert(offsetof(struct nub_invoke_mapping, writable) == 8, "nub_invoke_mapping.writable offset");
+_Static_assert(offsetof(struct nub_invoke_mapping, _pad0) == 12, "nub_invoke_mapping._pad0 offset");
+_Static_assert(offsetof(struct nub_invoke_mapping, data_hash) == 16, "nub_invoke_mapping.data_hash offset");
+_Static_assert(offsetof(struct nub_invoke_mapping, backing_va) == 48, "nub_invoke_mapping.backing_va offset");
+_Static_assert(offsetof(struct nub_invoke_mapping, backed_len) == 56, "nub_invoke_mapping.backed_len offset");
 
 #endif /* NUB_ABI_H */

@@ -38,33 +38,62 @@ bool directory_init(uint64_t memory_size) {
 
 struct nub_directory *directory_header(void) { return &directory; }
 
-/* Copies the bytes into the heap; page-sized buffers stay page-aligned (SPEC section 7). */
-static void *store_bytes(const uint8_t *bytes, uint64_t len) {
-    uint64_t align = (len != 0 && len % NUB_PAGE_SIZE == 0) ? NUB_PAGE_SIZE : 8;
-    void *copy = heap_alloc(len, align);
-    if (copy != NULL) memcpy(copy, bytes, len);
-    return copy;
+/*
+ * Finds the slot for `hash`: its entry when present (*found = true), else the empty
+ * slot probing ends at. Never loops: the load cap keeps an empty slot in every table.
+ */
+static struct nub_directory_entry *probe(const uint8_t hash[32], bool *found) {
+    uint32_t mask = directory.capacity - 1;
+    for (uint32_t i = (uint32_t)(hash_slot_key(hash) & mask);; i = (i + 1) & mask) {
+        struct nub_directory_entry *e = &entries[i];
+        if (e->state != NUB_DIR_ENTRY_USED) {
+            *found = false;
+            return e;
+        }
+        if (memcmp(e->hash, hash, 32) == 0) {
+            *found = true;
+            return e;
+        }
+    }
+}
+
+const struct nub_directory_entry *directory_find(const uint8_t hash[32]) {
+    bool found;
+    const struct nub_directory_entry *e = probe(hash, &found);
+    return found ? e : NULL;
+}
+
+/*
+ * Inserts `hash` with room for `len` bytes and returns that room in *bytes (NULL when
+ * the hash was already present: same hash, same cap, the first copy stays). The caller
+ * fills the bytes before anything reads them. With `page_offset` != NUB_CAP_PUT_NO_PAGE_OFFSET,
+ * byte `page_offset` of the room starts a page (SPEC section 7: pinned pages map without
+ * copying); whole-page caps are page-aligned either way.
+ */
+uint32_t directory_reserve(const uint8_t hash[32], uint32_t kind, uint64_t len, uint32_t page_offset, void **bytes) {
+    *bytes = NULL;
+    bool found;
+    struct nub_directory_entry *e = probe(hash, &found);
+    if (found) return NUB_STATUS_OK;
+    if ((uint64_t)(directory.count + 1) * 4 > (uint64_t)directory.capacity * 3) return NUB_STATUS_DIRECTORY_FULL;
+    void *room;
+    if (page_offset != NUB_CAP_PUT_NO_PAGE_OFFSET) room = heap_alloc_offset(len, NUB_PAGE_SIZE, page_offset);
+    else room = heap_alloc(len, (len != 0 && len % NUB_PAGE_SIZE == 0) ? NUB_PAGE_SIZE : 8);
+    if (room == NULL) return NUB_STATUS_NO_MEMORY;
+    memcpy(e->hash, hash, 32);
+    e->kind = kind;
+    e->len = len;
+    e->data_va = VA(room);
+    e->state = NUB_DIR_ENTRY_USED;
+    directory.count++;
+    *bytes = room;
+    return NUB_STATUS_OK;
 }
 
 uint32_t directory_put(const uint8_t hash[32], uint32_t kind, const uint8_t *bytes, uint64_t len, bool *inserted) {
-    uint32_t mask = directory.capacity - 1;
-    *inserted = false;
-    for (uint32_t i = (uint32_t)(hash_slot_key(hash) & mask);; i = (i + 1) & mask) {
-        struct nub_directory_entry *e = &entries[i];
-        if (e->state == NUB_DIR_ENTRY_USED) {
-            if (memcmp(e->hash, hash, 32) == 0) return NUB_STATUS_OK; /* same hash, same cap */
-            continue;
-        }
-        if ((uint64_t)(directory.count + 1) * 4 > (uint64_t)directory.capacity * 3) return NUB_STATUS_DIRECTORY_FULL;
-        void *copy = store_bytes(bytes, len);
-        if (copy == NULL) return NUB_STATUS_NO_MEMORY;
-        memcpy(e->hash, hash, 32);
-        e->kind = kind;
-        e->len = len;
-        e->data_va = VA(copy);
-        e->state = NUB_DIR_ENTRY_USED;
-        directory.count++;
-        *inserted = true;
-        return NUB_STATUS_OK;
-    }
+    void *room;
+    uint32_t status = directory_reserve(hash, kind, len, NUB_CAP_PUT_NO_PAGE_OFFSET, &room);
+    *inserted = room != NULL;
+    if (room != NULL) memcpy(room, bytes, len);
+    return status;
 }

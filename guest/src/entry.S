@@ -16,6 +16,17 @@ _start:
     jmp 1b
 
 /*
+ * The host restarts the vCPU here after stopping an invoke part-way (BootInfo.resume_va):
+ * a fresh stack, then serve the request it has written.
+ */
+    .globl nub_resume
+nub_resume:
+    lea __stack_top(%rip), %rsp
+    call call_loop_resume
+2:  hlt
+    jmp 2b
+
+/*
  * One stub per exception vector. The CPU pushes an error code for some vectors
  * only; the stubs push a 0 for the others so every frame looks the same, then the
  * vector, and hand the frame to C. Exceptions never return (the host abandons a

@@ -51,6 +51,9 @@ int memcmp(const void *a, const void *b, size_t n);
 /* heap.c */
 void heap_init(uint64_t start_va, uint64_t end_va);
 void *heap_alloc(uint64_t size, uint64_t align);
+void *heap_alloc_offset(uint64_t size, uint64_t align, uint64_t offset);
+void *scratch_alloc(uint64_t size, uint64_t align);
+void scratch_reset(void);
 uint64_t heap_start_va(void);
 uint64_t heap_end_va(void);
 
@@ -58,11 +61,17 @@ uint64_t heap_end_va(void);
 bool directory_init(uint64_t memory_size);
 struct nub_directory *directory_header(void);
 uint32_t directory_put(const uint8_t hash[32], uint32_t kind, const uint8_t *bytes, uint64_t len, bool *inserted);
+uint32_t directory_reserve(const uint8_t hash[32], uint32_t kind, uint64_t len, uint32_t page_offset, void **bytes);
+const struct nub_directory_entry *directory_find(const uint8_t hash[32]);
+
+/* invoke.c */
+uint32_t handle_invoke(volatile struct nub_mailbox *mb, uint8_t *payload);
 
 /* selftest.c */
 uint32_t selftest_fault(uint64_t scenario);
 
 /* mailbox.c */
 _Noreturn void call_loop(void);
+extern char nub_resume[]; /* entry.S: where the host restarts a stopped invoke */
 
 #endif /* NUB_KERNEL_H */

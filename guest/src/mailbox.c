@@ -20,10 +20,38 @@ static uint32_t handle_put(volatile struct nub_mailbox *mb, const uint8_t *paylo
     return status;
 }
 
-static uint32_t handle(volatile struct nub_mailbox *mb, uint32_t op, const uint8_t *payload) {
+/* Reserves room for each cap; the host writes the bytes after this request (see NUB_OP_PUT_CAPS). */
+static uint32_t handle_put_caps(volatile struct nub_mailbox *mb, uint8_t *payload) {
+    uint64_t count = mb->args[0];
+    if (count > MAILBOX_PAYLOAD_CAPACITY / sizeof(struct nub_cap_put) || mb->payload_len != count * sizeof(struct nub_cap_put)) {
+        return NUB_STATUS_BAD_ARGS;
+    }
+    struct nub_cap_put *records = (struct nub_cap_put *)payload;
+    uint64_t inserted = 0;
+    for (uint64_t i = 0; i < count; i++) records[i].data_va = 0;
+    for (uint64_t i = 0; i < count; i++) {
+        struct nub_cap_put *r = &records[i];
+        void *room;
+        uint32_t status = directory_reserve(r->hash, r->kind, r->len, r->page_offset, &room);
+        if (status != NUB_STATUS_OK) {
+            mb->results[0] = inserted;
+            return status; /* the records before this one are stored: data_va tells the host which */
+        }
+        r->data_va = VA(room);
+        inserted += room != NULL;
+    }
+    mb->results[0] = inserted;
+    return NUB_STATUS_OK;
+}
+
+static uint32_t handle(volatile struct nub_mailbox *mb, uint32_t op, uint8_t *payload) {
     switch (op) {
     case NUB_OP_PUT:
         return handle_put(mb, payload);
+    case NUB_OP_PUT_CAPS:
+        return handle_put_caps(mb, payload);
+    case NUB_OP_INVOKE:
+        return handle_invoke(mb, payload);
     case NUB_OP_SELFTEST_FAULT:
         return selftest_fault(mb->args[0]);
     default:
@@ -31,23 +59,39 @@ static uint32_t handle(volatile struct nub_mailbox *mb, uint32_t op, const uint8
     }
 }
 
-_Noreturn void call_loop(void) {
+/* Serves the request the host has just written. */
+static inline void serve(void) {
     volatile struct nub_mailbox *mb = PHYS(NUB_MAILBOX_GPA);
-    const uint8_t *payload = (const uint8_t *)PHYS(NUB_MAILBOX_GPA) + sizeof(struct nub_mailbox);
+    uint8_t *payload = (uint8_t *)PHYS(NUB_MAILBOX_GPA) + sizeof(struct nub_mailbox);
+    /*
+     * The host writes status = OK with every request, so a request that succeeds
+     * does not write it: PING, the round-trip benchmark, is then a handful of
+     * instructions (every guest instruction counts under nested virtualisation).
+     */
+    uint64_t seq = mb->seq;
+    uint32_t op = mb->op;
+    if (op != NUB_OP_PING) {
+        uint32_t status = handle(mb, op, payload);
+        if (status != NUB_STATUS_OK) mb->status = status;
+    }
+    compiler_barrier();
+    mb->done_seq = seq; /* last: the host trusts results only when done_seq matches */
+}
+
+_Noreturn void call_loop(void) {
     for (;;) {
         signal_host(NUB_PORT_DOORBELL);
-        /*
-         * The host writes status = OK with every request, so a request that succeeds
-         * does not write it: PING, the round-trip benchmark, is then a handful of
-         * instructions (every guest instruction counts under nested virtualisation).
-         */
-        uint64_t seq = mb->seq;
-        uint32_t op = mb->op;
-        if (op != NUB_OP_PING) {
-            uint32_t status = handle(mb, op, payload);
-            if (status != NUB_STATUS_OK) mb->status = status;
-        }
-        compiler_barrier();
-        mb->done_seq = seq; /* last: the host trusts results only when done_seq matches */
+        serve();
     }
+}
+
+/*
+ * Entered from nub_resume (entry.S) on a fresh stack when the host stopped an INVOKE
+ * part-way (timeout or cancel) and wrote its next request: nothing of the stopped
+ * invoke is needed again (its memory is scratch, reset by the next INVOKE, and a
+ * program enters the cache only once prepared), so just serve and carry on.
+ */
+_Noreturn void call_loop_resume(void) {
+    serve();
+    call_loop();
 }

@@ -30,6 +30,7 @@ static void publish_boot_info(uint64_t memory_size) {
     info->heap_end = heap_end_va();
     info->page_table_root = read_cr3() & ~(uint64_t)(NUB_PAGE_SIZE - 1);
     info->kernel_version = KERNEL_VERSION;
+    info->resume_va = VA(nub_resume);
     compiler_barrier();
     info->magic = NUB_BOOT_INFO_MAGIC;
 }

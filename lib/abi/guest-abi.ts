@@ -11,7 +11,7 @@
  *   0x0000_2000 +--------------------------+ boot info (guest-written, host-read)
  *   0x0000_3000 +--------------------------+ fault record (guest-written on an exception)
  *   0x0000_4000 +--------------------------+ mailbox header + payload (MAILBOX_PAGES pages)
- *   0x0001_4000 +--------------------------+
+ *   0x0001_4000 +--------------------------+ host-function bitmap (host-written)
  *               | (reserved)               |
  *   0x0001_8000 +--------------------------+ exception stack (TSS IST1; every vector uses it)
  *   0x0002_0000 +--------------------------+ page tables, built by the host (lib/guest/boot)
@@ -47,6 +47,12 @@ export const Layout = defineConstants('NUB', 'Guest memory map and boot paramete
   FAULT_GPA: 0x3000,
   MAILBOX_GPA: 0x4000,
   MAILBOX_PAGES: 16,
+  /**
+   * Host-function bitmap (host-written, guest-read): bit n set = the host handles
+   * `ecalli n`. HOST_FUNCTION_BITMAP_BYTES bytes, one bit per number 0..2047.
+   */
+  HOST_FUNCTIONS_GPA: 0x1_4000,
+  HOST_FUNCTION_BITMAP_BYTES: 256,
   EXCEPTION_STACK_GPA: 0x1_8000,
   EXCEPTION_STACK_END_GPA: 0x2_0000,
   PAGE_TABLES_GPA: 0x2_0000,
@@ -65,6 +71,11 @@ export const Ports = defineConstants('NUB_PORT', 'I/O ports the guest writes to 
   FAULT: 0x11,
   /** Debug console: one byte per `out`. */
   CONSOLE: 0x12,
+  /**
+   * The guest stopped an INVOKE at `ecalli n` for a host function: the Invoke record
+   * holds the registers and the number. The host writes φ7 and `host_reply` and re-enters.
+   */
+  HOST_CALL: 0x13,
 });
 
 export const BOOT_INFO_MAGIC = 0x3154_4f4f_4242_554en; // "NUBBOOT1" read as little-endian u64
@@ -116,6 +127,12 @@ export const BootInfo = defineStruct('nub_boot_info', 'What the guest tells the 
   page_table_root: 'u64',
   kernel_version: 'u32',
   _pad0: 'u32',
+  /**
+   * Where the host may restart the vCPU (with RSP = the kernel stack top) after it
+   * stopped an INVOKE part-way: the kernel then serves the next mailbox request as
+   * if the stopped one had finished.
+   */
+  resume_va: 'u64',
 });
 
 /**
@@ -180,6 +197,20 @@ export const MailboxOp = defineConstants('NUB_OP', 'Mailbox request opcodes.', {
    * hash then the bytes. results[0] = 1 if it was inserted, 0 if the hash was present.
    */
   PUT: 2,
+  /**
+   * Store many caps in one entry: args[0] = record count; the payload is that many
+   * CapPut records. The guest reserves room for each cap it does not hold yet, inserts
+   * it, and writes `data_va`; the host then copies the bytes straight into guest
+   * memory (so caps of any size take one entry, and the guest copies nothing).
+   * results[0] = number inserted.
+   */
+  PUT_CAPS: 3,
+  /**
+   * Run an image's code: the payload is one Invoke record then `mapping_count`
+   * InvokeMapping records. The guest answers in the same records (exit, registers, pc,
+   * gas, where each mapping's memory is). Host functions stop it on NUB_PORT_HOST_CALL.
+   */
+  INVOKE: 4,
   /** Test-only: fault on purpose; args[0] selects a SelftestFault scenario (guest/src/selftest.c). */
   SELFTEST_FAULT: 0x7f00,
 });
@@ -200,6 +231,10 @@ export const MailboxStatus = defineConstants('NUB_STATUS', 'Mailbox response sta
   BAD_ARGS: 2,
   NO_MEMORY: 3,
   DIRECTORY_FULL: 4,
+  /** INVOKE: the image or a mapping's Data cap is not in the directory. */
+  CAP_MISSING: 5,
+  /** INVOKE: a stored cap is not what the request says (wrong kind, bad encoding, code outside it). */
+  BAD_CAP: 6,
 });
 
 export const Mailbox = defineStruct('nub_mailbox', 'Host <-> guest request block at MAILBOX_GPA.', {
@@ -215,8 +250,86 @@ export const Mailbox = defineStruct('nub_mailbox', 'Host <-> guest request block
   results: ['u64', 6],
 });
 
+export const CapPutLayout = defineConstants('NUB_CAP_PUT', 'Where PUT_CAPS places stored bytes.', {
+  /** `page_offset` value: no page alignment wanted (the bytes are 8-byte aligned). */
+  NO_PAGE_OFFSET: 0xffff_ffff,
+  /**
+   * A Data cap's encoding is the union selector (1 byte) and the container's one
+   * offset (4 bytes), then its pages: they start at this offset of the stored bytes.
+   */
+  DATA_PAGES_OFFSET: 5,
+});
+
+/** One cap of a PUT_CAPS request. */
+export const CapPut = defineStruct('nub_cap_put', 'One cap of a PUT_CAPS request.', {
+  hash: ['u8', 32],
+  /** The cap's kind (its `Cap` union selector). */
+  kind: 'u32',
+  /** The guest places byte `page_offset` of the cap on a page boundary (NO_PAGE_OFFSET: none), so pinned pages map without copying. */
+  page_offset: 'u32',
+  len: 'u64',
+  /** Guest-written: where the host must write the bytes; 0 when the hash was already stored. */
+  data_va: 'u64',
+});
+
+export const InvokeReply = defineConstants('NUB_HOST_REPLY', 'Invoke.host_reply, written by the host before it re-enters after a host call.', {
+  /** φ7 holds the host function's result: continue at the next instruction. */
+  RESUME: 1,
+  /** The host function failed: end the invoke now (exit HOST_CALL, registers as at the call). */
+  ABORT: 2,
+});
+
+/**
+ * The INVOKE record, at the start of the payload. The host fills the inputs; the guest
+ * overwrites the state fields (regs, pc, gas, exit...) when it stops, both at a host
+ * call and at the end.
+ */
+export const Invoke = defineStruct('nub_invoke', 'An INVOKE request and its result.', {
+  /** The Image cap's hash in the directory. */
+  image_hash: ['u8', 32],
+  /** Where the code is inside the stored Image cap bytes. */
+  code_offset: 'u32',
+  code_len: 'u32',
+  /** Byte offset of the entry point in the code. */
+  entry: 'u32',
+  mapping_count: 'u32',
+  /** In: gas for the invocation. Out: gas left. */
+  gas: 'u64',
+  /** In: φ0..φ12 at entry. Out: at the stop. */
+  regs: ['u64', 13],
+  /** Out: the PVM pc of the stop. */
+  pc: 'u32',
+  /** Out: the PVM exit (lib/machine Exit numbers). */
+  exit: 'u32',
+  exit_arg: 'u64',
+  /** Out: instructions completed (statistics). */
+  instructions: 'u64',
+  /** Out: guest-virtual address of the code's pages (code length rounded up to a page, zero tail). */
+  code_va: 'u64',
+  /** In, after a host call: an InvokeReply value. */
+  host_reply: 'u32',
+  _pad0: 'u32',
+});
+
+/** One memory mapping of an INVOKE (they follow the Invoke record). */
+export const InvokeMapping = defineStruct('nub_invoke_mapping', 'One memory mapping of an INVOKE.', {
+  start: 'u32',
+  size: 'u32',
+  writable: 'u32',
+  _pad0: 'u32',
+  /** The Data cap shown at `start`: its first `size` bytes, zeros beyond the cap. */
+  data_hash: ['u8', 32],
+  /**
+   * Out: guest-virtual address of the memory behind the mapping's first `backed_len`
+   * bytes, which are contiguous (the rest reads as zero and is not writable). A writable
+   * mapping is backed whole; a read-only one by the cap's own stored pages.
+   */
+  backing_va: 'u64',
+  backed_len: 'u64',
+});
+
 /** Everything `scripts/gen-abi.mjs` emits into the C header, in order. */
 export const GUEST_ABI = {
-  constants: [Layout, Ports, BootMagic, DirectoryEntryState, MailboxOp, SelftestFault, MailboxStatus],
-  structs: [KernelHeader, BootInfo, DirectoryHeader, DirectoryEntry, FaultRecord, Mailbox],
+  constants: [Layout, Ports, BootMagic, DirectoryEntryState, MailboxOp, SelftestFault, MailboxStatus, CapPutLayout, InvokeReply],
+  structs: [KernelHeader, BootInfo, DirectoryHeader, DirectoryEntry, FaultRecord, Mailbox, CapPut, Invoke, InvokeMapping],
 };

@@ -6,14 +6,14 @@
  *   guest.put(hash, kind, bytes);
  *   guest.reader.get(hash); // read straight out of guest memory, no exit
  */
-import { BootInfo, Layout, MailboxOp } from '../abi/guest-abi.js';
+import { BootInfo, CapPut, CapPutLayout, Layout, MailboxOp } from '../abi/guest-abi.js';
 import type { FieldType, FieldValue, StructLayout } from '../abi/struct.js';
 import { NubError } from '../errors.js';
-import { Vm } from '../native/index.js';
+import { KVM_RUN, Vm } from '../native/index.js';
 import { loadKernelImage, prepareBoot } from './boot.js';
 import { CAP_HASH_BYTES, GuestCacheReader } from './cache-reader.js';
 import { GuestMemory } from './guest-memory.js';
-import { Mailbox, MAILBOX_PAYLOAD_CAPACITY } from './mailbox.js';
+import { Mailbox, MAILBOX_PAYLOAD_CAPACITY, MAILBOX_PAYLOAD_GPA } from './mailbox.js';
 
 /**
  * Default guest RAM: 16 MiB gives a directory of 16,384 slots (12,288 caps at the 3/4
@@ -25,6 +25,19 @@ export const DEFAULT_MEMORY_SIZE = 16 * 1024 * 1024;
 export const MAX_PUT_BYTES = MAILBOX_PAYLOAD_CAPACITY - CAP_HASH_BYTES;
 const MAX_KIND = 0xffff_ffff;
 const NO_ARGS: readonly number[] = [];
+const VA_BASE = Number(Layout.values.GUEST_VA_BASE);
+const RFLAGS_RESERVED = 2n; // bit 1 is always set; IF stays clear
+/** CapPut records one PUT_CAPS request carries. */
+export const PUT_CAPS_BATCH = Math.floor(MAILBOX_PAYLOAD_CAPACITY / CapPut.size);
+
+/** One cap for `putCaps`: its hash and kind, its encoding, and which byte to put on a page boundary. */
+export interface CapToStore {
+  hash: Uint8Array;
+  kind: number;
+  bytes: Uint8Array;
+  /** Byte of `bytes` the guest places at a page start (a Data cap's first page); default: none. */
+  pageOffset?: number;
+}
 
 export interface GuestVmOptions {
   /** Guest RAM in bytes (default DEFAULT_MEMORY_SIZE); a multiple of 4 KiB. */
@@ -104,6 +117,99 @@ export class GuestVm {
       throw new NubError('PayloadTooLarge', `one put carries at most ${MAX_PUT_BYTES} bytes, not ${bytes.length}`);
     }
     return this.request(MailboxOp.values.PUT, [kind, bytes.length], [hash, bytes]) === 1;
+  }
+
+  /**
+   * Stores many caps with one guest entry per PUT_CAPS_BATCH of them: the guest reserves
+   * room and the host writes the bytes straight into guest memory, so a cap may be any
+   * size. Returns how many were new. Errors as `put`, and 'GuestProtocol' (poisoning)
+   * when the guest names memory outside itself.
+   */
+  putCaps(caps: readonly CapToStore[]): number {
+    for (const c of caps) {
+      if (!(c.hash instanceof Uint8Array) || c.hash.length !== CAP_HASH_BYTES) throw new NubError('BadHash', `a cap hash is ${CAP_HASH_BYTES} bytes`);
+      if (!Number.isInteger(c.kind) || c.kind < 0 || c.kind > MAX_KIND) throw new NubError('BadArgument', `cap kind ${c.kind} is not a u32`);
+      const offset = c.pageOffset;
+      if (offset !== undefined && (!Number.isInteger(offset) || offset < 0 || offset > c.bytes.length)) {
+        throw new NubError('BadArgument', `page offset ${offset} is outside the cap's ${c.bytes.length} bytes`);
+      }
+    }
+    let inserted = 0;
+    for (let i = 0; i < caps.length; i += PUT_CAPS_BATCH) inserted += this.#putBatch(caps.slice(i, i + PUT_CAPS_BATCH));
+    return inserted;
+  }
+
+  #putBatch(caps: readonly CapToStore[]): number {
+    if (this.#vm.closed) throw new NubError('Closed', 'the guest VM is closed');
+    const records = new Uint8Array(caps.length * CapPut.size);
+    const view = new DataView(records.buffer);
+    caps.forEach((c, i) => {
+      const at = i * CapPut.size;
+      records.set(c.hash, at + CapPut.offsets.hash);
+      CapPut.set(view, at, 'kind', c.kind);
+      CapPut.set(view, at, 'page_offset', c.pageOffset ?? CapPutLayout.values.NO_PAGE_OFFSET);
+      CapPut.set(view, at, 'len', BigInt(c.bytes.length));
+    });
+    const mb = this.#mailbox;
+    try {
+      const seq = mb.send(MailboxOp.values.PUT_CAPS, [caps.length], [records]);
+      if (mb.enter() !== 'doorbell') throw mb.poison(new NubError('GuestProtocol', 'the guest stopped a PUT_CAPS for a host call'));
+      mb.checkDone(seq);
+      // Records the guest reserved (even before a refusal) are in its directory: fill them all.
+      caps.forEach((c, i) => {
+        const va = this.memory.field(CapPut, MAILBOX_PAYLOAD_GPA + i * CapPut.size, 'data_va');
+        if (va !== 0n) this.memory.u8s.set(c.bytes, this.#gpaOf(va, c.bytes.length));
+      });
+      const refused = mb.statusError(MailboxOp.values.PUT_CAPS);
+      if (refused) throw refused;
+      return mb.result(0);
+    } finally {
+      this.reader.invalidate();
+    }
+  }
+
+  /**
+   * Guest-physical address of `len` bytes at a guest-virtual address in the kernel's
+   * linear map (which the host built and the kernel never changes); a guest that names
+   * anything else poisons the VM.
+   */
+  #gpaOf(va: bigint, len: number): number {
+    const gpa = Number(va) - VA_BASE;
+    if (va < BigInt(VA_BASE) || va > BigInt(Number.MAX_SAFE_INTEGER) || gpa + len > this.memory.size || gpa < Layout.values.PAGE_SIZE) {
+      throw this.#mailbox.poison(new NubError('GuestProtocol', `the guest named memory at 0x${va.toString(16)} (+${len}) outside itself`));
+    }
+    return gpa;
+  }
+
+  /** `#gpaOf` for the invoke protocol (lib/guest/invoke.ts). */
+  gpaOf(va: bigint, len: number): number {
+    return this.#gpaOf(va, len);
+  }
+
+  /** The mailbox, for protocols built from its parts (lib/guest/invoke.ts). Throws 'Closed' once closed. */
+  get mailbox(): Mailbox {
+    if (this.#vm.closed) throw new NubError('Closed', 'the guest VM is closed');
+    return this.#mailbox;
+  }
+
+  /** Stops the guest's current (or next) run: it returns as 'interrupted'. */
+  kick(): void {
+    if (!this.#vm.closed) this.#vm.kick();
+  }
+
+  /**
+   * After an interrupted INVOKE: drop any kick still pending and restart the vCPU at the
+   * kernel's resume point (BootInfo.resume_va, on a fresh stack), where it serves the
+   * next request. The stopped invoke's state is all scratch, so nothing is left half done.
+   */
+  restartAfterInterrupt(): void {
+    this.clearPendingKick();
+    this.#vm.setRegs({ ...this.#vm.getRegs(), rip: this.bootInfo.resume_va, rflags: RFLAGS_RESERVED });
+  }
+
+  /** Drops a kick that arrived after the run it was meant for had already ended. */
+  clearPendingKick(): void {
+    if (!this.#vm.closed) new DataView(this.#vm.runState).setUint8(KVM_RUN.immediateExit, 0);
   }
 
   /**

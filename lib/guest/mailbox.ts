@@ -4,8 +4,9 @@
  * "done"; anything else ends the VM's usefulness, so the mailbox is then poisoned and
  * every later call fails fast with code 'Poisoned' (the first error says why).
  *
- * Later requests (batched puts, invoke, host calls) are new opcodes over this same
- * call(): a host call would be one more port whose exit is answered before re-entering.
+ * Requests are opcodes over this one mechanism; `call` is send + enter + check. INVOKE
+ * uses the parts itself: a host call is one more port (NUB_PORT_HOST_CALL) whose exit
+ * the host answers before re-entering, and an invoke may be interrupted (timeout, cancel).
  */
 import { FaultRecord, Layout, Mailbox as MailboxLayout, MailboxStatus, Ports } from '../abi/guest-abi.js';
 import { NubError } from '../errors.js';
@@ -16,6 +17,7 @@ import type { GuestMemory } from './guest-memory.js';
 export interface RunnableVm {
   readonly runState: ArrayBuffer;
   run(timeoutMs?: number): number;
+  runAsync?(timeoutMs?: number): Promise<number>;
 }
 
 export const MAILBOX_PAYLOAD_GPA = Layout.values.MAILBOX_GPA + MailboxLayout.size;
@@ -41,6 +43,13 @@ const EXCEPTION_NAMES = [
   'control protection',
 ];
 
+/**
+ * How a guest entry ended, when it ended well: the guest answered (`doorbell`), stopped
+ * an INVOKE for a host function (`hostCall`), or was stopped by a kick or the watchdog
+ * (`interrupted`, only for entries that allow it).
+ */
+export type GuestStop = 'doorbell' | 'hostCall' | 'interrupted';
+
 export class Mailbox {
   readonly #vm: RunnableVm;
   readonly #mem: GuestMemory;
@@ -62,7 +71,7 @@ export class Mailbox {
 
   /** Runs the freshly prepared VM until the kernel's first doorbell ("booted"). */
   awaitBoot(): void {
-    this.#enter();
+    this.#expectDoorbell(this.enter());
   }
 
   /**
@@ -71,6 +80,16 @@ export class Mailbox {
    * The payload parts are written back to back at MAILBOX_PAYLOAD_GPA.
    */
   call(op: number, args: readonly number[], payload: readonly Uint8Array[] = []): number {
+    const seq = this.send(op, args, payload);
+    this.#expectDoorbell(this.enter());
+    this.checkDone(seq);
+    const err = this.statusError(op);
+    if (err) throw err;
+    return this.result(0);
+  }
+
+  /** Writes a request (header, args, payload parts) without entering the guest; returns its sequence number. */
+  send(op: number, args: readonly number[], payload: readonly Uint8Array[] = []): number {
     const view = this.#mem.view;
     let payloadLen = 0;
     for (const part of payload) payloadLen += part.length;
@@ -92,31 +111,81 @@ export class Mailbox {
       this.#mem.u8s.set(part, at);
       at += part.length;
     }
-
-    this.#enter();
-    if (getU64(view, MAILBOX + M.done_seq) !== seq) {
-      throw this.#poisonWith(new NubError('GuestProtocol', `the guest rang the doorbell without finishing request ${seq}`));
-    }
-    const status = view.getUint32(MAILBOX + M.status, true);
-    if (status !== MailboxStatus.values.OK) {
-      throw new NubError(STATUS_CODES[status] ?? 'GuestBadStatus', `the guest refused op ${op} with status ${status}`, {
-        details: { op, status },
-      });
-    }
-    return getU64(view, MAILBOX + M.results);
+    return seq;
   }
 
-  /** One guest entry; returns when the guest rings the doorbell, throws (and poisons) on any other exit. */
-  #enter(): void {
+  /**
+   * One guest entry on this thread. `timeoutMs` defaults to the mailbox's; with
+   * `interruptible`, a timeout returns 'interrupted' instead of poisoning (the caller
+   * must then restart the guest somewhere sane). Any exit that is not a stop poisons.
+   */
+  enter(timeoutMs = this.#timeoutMs, interruptible = false): GuestStop {
     this.#throwIfPoisoned();
+    let reason: number;
+    try {
+      reason = this.#vm.run(timeoutMs);
+    } catch (err) {
+      throw this.#poisonWith(asNubError(err));
+    }
+    return this.#stop(reason, interruptible);
+  }
+
+  /** `enter` on the VM's own thread (lib/native runAsync), so the event loop keeps running; a kick interrupts it. */
+  async enterAsync(timeoutMs = this.#timeoutMs, interruptible = false): Promise<GuestStop> {
+    this.#throwIfPoisoned();
+    if (this.#vm.runAsync === undefined) throw new NubError('Unsupported', 'this VM cannot run asynchronously');
+    let reason: number;
+    try {
+      reason = await this.#vm.runAsync(timeoutMs);
+    } catch (err) {
+      throw this.#poisonWith(asNubError(err));
+    }
+    return this.#stop(reason, interruptible);
+  }
+
+  /** Poisons (and throws) unless the guest finished request `seq`. */
+  checkDone(seq: number): void {
+    if (getU64(this.#mem.view, MAILBOX + M.done_seq) !== seq) {
+      throw this.#poisonWith(new NubError('GuestProtocol', `the guest rang the doorbell without finishing request ${seq}`));
+    }
+  }
+
+  /** The guest's refusal of the last request as a NubError (the VM stays usable), or undefined when it succeeded. */
+  statusError(op: number): NubError | undefined {
+    const status = this.#mem.view.getUint32(MAILBOX + M.status, true);
+    if (status === MailboxStatus.values.OK) return undefined;
+    return new NubError(STATUS_CODES[status] ?? 'GuestBadStatus', `the guest refused op ${op} with status ${status}`, {
+      details: { op, status },
+    });
+  }
+
+  /** `results[i]` of the last request. */
+  result(i: number): number {
+    return getU64(this.#mem.view, MAILBOX + M.results + 8 * i);
+  }
+
+  /** Marks the mailbox unusable (the first error is kept) and returns `err`, for the caller to throw. */
+  poison(err: NubError): NubError {
+    return this.#poisonWith(err);
+  }
+
+  #stop(reason: number, interruptible: boolean): GuestStop {
     let exit: VmExit;
     try {
-      exit = decodeExit(this.#vm, this.#vm.run(this.#timeoutMs));
+      exit = decodeExit(this.#vm, reason);
     } catch (err) {
-      throw this.#poisonWith(err instanceof NubError ? err : new NubError('RunFailed', String(err), { cause: err }));
+      throw this.#poisonWith(asNubError(err));
     }
-    if (exit.kind === 'io' && exit.direction === 'out' && exit.port === Ports.values.DOORBELL) return;
+    if (exit.kind === 'io' && exit.direction === 'out') {
+      if (exit.port === Ports.values.DOORBELL) return 'doorbell';
+      if (exit.port === Ports.values.HOST_CALL) return 'hostCall';
+    }
+    if (exit.kind === 'interrupted' && interruptible) return 'interrupted';
     throw this.#poisonWith(this.#exitError(exit));
+  }
+
+  #expectDoorbell(stop: GuestStop): void {
+    if (stop !== 'doorbell') throw this.#poisonWith(new NubError('GuestProtocol', `the guest stopped with ${stop} outside an invoke`));
   }
 
   #exitError(exit: VmExit): NubError {
@@ -167,6 +236,10 @@ export class Mailbox {
       });
     }
   }
+}
+
+function asNubError(err: unknown): NubError {
+  return err instanceof NubError ? err : new NubError('RunFailed', String(err), { cause: err });
 }
 
 // u64 fields as two u32 halves: the protocol's numbers stay below 2^53, and no BigInt is made per call.

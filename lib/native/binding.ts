@@ -64,6 +64,24 @@ export interface NativeVm {
   getFpu(): Fpu;
   setFpu(fpu: Fpu): void;
   getDirtyLog(): Uint8Array;
+  saveVcpuState(): ArrayBuffer;
+  loadVcpuState(state: ArrayBuffer): void;
+  freezeMemory(): NativeMemoryFile;
+  adoptBase(base: NativeMemoryFile): void;
+  usesBase(base: NativeMemoryFile): boolean;
+  privatePages(): Uint8Array;
+  discardPages(bitmap: Uint8Array): void;
+  close(): void;
+}
+
+/** A sealable memfd holding guest memory as of a snapshot (native/memory_file.cc). */
+export interface NativeMemoryFile {
+  readonly size: number;
+  readonly sealed: boolean;
+  readonly closed: boolean;
+  write(offset: number, bytes: Uint8Array): void;
+  seal(): void;
+  mapImmutable(patch?: ArrayBuffer, bitmap?: Uint8Array): ArrayBuffer;
   close(): void;
 }
 
@@ -71,6 +89,9 @@ export interface Binding {
   setErrorClass(errorClass: typeof NubError): void;
   kvmInfo(path?: string): KvmInfo;
   NativeVm: new (opts: NativeVmOptions) => NativeVm;
+  NativeMemoryFile: new (size: number) => NativeMemoryFile;
+  /** Detaches an ArrayBuffer the addon mapped; its mapping goes when the finalizer runs. */
+  releaseBuffer(buffer: ArrayBuffer): void;
   /** Offsets in struct kvm_run and KVM_EXIT_* values as the addon's compiler saw them. */
   kvmRunLayout: Record<string, number>;
   /** Largest accepted memorySize, in bytes. */

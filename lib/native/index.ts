@@ -3,7 +3,7 @@
  * guest-physical 0), run it and decode its exits. The addon (native/) decides no policy;
  * see docs/native.md.
  */
-import { binding, type Fpu, type KvmInfo, type NativeVm, type Regs, type Sregs } from './binding.js';
+import { binding, type Fpu, type KvmInfo, type NativeMemoryFile, type NativeVm, type Regs, type Sregs } from './binding.js';
 
 export type { DescriptorTable, Fpu, KvmInfo, Regs, Segment, Sregs } from './binding.js';
 export { decodeExit, KVM_EXIT, KVM_RUN, type VmExit } from './exits.js';
@@ -26,6 +26,58 @@ export interface VmOptions {
   kvmPath?: string;
   /** Track written pages, for getDirtyLog(). */
   dirtyLog?: boolean;
+}
+
+/**
+ * A memfd of guest memory that can be sealed: once sealed its bytes never change, so VMs
+ * (Vm.adoptBase) and read-only views (mapImmutable) share its pages copy-on-write.
+ * Errors: 'Closed', 'Sealed' (write after seal), 'NotSealed' (map or adopt before seal).
+ */
+export class MemoryFile {
+  /** @internal the addon object, for Vm.adoptBase. */
+  readonly native: NativeMemoryFile;
+
+  constructor(native: NativeMemoryFile) {
+    this.native = native;
+  }
+
+  /** A new zero-filled file of `size` bytes (a positive multiple of 4096). */
+  static create(size: number): MemoryFile {
+    return new MemoryFile(new (binding().NativeMemoryFile)(size));
+  }
+
+  get size(): number {
+    return this.native.size;
+  }
+  get sealed(): boolean {
+    return this.native.sealed;
+  }
+  get closed(): boolean {
+    return this.native.closed;
+  }
+  write(offset: number, bytes: Uint8Array): void {
+    this.native.write(offset, bytes);
+  }
+  seal(): void {
+    this.native.seal();
+  }
+  /**
+   * A PROT_READ mapping of the sealed file, with the pages set in `bitmap` taken from
+   * `patch` instead (copied now: later writes to `patch` do not show). Writing to the
+   * returned buffer from JS kills the process: keep it private (ImmutableMapping does).
+   */
+  mapImmutable(patch?: ArrayBuffer, bitmap?: Uint8Array): ArrayBuffer {
+    return this.native.mapImmutable(patch, bitmap);
+  }
+  /** Drops this handle; the fd closes once no VM or view uses the file. Idempotent. */
+  close(): void {
+    this.native.close();
+  }
+}
+
+/** Detaches a buffer returned by MemoryFile.mapImmutable; the mapping is unmapped by its finalizer. */
+export function releaseBuffer(buffer: ArrayBuffer): void {
+  binding().releaseBuffer(buffer);
 }
 
 /**
@@ -113,6 +165,49 @@ export class Vm {
    */
   getDirtyLog(): Uint8Array {
     return this.#native.getDirtyLog();
+  }
+
+  /**
+   * regs, sregs and fpu in one opaque buffer (the kernel structs; valid in this process
+   * only), for loadVcpuState. MXCSR, which KVM_GET_FPU reports as 0, is saved as 0x1f80.
+   */
+  saveVcpuState(): ArrayBuffer {
+    return this.#native.saveVcpuState();
+  }
+  /** Sets sregs, regs and fpu from a saveVcpuState() buffer, in three ioctls and one call. */
+  loadVcpuState(state: ArrayBuffer): void {
+    this.#native.loadVcpuState(state);
+  }
+
+  /**
+   * Makes the VM's current memory its sealed base file and maps that copy-on-write at the
+   * same address: from now on every write, by the guest or through `memory`, lands in a
+   * private page and privatePages() lists them. Cheap (no copy). Already copy-on-write:
+   * returns a handle to the same base. Close the returned file when done with it; the VM
+   * keeps its own reference.
+   */
+  freezeMemory(): MemoryFile {
+    return new MemoryFile(this.#native.freezeMemory());
+  }
+
+  /** Maps `base` (sealed, memorySize bytes) copy-on-write as the VM's memory; private pages are dropped. */
+  adoptBase(base: MemoryFile): void {
+    this.#native.adoptBase(base.native);
+  }
+
+  /** True when the VM's memory is a copy-on-write map of `base` (the same file, through any handle). */
+  usesBase(base: MemoryFile): boolean {
+    return this.#native.usesBase(base.native);
+  }
+
+  /** Bit i set: page i differs from the base (written since freeze/adopt/discard). Needs a base ('NotCopyOnWrite'). */
+  privatePages(): Uint8Array {
+    return this.#native.privatePages();
+  }
+
+  /** Makes the pages set in `bitmap` read as the base again (MADV_DONTNEED on their private copies). */
+  discardPages(bitmap: Uint8Array): void {
+    this.#native.discardPages(bitmap);
   }
 
   /** Stops any run, closes every fd, detaches memory and runState. Idempotent. */

@@ -1,0 +1,342 @@
+/**
+ * The host end of NUB_OP_INVOKE (layouts in lib/abi/guest-abi.ts): write the Invoke
+ * record and its mappings, enter the guest, answer host calls on NUB_PORT_HOST_CALL,
+ * and read the result. Without host calls an invoke is one guest entry and one exit.
+ * After the reply the invocation's memory stays where the guest reported it until the
+ * guest's next INVOKE, and `GuestInvocationMemory` reads it from there, without an exit.
+ *
+ * An entry stopped by the watchdog (`timeoutMs`) or a kick (an AbortSignal, async only)
+ * restarts the vCPU at the kernel's resume point: the sandbox stays usable and the
+ * invoke throws 'Timeout' or 'Cancelled'.
+ */
+import { Invoke, InvokeMapping, InvokeReply, Layout, MailboxOp } from '../abi/guest-abi.js';
+import { NubError } from '../errors.js';
+import { CODE_BASE, Exit, PAGE_SIZE } from '../machine/abi.js';
+import type { MemoryView } from '../machine/invoke.js';
+import type { GuestVm } from './guest-vm.js';
+import { type GuestStop, MAILBOX_PAYLOAD_CAPACITY, MAILBOX_PAYLOAD_GPA } from './mailbox.js';
+
+const NUM_REGS = 13;
+const I = Invoke.offsets;
+const INVOKE_GPA = MAILBOX_PAYLOAD_GPA;
+const MAPPINGS_GPA = INVOKE_GPA + Invoke.size;
+const TWO_POW_32 = 0x1_0000_0000;
+/** Mappings one INVOKE carries (what fits in the mailbox payload after the Invoke record). */
+export const MAX_INVOKE_MAPPINGS = Math.floor((MAILBOX_PAYLOAD_CAPACITY - Invoke.size) / InvokeMapping.size);
+
+export interface GuestMapping {
+  start: number;
+  /** Bytes; a whole number of pages, not 0. */
+  size: number;
+  writable: boolean;
+  /** Hash of the Data cap (stored in the guest's directory) the mapping shows. */
+  dataHash: Uint8Array;
+}
+
+export interface GuestInvokeRequest {
+  /** Hash of the Image cap in the guest's directory, and where its code is in the stored bytes. */
+  imageHash: Uint8Array;
+  codeOffset: number;
+  codeLen: number;
+  /** Byte offset of the entry point in the code (below 2^32). */
+  entry: number;
+  /** φ0..φ12. */
+  regs: readonly bigint[];
+  gas: bigint;
+  mappings: readonly GuestMapping[];
+}
+
+export interface GuestInvokeState {
+  exit: number;
+  exitArg: bigint;
+  regs: bigint[];
+  pc: number;
+  gasLeft: bigint;
+  instructions: number;
+}
+
+/** Handles `ecalli number`: φ7's new value, or undefined to end the invoke with HOST_CALL. Throwing ends it too (see GuestInvokeOptions). */
+export type GuestHostCall = (number: number, regs: bigint[], memory: MemoryView) => bigint | undefined;
+
+export interface GuestInvokeOptions {
+  /** Per invoke, across all its entries. */
+  timeoutMs?: number;
+  /** Async only: aborting kicks the vCPU. */
+  signal?: AbortSignal;
+  /** Called for the numbers set in the guest's host-function bitmap. */
+  hostCall?: GuestHostCall;
+}
+
+export interface GuestInvokeOutcome {
+  state: GuestInvokeState;
+  /** The invocation's memory in the guest; valid until the guest's next INVOKE. */
+  memory: GuestInvocationMemory;
+}
+
+/** One region of the invocation's address space and where the guest keeps it. */
+interface Region {
+  start: number;
+  size: number;
+  writable: boolean;
+  /** Guest-physical address of the first `backedLen` bytes; the rest of the region reads as zero. */
+  gpa: number;
+  backedLen: number;
+}
+
+/**
+ * The invocation's PVM memory as the guest holds it: the code, then every mapping,
+ * read and written through bounds-checked guest memory. Addresses are mod 2^32 like
+ * the machine's; an access touching any byte without the permission does nothing.
+ */
+export class GuestInvocationMemory implements MemoryView {
+  readonly #guest: GuestVm;
+  readonly #regions: Region[];
+  readonly #epoch: number;
+  readonly #currentEpoch: () => number;
+
+  constructor(guest: GuestVm, regions: Region[], epoch: number, currentEpoch: () => number) {
+    this.#guest = guest;
+    this.#regions = regions;
+    this.#epoch = epoch;
+    this.#currentEpoch = currentEpoch;
+  }
+
+  read(address: number, length: number): Uint8Array | undefined {
+    const out = new Uint8Array(length);
+    const chunks = this.#chunks(address, length, false);
+    if (chunks === undefined) return undefined;
+    const u8s = this.#guest.memory.u8s;
+    for (const { region, offset, at, len } of chunks) {
+      const backed = Math.max(0, Math.min(len, region.backedLen - offset));
+      if (backed > 0) out.set(u8s.subarray(region.gpa + offset, region.gpa + offset + backed), at);
+    }
+    return out;
+  }
+
+  write(address: number, bytes: Uint8Array): boolean {
+    const chunks = this.#chunks(address, bytes.length, true);
+    if (chunks === undefined) return false;
+    const u8s = this.#guest.memory.u8s;
+    for (const { region, offset, at, len } of chunks) u8s.set(bytes.subarray(at, at + len), region.gpa + offset);
+    return true;
+  }
+
+  /** Final bytes of every writable mapping, ascending by start (what lib/machine's InvokeResult.memory holds). */
+  writableMappings(): { start: number; bytes: Uint8Array }[] {
+    this.#checkCurrent();
+    return this.#regions.filter((r) => r.writable).sort((a, b) => a.start - b.start)
+      .map((r) => ({ start: r.start, bytes: this.#guest.memory.bytes(r.gpa, r.size) }));
+  }
+
+  /** Splits an access into per-region pieces; undefined when a byte lies outside every region (or a write hits a read-only one). */
+  #chunks(address: number, length: number, write: boolean): { region: Region; offset: number; at: number; len: number }[] | undefined {
+    this.#checkCurrent();
+    if (!Number.isSafeInteger(address) || !Number.isSafeInteger(length) || length < 0 || length > TWO_POW_32) {
+      throw new NubError('BadArgument', `memory access of ${length} bytes at ${address}`);
+    }
+    const chunks = [];
+    for (let at = 0; at < length;) {
+      const addr = (address + at) % TWO_POW_32;
+      const region = this.#regions.find((r) => addr >= r.start && addr < r.start + r.size);
+      if (region === undefined || (write && !region.writable)) return undefined;
+      const offset = addr - region.start;
+      const len = Math.min(length - at, region.size - offset);
+      chunks.push({ region, offset, at, len });
+      at += len;
+    }
+    return chunks;
+  }
+
+  #checkCurrent(): void {
+    if (this.#currentEpoch() !== this.#epoch) {
+      throw new NubError('StaleMemory', 'this invocation\'s memory is gone: the guest has run another invoke since');
+    }
+  }
+}
+
+/** One INVOKE in progress: what happens at each stop of the guest. Shared by the sync and async drivers. */
+class InvokeCall {
+  readonly #guest: GuestVm;
+  readonly #req: GuestInvokeRequest;
+  readonly #opts: GuestInvokeOptions;
+  readonly #deadline: number | undefined;
+  readonly #epoch: number;
+  readonly #currentEpoch: () => number;
+  #seq = 0;
+  #hostError: unknown;
+  #regions: Region[] | undefined;
+
+  constructor(guest: GuestVm, req: GuestInvokeRequest, opts: GuestInvokeOptions, epoch: number, currentEpoch: () => number) {
+    this.#guest = guest;
+    this.#req = req;
+    this.#opts = opts;
+    this.#epoch = epoch;
+    this.#currentEpoch = currentEpoch;
+    this.#deadline = opts.timeoutMs === undefined ? undefined : performance.now() + opts.timeoutMs;
+  }
+
+  /** Writes the request. */
+  start(): void {
+    const { mappings } = this.#req;
+    if (mappings.length > MAX_INVOKE_MAPPINGS) {
+      throw new NubError('TooManyMappings', `an invoke carries at most ${MAX_INVOKE_MAPPINGS} mappings, not ${mappings.length}`);
+    }
+    const record = new Uint8Array(Invoke.size + mappings.length * InvokeMapping.size);
+    const view = new DataView(record.buffer);
+    const req = this.#req;
+    record.set(req.imageHash, I.image_hash);
+    Invoke.set(view, 0, 'code_offset', req.codeOffset);
+    Invoke.set(view, 0, 'code_len', req.codeLen);
+    Invoke.set(view, 0, 'entry', req.entry);
+    Invoke.set(view, 0, 'mapping_count', mappings.length);
+    Invoke.set(view, 0, 'gas', req.gas);
+    for (let i = 0; i < NUM_REGS; i++) view.setBigUint64(I.regs + 8 * i, req.regs[i] ?? 0n, true);
+    mappings.forEach((m, i) => {
+      const at = Invoke.size + i * InvokeMapping.size;
+      InvokeMapping.set(view, at, 'start', m.start);
+      InvokeMapping.set(view, at, 'size', m.size);
+      InvokeMapping.set(view, at, 'writable', m.writable ? 1 : 0);
+      record.set(m.dataHash, at + InvokeMapping.offsets.data_hash);
+    });
+    this.#seq = this.#guest.mailbox.send(MailboxOp.values.INVOKE, [], [record]);
+  }
+
+  /** Milliseconds the next entry may take (at least 1 once a deadline is set), or undefined for no limit. */
+  get entryTimeoutMs(): number | undefined {
+    return this.#deadline === undefined ? undefined : Math.max(1, Math.ceil(this.#deadline - performance.now()));
+  }
+
+  /** Handles one stop: true when the guest must be entered again, false when the invoke is done. */
+  onStop(stop: GuestStop): boolean {
+    const guest = this.#guest;
+    guest.reader.invalidate();
+    if (stop === 'interrupted') {
+      guest.restartAfterInterrupt();
+      throw this.#opts.signal?.aborted
+        ? new NubError('Cancelled', 'the invoke was cancelled', { cause: this.#opts.signal.reason })
+        : new NubError('Timeout', `the invoke did not finish within ${this.#opts.timeoutMs} ms`);
+    }
+    if (stop === 'hostCall') {
+      this.#answerHostCall();
+      return true;
+    }
+    guest.clearPendingKick(); // a cancel that came too late must not stop the next request
+    const mb = guest.mailbox;
+    mb.checkDone(this.#seq);
+    const refused = mb.statusError(MailboxOp.values.INVOKE);
+    if (refused) throw refused;
+    if (this.#hostError !== undefined) {
+      throw new NubError('HostFunctionFailed', `host function ${this.#readState().exitArg} threw: ${String(this.#hostError)}`, { cause: this.#hostError });
+    }
+    return false;
+  }
+
+  outcome(): GuestInvokeOutcome {
+    return { state: this.#readState(), memory: new GuestInvocationMemory(this.#guest, this.#readRegions(), this.#epoch, this.#currentEpoch) };
+  }
+
+  #answerHostCall(): void {
+    const state = this.#readState();
+    const mem = this.#guest.memory;
+    let reply = InvokeReply.values.ABORT;
+    if (this.#opts.hostCall === undefined) {
+      throw this.#guest.mailbox.poison(new NubError('GuestProtocol', `the guest asked for host function ${state.exitArg}, which is not registered`));
+    }
+    try {
+      const memory = new GuestInvocationMemory(this.#guest, this.#readRegions(), this.#epoch, this.#currentEpoch);
+      const value = this.#opts.hostCall(Number(state.exitArg), state.regs, memory);
+      if (value !== undefined) {
+        mem.view.setBigUint64(INVOKE_GPA + I.regs + 8 * 7, BigInt.asUintN(64, value), true);
+        reply = InvokeReply.values.RESUME;
+      }
+    } catch (err) {
+      this.#hostError = err ?? new Error('undefined was thrown');
+    }
+    mem.view.setUint32(INVOKE_GPA + I.host_reply, reply, true);
+  }
+
+  #readState(): GuestInvokeState {
+    const mem = this.#guest.memory;
+    const view = mem.view;
+    mem.check(INVOKE_GPA, Invoke.size);
+    const regs = new Array<bigint>(NUM_REGS);
+    for (let i = 0; i < NUM_REGS; i++) regs[i] = view.getBigUint64(INVOKE_GPA + I.regs + 8 * i, true);
+    return {
+      exit: view.getUint32(INVOKE_GPA + I.exit, true),
+      exitArg: view.getBigUint64(INVOKE_GPA + I.exit_arg, true),
+      regs,
+      pc: view.getUint32(INVOKE_GPA + I.pc, true),
+      gasLeft: view.getBigUint64(INVOKE_GPA + I.gas, true),
+      instructions: Number(view.getBigUint64(INVOKE_GPA + I.instructions, true)),
+    };
+  }
+
+  /** Where the guest put the code and each mapping, checked to lie inside guest memory. */
+  #readRegions(): Region[] {
+    if (this.#regions !== undefined) return this.#regions;
+    const guest = this.#guest;
+    const mem = guest.memory;
+    const req = this.#req;
+    const codeSize = Math.ceil(req.codeLen / PAGE_SIZE) * PAGE_SIZE;
+    const regions: Region[] = [];
+    if (codeSize > 0) {
+      const codeVa = mem.field(Invoke, INVOKE_GPA, 'code_va');
+      regions.push({ start: CODE_BASE, size: codeSize, writable: false, gpa: guest.gpaOf(codeVa, req.codeLen), backedLen: req.codeLen });
+    }
+    req.mappings.forEach((m, i) => {
+      const at = MAPPINGS_GPA + i * InvokeMapping.size;
+      const backedLen = mem.field(InvokeMapping, at, 'backed_len');
+      if (backedLen > BigInt(m.size) || (m.writable && backedLen !== BigInt(m.size))) {
+        throw guest.mailbox.poison(new NubError('GuestProtocol', `the guest backed mapping ${i} with ${backedLen} of its ${m.size} bytes`));
+      }
+      const len = Number(backedLen);
+      regions.push({ start: m.start, size: m.size, writable: m.writable, gpa: guest.gpaOf(mem.field(InvokeMapping, at, 'backing_va'), len), backedLen: len });
+    });
+    this.#regions = regions;
+    return regions;
+  }
+}
+
+/**
+ * Invokes on this thread. `epoch`/`currentEpoch` let the returned memory refuse reads
+ * after the caller's next invoke (the guest reuses that memory).
+ */
+export function invokeInGuest(guest: GuestVm, req: GuestInvokeRequest, opts: GuestInvokeOptions, epoch: number, currentEpoch: () => number): GuestInvokeOutcome {
+  const call = new InvokeCall(guest, req, opts, epoch, currentEpoch);
+  call.start();
+  while (call.onStop(guest.mailbox.enter(call.entryTimeoutMs, true)));
+  return call.outcome();
+}
+
+/** Invokes on the VM's own thread; `opts.signal` kicks the vCPU out of the guest. */
+export async function invokeInGuestAsync(
+  guest: GuestVm, req: GuestInvokeRequest, opts: GuestInvokeOptions, epoch: number, currentEpoch: () => number,
+): Promise<GuestInvokeOutcome> {
+  const call = new InvokeCall(guest, req, opts, epoch, currentEpoch);
+  if (opts.signal?.aborted) throw new NubError('Cancelled', 'the invoke was cancelled before it started', { cause: opts.signal.reason });
+  call.start();
+  let inGuest = false;
+  const onAbort = (): void => {
+    if (inGuest) guest.kick();
+  };
+  opts.signal?.addEventListener('abort', onAbort);
+  try {
+    for (;;) {
+      inGuest = true;
+      const stop = await guest.mailbox.enterAsync(call.entryTimeoutMs, true).finally(() => { inGuest = false; });
+      // An abort that landed between two entries (during a host call) stops the next one at once.
+      if (!call.onStop(stop)) break;
+      if (opts.signal?.aborted) guest.kick();
+    }
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+  }
+  return call.outcome();
+}
+
+/** Exit of an invoke the host resolves without the guest: an entry point at or past 2^32 (a PANIC there, nothing run). */
+export function panicAtEntry(entryPc: bigint, regs: readonly bigint[], gas: bigint): GuestInvokeState {
+  return { exit: Exit.PANIC, exitArg: 0n, regs: [...regs], pc: Number(BigInt.asUintN(32, BigInt(CODE_BASE) + entryPc)), gasLeft: gas, instructions: 0 };
+}
+
+export const GUEST_VA_BASE = Layout.values.GUEST_VA_BASE;

@@ -1,0 +1,16 @@
+/**
+ * nub's public API: run PVM2 images in a KVM sandbox (or the reference interpreter),
+ * build and admit images, and work with caps. See README.md ("Using nub from Node").
+ */
+export {
+  Sandbox, defaultEngine, kvmEngine, DEFAULT_GAS, DEFAULT_SANDBOX_MEMORY, SandboxErrorCodes,
+  type SandboxOptions, type InvokeOptions, type HostFunction, type LoadedImage, type CapReader, type SandboxResult,
+  type SandboxErrorCode, type EngineName,
+} from './sandbox/index.js';
+export { NubError, isNubError } from './errors.js';
+export { admitImage, ImageBuilder, decodeImage, encodeImage, type AdmittedImage, type EndpointSpec } from './image/index.js';
+export { capHash, encodeCap, decodeCap, DataCap, toKey, toHex, type CapValue, type KeyLike, type ImageCap } from './caps/index.js';
+export {
+  Exit, exitName, invokeLocal, runMachine, localEngine,
+  type Engine, type InvokeResult, type MemoryView, type HostCall, type ExitCode,
+} from './machine/index.js';

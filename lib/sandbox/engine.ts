@@ -1,0 +1,24 @@
+/**
+ * Engine `kvm` for `nub run` and anything else that takes a lib/machine `Engine`: each
+ * invoke boots a sandbox, loads the image, runs the endpoint in the guest and closes it.
+ * Keep a Sandbox instead to invoke many times.
+ */
+import { HOST_CALL_MAX, HOST_CALL_MIN } from '../machine/abi.js';
+import type { Engine } from '../machine/engine.js';
+import { Sandbox } from './sandbox.js';
+
+export const kvmEngine: Engine = {
+  name: 'kvm',
+  summary: 'the PVM2 engine inside nub\'s guest kernel, in a KVM micro-VM (needs /dev/kvm)',
+  invoke: async (admitted, endpointKey, opts) => {
+    using sandbox = Sandbox.create({ engine: 'kvm' });
+    const image = sandbox.loadImage(admitted);
+    const hostCall = opts.hostCall;
+    if (hostCall) {
+      // A lib/machine HostCall decides per call (undefined = not handled), so every number goes to it.
+      for (let n = HOST_CALL_MIN; n <= HOST_CALL_MAX; n++) sandbox.registerHostFunction(n, (regs, memory) => hostCall(n, regs, memory));
+    }
+    const result = sandbox.invokeSync(image, endpointKey, { args: opts.args ?? [], gas: opts.gas });
+    return { ...result, memory: result.memory }; // read the guest's memory before the sandbox goes
+  },
+};
