@@ -45,7 +45,8 @@
 #define NUB_OP_PING 0x1u
 #define NUB_OP_PUT 0x2u
 #define NUB_OP_PUT_CAPS 0x3u
-#define NUB_OP_INVOKE 0x4u
+#define NUB_OP_PREPARE 0x4u
+#define NUB_OP_INVOKE 0x5u
 #define NUB_OP_SELFTEST_FAULT 0x7f00u
 
 /* Deliberate guest faults, for tests. */
@@ -208,40 +209,49 @@ _Static_assert(offsetof(struct nub_cap_put, page_offset) == 36, "nub_cap_put.pag
 _Static_assert(offsetof(struct nub_cap_put, len) == 40, "nub_cap_put.len offset");
 _Static_assert(offsetof(struct nub_cap_put, data_va) == 48, "nub_cap_put.data_va offset");
 
-/* An INVOKE request and its result. */
-struct nub_invoke {
+/* A PREPARE request and its result. */
+struct nub_prepare {
     uint8_t image_hash[32];
     uint32_t code_offset;
     uint32_t code_len;
-    uint32_t entry;
     uint32_t mapping_count;
+    uint32_t image_id;
+    uint64_t code_va;
+};
+_Static_assert(sizeof(struct nub_prepare) == 56, "nub_prepare size");
+_Static_assert(offsetof(struct nub_prepare, image_hash) == 0, "nub_prepare.image_hash offset");
+_Static_assert(offsetof(struct nub_prepare, code_offset) == 32, "nub_prepare.code_offset offset");
+_Static_assert(offsetof(struct nub_prepare, code_len) == 36, "nub_prepare.code_len offset");
+_Static_assert(offsetof(struct nub_prepare, mapping_count) == 40, "nub_prepare.mapping_count offset");
+_Static_assert(offsetof(struct nub_prepare, image_id) == 44, "nub_prepare.image_id offset");
+_Static_assert(offsetof(struct nub_prepare, code_va) == 48, "nub_prepare.code_va offset");
+
+/* An INVOKE request and its result. */
+struct nub_invoke {
+    uint32_t image_id;
+    uint32_t entry;
     uint64_t gas;
     uint64_t regs[13];
     uint32_t pc;
     uint32_t exit;
     uint64_t exit_arg;
     uint64_t instructions;
-    uint64_t code_va;
     uint32_t host_reply;
     uint32_t _pad0;
 };
-_Static_assert(sizeof(struct nub_invoke) == 200, "nub_invoke size");
-_Static_assert(offsetof(struct nub_invoke, image_hash) == 0, "nub_invoke.image_hash offset");
-_Static_assert(offsetof(struct nub_invoke, code_offset) == 32, "nub_invoke.code_offset offset");
-_Static_assert(offsetof(struct nub_invoke, code_len) == 36, "nub_invoke.code_len offset");
-_Static_assert(offsetof(struct nub_invoke, entry) == 40, "nub_invoke.entry offset");
-_Static_assert(offsetof(struct nub_invoke, mapping_count) == 44, "nub_invoke.mapping_count offset");
-_Static_assert(offsetof(struct nub_invoke, gas) == 48, "nub_invoke.gas offset");
-_Static_assert(offsetof(struct nub_invoke, regs) == 56, "nub_invoke.regs offset");
-_Static_assert(offsetof(struct nub_invoke, pc) == 160, "nub_invoke.pc offset");
-_Static_assert(offsetof(struct nub_invoke, exit) == 164, "nub_invoke.exit offset");
-_Static_assert(offsetof(struct nub_invoke, exit_arg) == 168, "nub_invoke.exit_arg offset");
-_Static_assert(offsetof(struct nub_invoke, instructions) == 176, "nub_invoke.instructions offset");
-_Static_assert(offsetof(struct nub_invoke, code_va) == 184, "nub_invoke.code_va offset");
-_Static_assert(offsetof(struct nub_invoke, host_reply) == 192, "nub_invoke.host_reply offset");
-_Static_assert(offsetof(struct nub_invoke, _pad0) == 196, "nub_invoke._pad0 offset");
+_Static_assert(sizeof(struct nub_invoke) == 152, "nub_invoke size");
+_Static_assert(offsetof(struct nub_invoke, image_id) == 0, "nub_invoke.image_id offset");
+_Static_assert(offsetof(struct nub_invoke, entry) == 4, "nub_invoke.entry offset");
+_Static_assert(offsetof(struct nub_invoke, gas) == 8, "nub_invoke.gas offset");
+_Static_assert(offsetof(struct nub_invoke, regs) == 16, "nub_invoke.regs offset");
+_Static_assert(offsetof(struct nub_invoke, pc) == 120, "nub_invoke.pc offset");
+_Static_assert(offsetof(struct nub_invoke, exit) == 124, "nub_invoke.exit offset");
+_Static_assert(offsetof(struct nub_invoke, exit_arg) == 128, "nub_invoke.exit_arg offset");
+_Static_assert(offsetof(struct nub_invoke, instructions) == 136, "nub_invoke.instructions offset");
+_Static_assert(offsetof(struct nub_invoke, host_reply) == 144, "nub_invoke.host_reply offset");
+_Static_assert(offsetof(struct nub_invoke, _pad0) == 148, "nub_invoke._pad0 offset");
 
-/* One memory mapping of an INVOKE. */
+/* One memory mapping of a PREPARE. */
 struct nub_invoke_mapping {
     uint32_t start;
     uint32_t size;

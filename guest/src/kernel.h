@@ -52,8 +52,6 @@ int memcmp(const void *a, const void *b, size_t n);
 void heap_init(uint64_t start_va, uint64_t end_va);
 void *heap_alloc(uint64_t size, uint64_t align);
 void *heap_alloc_offset(uint64_t size, uint64_t align, uint64_t offset);
-void *scratch_alloc(uint64_t size, uint64_t align);
-void scratch_reset(void);
 uint64_t heap_start_va(void);
 uint64_t heap_end_va(void);
 
@@ -65,6 +63,7 @@ uint32_t directory_reserve(const uint8_t hash[32], uint32_t kind, uint64_t len, 
 const struct nub_directory_entry *directory_find(const uint8_t hash[32]);
 
 /* invoke.c */
+uint32_t handle_prepare(volatile struct nub_mailbox *mb, uint8_t *payload);
 uint32_t handle_invoke(volatile struct nub_mailbox *mb, uint8_t *payload);
 
 /* selftest.c */

@@ -50,6 +50,8 @@ static uint32_t handle(volatile struct nub_mailbox *mb, uint32_t op, uint8_t *pa
         return handle_put(mb, payload);
     case NUB_OP_PUT_CAPS:
         return handle_put_caps(mb, payload);
+    case NUB_OP_PREPARE:
+        return handle_prepare(mb, payload);
     case NUB_OP_INVOKE:
         return handle_invoke(mb, payload);
     case NUB_OP_SELFTEST_FAULT:
@@ -87,9 +89,9 @@ _Noreturn void call_loop(void) {
 
 /*
  * Entered from nub_resume (entry.S) on a fresh stack when the host stopped an INVOKE
- * part-way (timeout or cancel) and wrote its next request: nothing of the stopped
- * invoke is needed again (its memory is scratch, reset by the next INVOKE, and a
- * program enters the cache only once prepared), so just serve and carry on.
+ * part-way (timeout or cancel) and wrote its next request. An INVOKE changes nothing
+ * the next one needs (the host rewrites the writable pages before each), so just
+ * serve and carry on.
  */
 _Noreturn void call_loop_resume(void) {
     serve();

@@ -206,11 +206,18 @@ export const MailboxOp = defineConstants('NUB_OP', 'Mailbox request opcodes.', {
    */
   PUT_CAPS: 3,
   /**
-   * Run an image's code: the payload is one Invoke record then `mapping_count`
-   * InvokeMapping records. The guest answers in the same records (exit, registers, pc,
-   * gas, where each mapping's memory is). Host functions stop it on NUB_PORT_HOST_CALL.
+   * Make an image runnable, once per image: the payload is one Prepare record then
+   * `mapping_count` InvokeMapping records. The guest decodes the code, builds the
+   * image's address space (pinned mappings on the stored Data cap pages, writable ones
+   * on pages of their own) and answers with the image id and where each mapping lives.
+   * The host writes the writable mappings' initial bytes itself, before every INVOKE.
    */
-  INVOKE: 4,
+  PREPARE: 4,
+  /**
+   * Run a prepared image: the payload is one Invoke record. The guest answers in the
+   * same record (exit, registers, pc, gas). Host functions stop it on NUB_PORT_HOST_CALL.
+   */
+  INVOKE: 5,
   /** Test-only: fault on purpose; args[0] selects a SelftestFault scenario (guest/src/selftest.c). */
   SELFTEST_FAULT: 0x7f00,
 });
@@ -231,9 +238,9 @@ export const MailboxStatus = defineConstants('NUB_STATUS', 'Mailbox response sta
   BAD_ARGS: 2,
   NO_MEMORY: 3,
   DIRECTORY_FULL: 4,
-  /** INVOKE: the image or a mapping's Data cap is not in the directory. */
+  /** PREPARE: the image or a mapping's Data cap is not in the directory; INVOKE: no such image id. */
   CAP_MISSING: 5,
-  /** INVOKE: a stored cap is not what the request says (wrong kind, bad encoding, code outside it). */
+  /** PREPARE: a stored cap is not what the request says (wrong kind, bad encoding, code outside it). */
   BAD_CAP: 6,
 });
 
@@ -279,20 +286,30 @@ export const InvokeReply = defineConstants('NUB_HOST_REPLY', 'Invoke.host_reply,
   ABORT: 2,
 });
 
+/** The PREPARE record, at the start of the payload; InvokeMapping records follow it. */
+export const Prepare = defineStruct('nub_prepare', 'A PREPARE request and its result.', {
+  /** The Image cap's hash in the directory. */
+  image_hash: ['u8', 32],
+  /** Where the code is inside the stored Image cap bytes. */
+  code_offset: 'u32',
+  code_len: 'u32',
+  mapping_count: 'u32',
+  /** Out: the id INVOKE names the image by. */
+  image_id: 'u32',
+  /** Out: guest-virtual address of the code (code_len bytes; the rest of its last page reads as zero). */
+  code_va: 'u64',
+});
+
 /**
  * The INVOKE record, at the start of the payload. The host fills the inputs; the guest
  * overwrites the state fields (regs, pc, gas, exit...) when it stops, both at a host
  * call and at the end.
  */
 export const Invoke = defineStruct('nub_invoke', 'An INVOKE request and its result.', {
-  /** The Image cap's hash in the directory. */
-  image_hash: ['u8', 32],
-  /** Where the code is inside the stored Image cap bytes. */
-  code_offset: 'u32',
-  code_len: 'u32',
+  /** From PREPARE. */
+  image_id: 'u32',
   /** Byte offset of the entry point in the code. */
   entry: 'u32',
-  mapping_count: 'u32',
   /** In: gas for the invocation. Out: gas left. */
   gas: 'u64',
   /** In: φ0..φ12 at entry. Out: at the stop. */
@@ -304,15 +321,13 @@ export const Invoke = defineStruct('nub_invoke', 'An INVOKE request and its resu
   exit_arg: 'u64',
   /** Out: instructions completed (statistics). */
   instructions: 'u64',
-  /** Out: guest-virtual address of the code's pages (code length rounded up to a page, zero tail). */
-  code_va: 'u64',
   /** In, after a host call: an InvokeReply value. */
   host_reply: 'u32',
   _pad0: 'u32',
 });
 
-/** One memory mapping of an INVOKE (they follow the Invoke record). */
-export const InvokeMapping = defineStruct('nub_invoke_mapping', 'One memory mapping of an INVOKE.', {
+/** One memory mapping of a PREPARE (they follow the Prepare record). */
+export const InvokeMapping = defineStruct('nub_invoke_mapping', 'One memory mapping of a PREPARE.', {
   start: 'u32',
   size: 'u32',
   writable: 'u32',
@@ -322,7 +337,8 @@ export const InvokeMapping = defineStruct('nub_invoke_mapping', 'One memory mapp
   /**
    * Out: guest-virtual address of the memory behind the mapping's first `backed_len`
    * bytes, which are contiguous (the rest reads as zero and is not writable). A writable
-   * mapping is backed whole; a read-only one by the cap's own stored pages.
+   * mapping is backed whole, by pages the host fills before each INVOKE; a read-only one
+   * by the cap's own stored pages.
    */
   backing_va: 'u64',
   backed_len: 'u64',
@@ -331,5 +347,5 @@ export const InvokeMapping = defineStruct('nub_invoke_mapping', 'One memory mapp
 /** Everything `scripts/gen-abi.mjs` emits into the C header, in order. */
 export const GUEST_ABI = {
   constants: [Layout, Ports, BootMagic, DirectoryEntryState, MailboxOp, SelftestFault, MailboxStatus, CapPutLayout, InvokeReply],
-  structs: [KernelHeader, BootInfo, DirectoryHeader, DirectoryEntry, FaultRecord, Mailbox, CapPut, Invoke, InvokeMapping],
+  structs: [KernelHeader, BootInfo, DirectoryHeader, DirectoryEntry, FaultRecord, Mailbox, CapPut, Prepare, Invoke, InvokeMapping],
 };

@@ -1,15 +1,17 @@
 /**
- * The host end of NUB_OP_INVOKE (layouts in lib/abi/guest-abi.ts): write the Invoke
- * record and its mappings, enter the guest, answer host calls on NUB_PORT_HOST_CALL,
- * and read the result. Without host calls an invoke is one guest entry and one exit.
- * After the reply the invocation's memory stays where the guest reported it until the
- * guest's next INVOKE, and `GuestInvocationMemory` reads it from there, without an exit.
+ * The host end of NUB_OP_PREPARE and NUB_OP_INVOKE (layouts in lib/abi/guest-abi.ts).
+ * `prepareInGuest` makes an image runnable once (the guest decodes it and builds its
+ * address space). An invoke rewrites the image's writable pages with their initial
+ * bytes (here, at host speed), writes the Invoke record, enters the guest, answers
+ * host calls on NUB_PORT_HOST_CALL, and reads the result: without host calls one guest
+ * entry and one exit. The final memory stays in place until the next invoke of that
+ * guest, and `GuestInvocationMemory` reads it from there, without an exit.
  *
  * An entry stopped by the watchdog (`timeoutMs`) or a kick (an AbortSignal, async only)
  * restarts the vCPU at the kernel's resume point: the sandbox stays usable and the
  * invoke throws 'Timeout' or 'Cancelled'.
  */
-import { Invoke, InvokeMapping, InvokeReply, Layout, MailboxOp } from '../abi/guest-abi.js';
+import { Invoke, InvokeMapping, InvokeReply, MailboxOp, Prepare } from '../abi/guest-abi.js';
 import { NubError } from '../errors.js';
 import { CODE_BASE, Exit, PAGE_SIZE } from '../machine/abi.js';
 import type { MemoryView } from '../machine/invoke.js';
@@ -19,10 +21,10 @@ import { type GuestStop, MAILBOX_PAYLOAD_CAPACITY, MAILBOX_PAYLOAD_GPA } from '.
 const NUM_REGS = 13;
 const I = Invoke.offsets;
 const INVOKE_GPA = MAILBOX_PAYLOAD_GPA;
-const MAPPINGS_GPA = INVOKE_GPA + Invoke.size;
+const MAPPINGS_GPA = MAILBOX_PAYLOAD_GPA + Prepare.size;
 const TWO_POW_32 = 0x1_0000_0000;
-/** Mappings one INVOKE carries (what fits in the mailbox payload after the Invoke record). */
-export const MAX_INVOKE_MAPPINGS = Math.floor((MAILBOX_PAYLOAD_CAPACITY - Invoke.size) / InvokeMapping.size);
+/** Mappings one PREPARE carries (what fits in the mailbox payload after the Prepare record). */
+export const MAX_PREPARE_MAPPINGS = Math.floor((MAILBOX_PAYLOAD_CAPACITY - Prepare.size) / InvokeMapping.size);
 
 export interface GuestMapping {
   start: number;
@@ -31,19 +33,32 @@ export interface GuestMapping {
   writable: boolean;
   /** Hash of the Data cap (stored in the guest's directory) the mapping shows. */
   dataHash: Uint8Array;
+  /** Writable mappings: the bytes it starts with (the cap's first bytes; zeros follow up to `size`). */
+  initial?: Uint8Array;
 }
 
-export interface GuestInvokeRequest {
+export interface GuestImageSpec {
   /** Hash of the Image cap in the guest's directory, and where its code is in the stored bytes. */
   imageHash: Uint8Array;
   codeOffset: number;
   codeLen: number;
+  mappings: readonly GuestMapping[];
+}
+
+/** An image the guest has prepared: its id and where its memory lives. */
+export interface PreparedGuestImage {
+  readonly id: number;
+  readonly codeLen: number;
+  readonly regions: readonly Region[];
+}
+
+export interface GuestInvokeRequest {
+  image: PreparedGuestImage;
   /** Byte offset of the entry point in the code (below 2^32). */
   entry: number;
   /** φ0..φ12. */
   regs: readonly bigint[];
   gas: bigint;
-  mappings: readonly GuestMapping[];
 }
 
 export interface GuestInvokeState {
@@ -73,14 +88,71 @@ export interface GuestInvokeOutcome {
   memory: GuestInvocationMemory;
 }
 
-/** One region of the invocation's address space and where the guest keeps it. */
+/** One region of an image's address space and where the guest keeps it. */
 interface Region {
-  start: number;
-  size: number;
-  writable: boolean;
+  readonly start: number;
+  readonly size: number;
+  readonly writable: boolean;
   /** Guest-physical address of the first `backedLen` bytes; the rest of the region reads as zero. */
-  gpa: number;
-  backedLen: number;
+  readonly gpa: number;
+  readonly backedLen: number;
+  /** Writable regions: their bytes at the start of every invoke (zeros after). */
+  readonly initial?: Uint8Array;
+}
+
+/**
+ * PREPARE: one guest entry that makes an image runnable (its Image and Data caps must be
+ * stored). Errors: the guest's 'GuestCapMissing' / 'GuestBadCap' / 'GuestOutOfMemory'.
+ */
+export function prepareInGuest(guest: GuestVm, spec: GuestImageSpec): PreparedGuestImage {
+  const { mappings } = spec;
+  if (mappings.length > MAX_PREPARE_MAPPINGS) {
+    throw new NubError('TooManyMappings', `an image has at most ${MAX_PREPARE_MAPPINGS} mappings here, not ${mappings.length}`);
+  }
+  const record = new Uint8Array(Prepare.size + mappings.length * InvokeMapping.size);
+  const view = new DataView(record.buffer);
+  record.set(spec.imageHash, Prepare.offsets.image_hash);
+  Prepare.set(view, 0, 'code_offset', spec.codeOffset);
+  Prepare.set(view, 0, 'code_len', spec.codeLen);
+  Prepare.set(view, 0, 'mapping_count', mappings.length);
+  mappings.forEach((m, i) => {
+    const at = Prepare.size + i * InvokeMapping.size;
+    InvokeMapping.set(view, at, 'start', m.start);
+    InvokeMapping.set(view, at, 'size', m.size);
+    InvokeMapping.set(view, at, 'writable', m.writable ? 1 : 0);
+    record.set(m.dataHash, at + InvokeMapping.offsets.data_hash);
+  });
+  guest.request(MailboxOp.values.PREPARE, [], [record]);
+
+  const mem = guest.memory;
+  const regions: Region[] = [];
+  const codeSize = Math.ceil(spec.codeLen / PAGE_SIZE) * PAGE_SIZE;
+  if (codeSize > 0) {
+    const codeVa = mem.field(Prepare, MAILBOX_PAYLOAD_GPA, 'code_va');
+    regions.push({ start: CODE_BASE, size: codeSize, writable: false, gpa: guest.gpaOf(codeVa, spec.codeLen), backedLen: spec.codeLen });
+  }
+  mappings.forEach((m, i) => {
+    const at = MAPPINGS_GPA + i * InvokeMapping.size;
+    const backedLen = mem.field(InvokeMapping, at, 'backed_len');
+    if (backedLen > BigInt(m.size) || (m.writable && backedLen !== BigInt(m.size))) {
+      throw guest.mailbox.poison(new NubError('GuestProtocol', `the guest backed mapping ${i} with ${backedLen} of its ${m.size} bytes`));
+    }
+    const len = Number(backedLen);
+    const gpa = guest.gpaOf(mem.field(InvokeMapping, at, 'backing_va'), len);
+    regions.push({ start: m.start, size: m.size, writable: m.writable, gpa, backedLen: len, ...(m.writable ? { initial: m.initial ?? new Uint8Array(0) } : {}) });
+  });
+  return { id: mem.field(Prepare, MAILBOX_PAYLOAD_GPA, 'image_id'), codeLen: spec.codeLen, regions };
+}
+
+/** Puts the image's writable memory back to its initial bytes (host-side, so no guest time). */
+function restoreWritable(guest: GuestVm, image: PreparedGuestImage): void {
+  const u8s = guest.memory.u8s;
+  for (const r of image.regions) {
+    if (r.initial === undefined) continue;
+    const shown = Math.min(r.initial.length, r.size);
+    u8s.set(r.initial.subarray(0, shown), r.gpa);
+    u8s.fill(0, r.gpa + shown, r.gpa + r.size);
+  }
 }
 
 /**
@@ -90,11 +162,11 @@ interface Region {
  */
 export class GuestInvocationMemory implements MemoryView {
   readonly #guest: GuestVm;
-  readonly #regions: Region[];
+  readonly #regions: readonly Region[];
   readonly #epoch: number;
   readonly #currentEpoch: () => number;
 
-  constructor(guest: GuestVm, regions: Region[], epoch: number, currentEpoch: () => number) {
+  constructor(guest: GuestVm, regions: readonly Region[], epoch: number, currentEpoch: () => number) {
     this.#guest = guest;
     this.#regions = regions;
     this.#epoch = epoch;
@@ -164,7 +236,6 @@ class InvokeCall {
   readonly #currentEpoch: () => number;
   #seq = 0;
   #hostError: unknown;
-  #regions: Region[] | undefined;
 
   constructor(guest: GuestVm, req: GuestInvokeRequest, opts: GuestInvokeOptions, epoch: number, currentEpoch: () => number) {
     this.#guest = guest;
@@ -175,29 +246,16 @@ class InvokeCall {
     this.#deadline = opts.timeoutMs === undefined ? undefined : performance.now() + opts.timeoutMs;
   }
 
-  /** Writes the request. */
+  /** Restores the image's writable memory and writes the request. */
   start(): void {
-    const { mappings } = this.#req;
-    if (mappings.length > MAX_INVOKE_MAPPINGS) {
-      throw new NubError('TooManyMappings', `an invoke carries at most ${MAX_INVOKE_MAPPINGS} mappings, not ${mappings.length}`);
-    }
-    const record = new Uint8Array(Invoke.size + mappings.length * InvokeMapping.size);
-    const view = new DataView(record.buffer);
     const req = this.#req;
-    record.set(req.imageHash, I.image_hash);
-    Invoke.set(view, 0, 'code_offset', req.codeOffset);
-    Invoke.set(view, 0, 'code_len', req.codeLen);
+    restoreWritable(this.#guest, req.image);
+    const record = new Uint8Array(Invoke.size);
+    const view = new DataView(record.buffer);
+    Invoke.set(view, 0, 'image_id', req.image.id);
     Invoke.set(view, 0, 'entry', req.entry);
-    Invoke.set(view, 0, 'mapping_count', mappings.length);
     Invoke.set(view, 0, 'gas', req.gas);
     for (let i = 0; i < NUM_REGS; i++) view.setBigUint64(I.regs + 8 * i, req.regs[i] ?? 0n, true);
-    mappings.forEach((m, i) => {
-      const at = Invoke.size + i * InvokeMapping.size;
-      InvokeMapping.set(view, at, 'start', m.start);
-      InvokeMapping.set(view, at, 'size', m.size);
-      InvokeMapping.set(view, at, 'writable', m.writable ? 1 : 0);
-      record.set(m.dataHash, at + InvokeMapping.offsets.data_hash);
-    });
     this.#seq = this.#guest.mailbox.send(MailboxOp.values.INVOKE, [], [record]);
   }
 
@@ -232,7 +290,11 @@ class InvokeCall {
   }
 
   outcome(): GuestInvokeOutcome {
-    return { state: this.#readState(), memory: new GuestInvocationMemory(this.#guest, this.#readRegions(), this.#epoch, this.#currentEpoch) };
+    return { state: this.#readState(), memory: this.#memory() };
+  }
+
+  #memory(): GuestInvocationMemory {
+    return new GuestInvocationMemory(this.#guest, this.#req.image.regions, this.#epoch, this.#currentEpoch);
   }
 
   #answerHostCall(): void {
@@ -243,8 +305,7 @@ class InvokeCall {
       throw this.#guest.mailbox.poison(new NubError('GuestProtocol', `the guest asked for host function ${state.exitArg}, which is not registered`));
     }
     try {
-      const memory = new GuestInvocationMemory(this.#guest, this.#readRegions(), this.#epoch, this.#currentEpoch);
-      const value = this.#opts.hostCall(Number(state.exitArg), state.regs, memory);
+      const value = this.#opts.hostCall(Number(state.exitArg), state.regs, this.#memory());
       if (value !== undefined) {
         mem.view.setBigUint64(INVOKE_GPA + I.regs + 8 * 7, BigInt.asUintN(64, value), true);
         reply = InvokeReply.values.RESUME;
@@ -269,31 +330,6 @@ class InvokeCall {
       gasLeft: view.getBigUint64(INVOKE_GPA + I.gas, true),
       instructions: Number(view.getBigUint64(INVOKE_GPA + I.instructions, true)),
     };
-  }
-
-  /** Where the guest put the code and each mapping, checked to lie inside guest memory. */
-  #readRegions(): Region[] {
-    if (this.#regions !== undefined) return this.#regions;
-    const guest = this.#guest;
-    const mem = guest.memory;
-    const req = this.#req;
-    const codeSize = Math.ceil(req.codeLen / PAGE_SIZE) * PAGE_SIZE;
-    const regions: Region[] = [];
-    if (codeSize > 0) {
-      const codeVa = mem.field(Invoke, INVOKE_GPA, 'code_va');
-      regions.push({ start: CODE_BASE, size: codeSize, writable: false, gpa: guest.gpaOf(codeVa, req.codeLen), backedLen: req.codeLen });
-    }
-    req.mappings.forEach((m, i) => {
-      const at = MAPPINGS_GPA + i * InvokeMapping.size;
-      const backedLen = mem.field(InvokeMapping, at, 'backed_len');
-      if (backedLen > BigInt(m.size) || (m.writable && backedLen !== BigInt(m.size))) {
-        throw guest.mailbox.poison(new NubError('GuestProtocol', `the guest backed mapping ${i} with ${backedLen} of its ${m.size} bytes`));
-      }
-      const len = Number(backedLen);
-      regions.push({ start: m.start, size: m.size, writable: m.writable, gpa: guest.gpaOf(mem.field(InvokeMapping, at, 'backing_va'), len), backedLen: len });
-    });
-    this.#regions = regions;
-    return regions;
   }
 }
 
@@ -338,5 +374,3 @@ export async function invokeInGuestAsync(
 export function panicAtEntry(entryPc: bigint, regs: readonly bigint[], gas: bigint): GuestInvokeState {
   return { exit: Exit.PANIC, exitArg: 0n, regs: [...regs], pc: Number(BigInt.asUintN(32, BigInt(CODE_BASE) + entryPc)), gasLeft: gas, instructions: 0 };
 }
-
-export const GUEST_VA_BASE = Layout.values.GUEST_VA_BASE;

@@ -34,6 +34,8 @@ const STATUS_CODES: Record<number, string> = {
   [MailboxStatus.values.BAD_ARGS]: 'GuestBadArgs',
   [MailboxStatus.values.NO_MEMORY]: 'GuestOutOfMemory',
   [MailboxStatus.values.DIRECTORY_FULL]: 'DirectoryFull',
+  [MailboxStatus.values.CAP_MISSING]: 'GuestCapMissing',
+  [MailboxStatus.values.BAD_CAP]: 'GuestBadCap',
 };
 
 const EXCEPTION_NAMES = [

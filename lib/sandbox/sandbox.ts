@@ -13,13 +13,14 @@ import { existsSync } from 'node:fs';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { CapPutLayout } from '../abi/guest-abi.js';
 import { Layout } from '../abi/guest-abi.js';
-import { capHash, decodeCap, encodeCap, keysEqual, toHex, toKey, type CapValue, type KeyLike } from '../caps/index.js';
+import { capHash, decodeCap, encodeCap, keysEqual, lastNonZero, toHex, toKey, type CapValue, type KeyLike } from '../caps/index.js';
 import { CapSelector } from '../caps/schema.js';
 import { NubError } from '../errors.js';
 import { CAP_HASH_BYTES, GuestVm, type StoredCap } from '../guest/index.js';
 import type { CapToStore } from '../guest/guest-vm.js';
 import {
-  invokeInGuest, invokeInGuestAsync, panicAtEntry, type GuestHostCall, type GuestInvokeOutcome, type GuestInvokeRequest, type GuestMapping,
+  invokeInGuest, invokeInGuestAsync, panicAtEntry, prepareInGuest,
+  type GuestHostCall, type GuestImageSpec, type GuestInvokeOutcome, type GuestMapping, type PreparedGuestImage,
 } from '../guest/invoke.js';
 import { admitImage, ImageBuilder, mappingIsPinned, type AdmittedImage } from '../image/index.js';
 import { HOST_CALL_MAX, HOST_CALL_MIN, NUM_REGS } from '../machine/abi.js';
@@ -91,13 +92,11 @@ export function defaultEngine(kvmPath = '/dev/kvm'): EngineName {
   }
 }
 
-/** An image as the sandbox keeps it: its caps and, per endpoint, nothing to recompute at invoke time. */
+/** An image as the sandbox keeps it: what the guest needs to prepare it, and (kvm) the guest's answer. */
 interface PreparedImage {
   loaded: LoadedImage;
-  caps: CapToStore[];
-  /** Offset of the code inside the Image cap's encoding. */
-  codeOffset: number;
-  mappings: GuestMapping[];
+  spec: GuestImageSpec;
+  guest: PreparedGuestImage | undefined;
 }
 
 /** The Image cap's encoding: the union selector, then the container whose first field (the code) is variable-size. */
@@ -181,6 +180,12 @@ export class Sandbox {
     return this.#closed;
   }
 
+  /** Engine kvm: the guest itself (raw mailbox requests, boot info, memory), for diagnostics and tests. */
+  get guest(): GuestVm | undefined {
+    this.#checkOpen();
+    return this.#guest;
+  }
+
   /** The error that made the guest unusable, if one did (engine kvm); `reset()` clears it. */
   get poisonedBy(): NubError | undefined {
     return this.#guest?.mailbox.poisonedBy;
@@ -213,10 +218,15 @@ export class Sandbox {
     const imageCap = admitted.imageCap;
     const imageStore = toStore({ kind: 'Image', value: imageCap });
     const caps = [imageStore, ...[...admitted.dataCaps.values()].map((d) => toStore({ kind: 'Data', value: d.cap }, d.hash))];
-    const mappings = this.#mappingsOf(admitted);
     const loaded: LoadedImage = { contentHash: admitted.contentHash, imageHash: imageStore.hash, admitted };
+    const spec: GuestImageSpec = {
+      imageHash: imageStore.hash,
+      codeOffset: codeOffsetIn(imageStore.bytes, imageCap.code.length),
+      codeLen: imageCap.code.length,
+      mappings: this.#mappingsOf(admitted),
+    };
     this.#putStores(caps);
-    const prepared = { loaded, caps, codeOffset: codeOffsetIn(imageStore.bytes, imageCap.code.length), mappings };
+    const prepared: PreparedImage = { loaded, spec, guest: this.#guest && prepareInGuest(this.#guest, spec) };
     this.#images.set(toHex(admitted.contentHash), prepared);
     this.#images.set(toHex(imageStore.hash), prepared);
     return loaded;
@@ -287,6 +297,7 @@ export class Sandbox {
     const guest = this.#boot();
     this.#guest = guest;
     guest.putCaps(this.#stored);
+    for (const prepared of new Set(this.#images.values())) prepared.guest = prepareInGuest(guest, prepared.spec);
     for (const n of this.#hostFunctions.keys()) this.#writeHostFunctionBit(n, true);
   }
 
@@ -333,7 +344,12 @@ export class Sandbox {
       if (data === undefined) {
         throw new NubError('Machine.UnresolvedMapping', `mapping at 0x${m.start.toString(16)}: no Data cap at its source`, { path: `memory_mappings[${i}].source` });
       }
-      return { start: Number(m.start), size: Number(m.size), writable: !mappingIsPinned(imageCap, m.start), dataHash: data.hash };
+      const mapping: GuestMapping = { start: Number(m.start), size: Number(m.size), writable: !mappingIsPinned(imageCap, m.start), dataHash: data.hash };
+      if (mapping.writable) {
+        const bytes = data.cap.bytes();
+        mapping.initial = bytes.subarray(0, Math.min(lastNonZero(bytes) + 1, mapping.size)); // restored before every invoke; zeros are cheaper
+      }
+      return mapping;
     });
     // The reference's own checks (page-aligned, inside [DATA_BASE, 2^32), no overlap), so both engines refuse alike.
     new Memory(new Uint8Array(0), mappings.map((m) => ({ ...m, content: new Uint8Array(0) })));
@@ -365,15 +381,7 @@ export class Sandbox {
       const state = panicAtEntry(ep.entryPc, regs, gas);
       return { ...common, local: false as const, early: { ...state, gasUsed: 0n, memory: [] }, request: undefined };
     }
-    const request: GuestInvokeRequest = {
-      imageHash: prepared.loaded.imageHash,
-      codeOffset: prepared.codeOffset,
-      codeLen: imageCap.code.length,
-      entry: Number(ep.entryPc),
-      regs,
-      gas,
-      mappings: prepared.mappings,
-    };
+    const request = { image: prepared.guest!, entry: Number(ep.entryPc), regs, gas };
     return { ...common, local: false as const, early: undefined, request };
   }
 

@@ -1,25 +1,28 @@
-/** `nub run --engine local image.ssz --endpoint K [--arg N]... [--gas N] [--json]`: invoke one endpoint. */
+/** `nub run image.ssz [--endpoint K] [--arg N]... [--gas N] [--engine kvm|local] [--json]`: invoke one endpoint. */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { NubError } from '../../errors.js';
 import { admitImage } from '../../image/index.js';
 import { Exit, exitName, localEngine, type Engine } from '../../machine/index.js';
+import { defaultEngine, kvmEngine } from '../../sandbox/index.js';
 import type { Command } from '../command.js';
 
 /** Engines by name; each is an object with `invoke`, so another engine is one more entry. */
-const ENGINES: Record<string, Engine> = { [localEngine.name]: localEngine };
+const ENGINES: Record<string, Engine> = { [kvmEngine.name]: kvmEngine, [localEngine.name]: localEngine };
+const DEFAULT_ENDPOINT = '1';
 
 const DEFAULT_GAS = 1_000_000_000n;
 
-const usage = `usage: nub run [--engine NAME] <image.ssz> --endpoint K [--arg N]... [--gas N] [--json]
+const usage = `usage: nub run <image.ssz> [--endpoint K] [--arg N]... [--gas N] [--engine kvm|local] [--json]
 
 Admits the image and invokes endpoint K (a byte 0..255, the one-byte key [K], or
 bytes written 1,0 for the key [1,0]) with up to four arguments in φ7..φ10. Prints
 the exit, φ7 (a0), the gas used and the time taken. Exit status: 0 when the
 endpoint replied (HALT), 1 for any other exit or an error.
 
-  --engine NAME   ${Object.values(ENGINES).map((e) => `${e.name}: ${e.summary}`).join('; ')} (default local)
-  --endpoint K    the endpoint to invoke
+  --engine NAME   ${Object.values(ENGINES).map((e) => `${e.name}: ${e.summary}`).join('; ')}
+                  (default kvm when /dev/kvm can be opened, else local with a notice)
+  --endpoint K    the endpoint to invoke (default ${DEFAULT_ENDPOINT})
   --arg N         an argument: decimal or 0x hex; negative as --arg=-N (taken mod 2^64); repeat for more
   --gas N         gas for the invocation (default ${DEFAULT_GAS})
   --json          print one JSON object`;
@@ -51,22 +54,27 @@ export const command: Command = {
       args: argv,
       allowPositionals: true,
       options: {
-        engine: { type: 'string', default: 'local' },
+        engine: { type: 'string' },
         endpoint: { type: 'string' },
         arg: { type: 'string', multiple: true, default: [] },
         gas: { type: 'string' },
         json: { type: 'boolean', default: false },
       },
     });
-    if (positionals.length !== 1 || values.endpoint === undefined) {
+    if (positionals.length !== 1) {
       console.error(usage);
       return 2;
     }
-    const engine = ENGINES[values.engine!];
-    if (engine === undefined) {
-      throw new NubError('Cli.UnknownEngine', `no engine '${values.engine}'; there is ${Object.keys(ENGINES).join(', ')}`);
+    let engineName = values.engine;
+    if (engineName === undefined) {
+      engineName = defaultEngine();
+      if (engineName === 'local') console.error('nub run: /dev/kvm is not usable here; running on the local reference interpreter (--engine local)');
     }
-    const key = parseKey(values.endpoint);
+    const engine = ENGINES[engineName];
+    if (engine === undefined) {
+      throw new NubError('Cli.UnknownEngine', `no engine '${engineName}'; there is ${Object.keys(ENGINES).join(', ')}`);
+    }
+    const key = parseKey(values.endpoint ?? DEFAULT_ENDPOINT);
     const args = values.arg!.map((a, i) => parseU64(a, `argument ${i}`));
     const gas = values.gas === undefined ? DEFAULT_GAS : parseU64(values.gas, 'gas');
 

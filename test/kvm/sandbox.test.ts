@@ -1,0 +1,84 @@
+// The Sandbox on engine kvm: the shared API suite, then what only a real guest can do
+// (timeouts and cancellation that kick the vCPU, guest faults, poisoning and reset).
+import assert from 'node:assert/strict';
+import { MailboxOp, SelftestFault } from '../../lib/abi/guest-abi.js';
+import { Exit } from '../../lib/machine/abi.js';
+import { Sandbox, type LoadedImage } from '../../lib/sandbox/index.js';
+import { expectCode, sandboxSuite, testImage } from '../unit/sandbox-suite.js';
+import { describeKvm } from './kvm-available.js';
+
+const ENDLESS = 6;
+const HUGE_GAS = (1n << 64n) - 1n;
+
+describeKvm('Sandbox (engine kvm)', function () {
+  this.timeout(60_000);
+  sandboxSuite('kvm');
+
+  describe('stopping and recovering', () => {
+    let sandbox: Sandbox;
+    let image: LoadedImage;
+    beforeEach(() => {
+      sandbox = Sandbox.create({ engine: 'kvm', memorySize: 16 << 20 });
+      image = sandbox.loadImage(testImage());
+    });
+    afterEach(() => sandbox.close());
+
+    const usable = () => assert.equal(sandbox.invokeSync(image, 1, { args: [2n, 3n] }).regs[7], 5n);
+
+    it('stops an endless loop at timeoutMs (sync and async) and stays usable', async () => {
+      for (const run of [() => sandbox.invokeSync(image, ENDLESS, { gas: HUGE_GAS, timeoutMs: 50 }),
+        () => sandbox.invoke(image, ENDLESS, { gas: HUGE_GAS, timeoutMs: 50 })]) {
+        const started = performance.now();
+        await expectCode(run, 'Timeout');
+        const took = performance.now() - started;
+        assert.ok(took < 1000, `took ${took} ms`);
+        usable();
+      }
+    });
+
+    it('cancels a running invoke through its AbortSignal within milliseconds', async () => {
+      const controller = new AbortController();
+      const running = sandbox.invoke(image, ENDLESS, { gas: HUGE_GAS, signal: controller.signal });
+      await new Promise((r) => setTimeout(r, 30));
+      const abortedAt = performance.now();
+      controller.abort(new Error('enough'));
+      const err = await expectCode(running, 'Cancelled');
+      assert.ok(performance.now() - abortedAt < 200, 'stopped promptly');
+      assert.equal((err.cause as Error).message, 'enough');
+      usable();
+      assert.equal((await sandbox.invoke(image, 1, { args: [1n, 1n] })).regs[7], 2n);
+    });
+
+    it('a guest kernel fault poisons the sandbox; reset() boots a working one with the same images and host functions', async () => {
+      sandbox.registerHostFunction(100, (regs) => regs[7]! + 100n);
+      await expectCode(() => sandbox.guest!.request(MailboxOp.values.SELFTEST_FAULT, [SelftestFault.values.PAGE_FAULT]), 'GuestFault');
+      const poisoned = await expectCode(() => sandbox.invokeSync(image, 1), 'Poisoned');
+      assert.equal((poisoned.cause as { code: string }).code, 'GuestFault');
+      assert.equal(sandbox.poisonedBy?.code, 'GuestFault');
+      sandbox.reset();
+      assert.equal(sandbox.poisonedBy, undefined);
+      const r = sandbox.invokeSync(image, 2, { args: [1n] });
+      assert.equal(r.exit, Exit.HALT);
+      assert.equal(r.regs[7], 102n);
+    });
+
+    it('refuses to read a result\'s memory after a later invoke reused it', async () => {
+      const first = sandbox.invokeSync(image, 1, { args: [1n, 1n] });
+      sandbox.invokeSync(image, 1, { args: [1n, 1n] });
+      await expectCode(() => first.memory, 'StaleMemory');
+    });
+
+    it('one invoke without host calls is one guest entry and one exit', () => {
+      const guest = sandbox.guest!;
+      let entries = 0;
+      const mailbox = guest.mailbox;
+      const enter = mailbox.enter.bind(mailbox);
+      mailbox.enter = (...a) => { entries++; return enter(...a); };
+      sandbox.invokeSync(image, 1, { args: [1n, 1n] });
+      assert.equal(entries, 1);
+      sandbox.registerHostFunction(100, () => 1n);
+      sandbox.invokeSync(image, 2, { args: [1n] });
+      assert.equal(entries, 3, 'a host call adds one exit and one entry');
+    });
+  });
+});

@@ -1,0 +1,156 @@
+/**
+ * Sandbox behaviour that must be the same on every engine: run by
+ * test/unit/sandbox.test.ts (engine local) and test/kvm/sandbox.test.ts (engine kvm).
+ */
+import assert from 'node:assert/strict';
+import { isNubError, NubError } from '../../lib/errors.js';
+import { ImageBuilder } from '../../lib/image/index.js';
+import { DATA_BASE, Exit } from '../../lib/machine/abi.js';
+import { DataCap } from '../../lib/caps/index.js';
+import { Sandbox, type EngineName, type LoadedImage } from '../../lib/sandbox/index.js';
+import { A, assemble, X } from './machine-asm.js';
+
+export const RW_PAGE = DATA_BASE + 0x1000;
+const STACK_TOP = 0x8000_0000;
+
+/**
+ * One image, several endpoints:
+ *   1: a0 = a0 + a1
+ *   2: a0 = host(100)(a0) + 1
+ *   3: host(101)(); a0 = [a1]      (the host function writes memory)
+ *   4: [a1] = a0; a0 = [a1 + 8]    (reads the pinned page when a1 points there)
+ *   5: ecalli 2047 (no host function registered there)
+ *   6: loop forever
+ */
+export function testImage(): ImageBuilder {
+  const { a0, a1, zero } = X;
+  const code = [
+    A.add(a0, a0, a1), A.ecalli(0), // 0
+    A.ecalli(100), A.addi(a0, a0, 1), A.ecalli(0), // 8
+    A.ecalli(101), A.ld(a0, a1, 0), A.ecalli(0), // 20
+    A.sd(a0, a1, 0), A.ld(a0, a1, 8), A.ecalli(0), // 32
+    A.ecalli(2047), // 44
+    A.jal(zero, 0), // 48
+  ];
+  const pinned = new Uint8Array(16);
+  new DataView(pinned.buffer).setBigUint64(8, 0x1122_3344_5566_7788n, true);
+  return new ImageBuilder()
+    .setCode(assemble(...code))
+    .addEndpoint(1, { entryPc: 0 }).addEndpoint(2, { entryPc: 8 }).addEndpoint(3, { entryPc: 20 })
+    .addEndpoint(4, { entryPc: 32 }).addEndpoint(5, { entryPc: 44 }).addEndpoint(6, { entryPc: 48 })
+    .addPinnedData(7, pinned).addMapping(DATA_BASE, 0x1000, 7)
+    .addInitialData(8, Uint8Array.of(1, 2, 3), 0x2000).addMapping(RW_PAGE, 0x2000, 8)
+    .addStack(9, STACK_TOP, 0x4000);
+}
+
+export async function expectCode(p: Promise<unknown> | (() => unknown), code: string): Promise<NubError> {
+  try {
+    await (typeof p === 'function' ? p() : p);
+  } catch (err) {
+    assert.ok(isNubError(err, code), `expected NubError ${code}, got ${err instanceof NubError ? err.code : String(err)}`);
+    return err as NubError;
+  }
+  assert.fail(`expected NubError ${code}, nothing was thrown`);
+}
+
+export function sandboxSuite(engine: EngineName): void {
+  let sandbox: Sandbox;
+  let image: LoadedImage;
+  beforeEach(() => {
+    sandbox = Sandbox.create({ engine, memorySize: 16 << 20 });
+    image = sandbox.loadImage(testImage());
+  });
+  afterEach(() => sandbox.close());
+
+  it('invokes sync and async with the same result', async () => {
+    // Read `memory` at once: an invoke may reuse the previous one's memory.
+    const sync = { ...sandbox.invokeSync(image, 1, { args: [40n, 2], gas: 1000n }) };
+    const async_ = { ...await sandbox.invoke(image.contentHash, [1], { args: [40n, 2], gas: 1000n }) };
+    for (const r of [sync, async_]) {
+      assert.equal(r.exit, Exit.HALT);
+      assert.equal(r.regs[7], 42n);
+      assert.equal(r.gasUsed + r.gasLeft, 1000n);
+    }
+    assert.deepEqual(async_, sync);
+  });
+
+  it('reads and writes the invocation memory from the result and from host functions', async () => {
+    const stored = sandbox.invokeSync(image, 4, { args: [0xabcdn, RW_PAGE] });
+    assert.equal(stored.regs[7], 0n); // [RW_PAGE + 8] of the initial data is zero
+    const rw = stored.memory.find((m) => m.start === RW_PAGE)!;
+    assert.deepEqual([...rw.bytes.subarray(0, 8)], [0xcd, 0xab, 0, 0, 0, 0, 0, 0]);
+    // The next invoke starts from the initial bytes again.
+    const again = sandbox.invokeSync(image, 4, { args: [7n, DATA_BASE + 0x10] });
+    assert.equal(again.exit, Exit.PAGE_FAULT); // the pinned page is read-only
+    assert.equal(again.exitArg, BigInt(DATA_BASE + 0x10));
+    assert.deepEqual([...again.memory.find((m) => m.start === RW_PAGE)!.bytes.subarray(0, 4)], [1, 2, 3, 0]);
+
+    let seen: Uint8Array | undefined;
+    sandbox.registerHostFunction(101, (regs, memory) => {
+      seen = memory.read(DATA_BASE + 8, 8);
+      assert.equal(memory.write(DATA_BASE, Uint8Array.of(1)), false, 'the pinned page is read-only');
+      assert.equal(memory.read(0x10, 1), undefined, 'nothing is mapped there');
+      assert.equal(memory.write(Number(regs[8]), Uint8Array.of(9, 8, 7, 6, 5, 4, 3, 2)), true);
+      return 0n;
+    });
+    const r = await sandbox.invoke(image, 3, { args: [0, RW_PAGE + 0x1ff8] });
+    assert.deepEqual([...seen!], [0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11]);
+    assert.equal(r.exit, Exit.HALT);
+    assert.equal(r.regs[7], 0x0203_0405_0607_0809n);
+  });
+
+  it('resumes after a host function with its result in φ7, and charges gas as the reference does', () => {
+    sandbox.registerHostFunction(100, (regs) => regs[7]! * 2n);
+    const r = sandbox.invokeSync(image, 2, { args: [20n], gas: 10_000n });
+    assert.equal(r.exit, Exit.HALT);
+    assert.equal(r.regs[7], 41n);
+    assert.equal(sandbox.unregisterHostFunction(100), true);
+    const unhandled = sandbox.invokeSync(image, 2, { args: [20n], gas: 10_000n });
+    assert.equal(unhandled.exit, Exit.HOST_CALL);
+    assert.equal(unhandled.exitArg, 100n);
+    assert.ok(unhandled.gasUsed < r.gasUsed);
+  });
+
+  it('ends with HOST_CALL for an unregistered number and with HostFunctionFailed when one throws', async () => {
+    const r = sandbox.invokeSync(image, 5);
+    assert.equal(r.exit, Exit.HOST_CALL);
+    assert.equal(r.exitArg, 2047n);
+    const boom = new Error('boom');
+    sandbox.registerHostFunction(100, () => { throw boom; });
+    const err = await expectCode(() => sandbox.invokeSync(image, 2, { args: [1n] }), 'HostFunctionFailed');
+    assert.equal(err.cause, boom);
+    await expectCode(sandbox.invoke(image, 2, { args: [1n] }), 'HostFunctionFailed');
+    assert.equal(sandbox.invokeSync(image, 1, { args: [1n, 2n] }).regs[7], 3n, 'the sandbox is still usable');
+  });
+
+  it('stops at the gas limit', () => {
+    const r = sandbox.invokeSync(image, 6, { gas: 500n });
+    assert.equal(r.exit, Exit.OUT_OF_GAS);
+    assert.equal(r.gasLeft < 500n, true);
+  });
+
+  it('refuses bad input with stable codes', async () => {
+    const bad = await expectCode(() => sandbox.loadImage(Uint8Array.of(1, 2, 3)), 'BadImage');
+    assert.ok(bad.cause instanceof NubError && bad.cause.code.startsWith('Decode.'));
+    await expectCode(() => sandbox.invokeSync(image, 99), 'UnknownEndpoint');
+    await expectCode(() => sandbox.invokeSync(new Uint8Array(32), 1), 'UnknownImage');
+    await expectCode(() => sandbox.invokeSync(image, 1, { args: [1, 2, 3, 4, 5] }), 'BadArgument');
+    await expectCode(() => sandbox.registerHostFunction(63, () => 0n), 'BadArgument');
+    const aborted = AbortSignal.abort();
+    await expectCode(sandbox.invoke(image, 1, { signal: aborted }), 'Cancelled');
+    sandbox.close();
+    await expectCode(() => sandbox.invokeSync(image, 1), 'Closed');
+    await expectCode(() => sandbox.loadImage(testImage()), 'Closed');
+  });
+
+  it('stores caps and reads them back through the reader', () => {
+    const data = DataCap.fromBytes(Uint8Array.of(5, 6, 7));
+    assert.equal(sandbox.putCaps([{ kind: 'Data', value: data }]), 1);
+    assert.equal(sandbox.putCaps([{ kind: 'Data', value: data }]), 0);
+    const back = sandbox.reader.getCap(data.hash());
+    assert.equal(back?.kind, 'Data');
+    assert.deepEqual((back!.value as DataCap).bytes(), data.bytes());
+    assert.ok(sandbox.reader.contains(image.imageHash));
+    assert.equal(sandbox.reader.getCap(image.imageHash)?.kind, 'Image');
+  });
+}
