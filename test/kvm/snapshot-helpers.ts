@@ -25,9 +25,12 @@ export class Guest {
     guest.mailbox.awaitBoot();
     return guest;
   }
-  /** After a restore: the host's mailbox state starts over (the old one may be poisoned). */
-  reset(): this {
-    this.mailbox = new Mailbox(this.vm, this.mem);
+  /**
+   * After a restore: the host's mailbox state starts over (the old one may be poisoned).
+   * With `timeoutMs`, a guest entry that takes longer poisons it with 'GuestTimeout'.
+   */
+  reset(timeoutMs?: number): this {
+    this.mailbox = new Mailbox(this.vm, this.mem, timeoutMs);
     return this;
   }
   put(hash: Uint8Array, bytes: Uint8Array): void {
