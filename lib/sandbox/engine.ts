@@ -3,6 +3,7 @@
  * invoke boots a sandbox, loads the image, runs the endpoint in the guest and closes it.
  * Keep a Sandbox instead to invoke many times.
  */
+import { isNubError, NubError } from '../errors.js';
 import { HOST_CALL_MAX, HOST_CALL_MIN } from '../machine/abi.js';
 import type { Engine } from '../machine/engine.js';
 import { Sandbox } from './sandbox.js';
@@ -18,7 +19,14 @@ export const kvmEngine: Engine = {
       // A lib/machine HostCall decides per call (undefined = not handled), so every number goes to it.
       for (let n = HOST_CALL_MIN; n <= HOST_CALL_MAX; n++) sandbox.registerHostFunction(n, (regs, memory) => hostCall(n, regs, memory));
     }
-    const result = sandbox.invokeSync(image, endpointKey, { args: opts.args ?? [], gas: opts.gas });
+    let result;
+    try {
+      result = sandbox.invokeSync(image, endpointKey, { args: opts.args ?? [], gas: opts.gas });
+    } catch (err) {
+      // The Engine contract reports a missing endpoint as engine local does.
+      if (isNubError(err, 'UnknownEndpoint')) throw new NubError('Machine.NoSuchEndpoint', err.message, { cause: err });
+      throw err;
+    }
     return { ...result, memory: result.memory }; // read the guest's memory before the sandbox goes
   },
 };
