@@ -177,6 +177,7 @@ class NativeVm : public Napi::ObjectWrap<NativeVm> {
                            InstanceMethod<&NativeVm::SaveVcpuState>("saveVcpuState"),
                            InstanceMethod<&NativeVm::LoadVcpuState>("loadVcpuState"),
                            InstanceMethod<&NativeVm::FreezeMemory>("freezeMemory"),
+                           InstanceMethod<&NativeVm::RenewMemory>("renewMemory"),
                            InstanceMethod<&NativeVm::AdoptBase>("adoptBase"),
                            InstanceMethod<&NativeVm::UsesBase>("usesBase"),
                            InstanceMethod<&NativeVm::PrivatePages>("privatePages"),
@@ -352,6 +353,16 @@ class NativeVm : public Napi::ObjectWrap<NativeVm> {
     Napi::Env env = info.Env();
     IdleVcpu(env);  // the guest must not run while its memory is remapped
     return NativeMemoryFile::Wrap(env, Guarded(env, [&] { return vm_->FreezeMemory(); }));
+  }
+
+  // A new `memory` ArrayBuffer over the same guest memory; the old one is detached, so
+  // whoever held it (a previous user of a recycled VM) can no longer reach the memory.
+  void RenewMemory(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Vm& vm = Open(env);
+    Napi::ArrayBuffer old = memory_.Value();
+    memory_ = Napi::Persistent(ExternalArrayBuffer(env, vm.memory()));
+    old.Detach();
   }
 
   void AdoptBase(const Napi::CallbackInfo& info) {

@@ -131,8 +131,12 @@ unsigned Vcpu::RunOnThisThread(int timeoutMs, Watchdog* watchdog) {
   {
     RunScope scope(*this, state, watchdog);
     if (watchdog) watchdog->Arm(static_cast<unsigned>(timeoutMs));
-    result = ioctl(fd_, KVM_RUN, 0);
-    err = errno;
+    // Our kick and the watchdog set immediate_exit before KVM_RUN returns EINTR; any
+    // other signal (a profiler's SIGPROF, ...) leaves it clear: just enter again.
+    do {
+      result = ioctl(fd_, KVM_RUN, 0);
+      err = errno;
+    } while (result < 0 && err == EINTR && !state->immediate_exit);
   }
   if (result < 0) {
     if (err != EINTR) {

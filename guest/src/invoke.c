@@ -115,6 +115,7 @@ static bool host_handles(uint64_t number) {
 }
 
 static void publish_state(volatile struct nub_invoke *inv, const struct pvm_state *st, uint64_t instructions) {
+#pragma GCC unroll 16 /* each guest instruction counts: a loop costs several times the stores */
     for (unsigned i = 0; i < PVM_NUM_REGS; i++) inv->regs[i] = st->regs[i];
     inv->pc = st->pc;
     inv->exit = st->exit;
@@ -148,6 +149,7 @@ uint32_t handle_invoke(volatile struct nub_mailbox *mb, uint8_t *payload) {
     const struct prepared_image *image = images[id];
 
     struct pvm_state st;
+#pragma GCC unroll 16
     for (unsigned i = 0; i < PVM_NUM_REGS; i++) st.regs[i] = inv->regs[i];
     st.gas = inv->gas;
     st.pc = PVM_CODE_BASE + inv->entry;

@@ -5,11 +5,17 @@
  *   using guest = GuestVm.boot();
  *   guest.put(hash, kind, bytes);
  *   guest.reader.get(hash); // read straight out of guest memory, no exit
+ *
+ * Snapshots (docs/snapshots.md): `guest.snapshot()`, `guest.restore(snapshot)` (also
+ * clears poisoning), `GuestVm.fromSnapshot(snapshot, { vmCache })` to start a guest
+ * without booting, and `close()` gives the VM back to that cache.
  */
 import { BootInfo, CapPut, CapPutLayout, Layout, MailboxOp } from '../abi/guest-abi.js';
 import type { FieldType, FieldValue, StructLayout } from '../abi/struct.js';
 import { NubError } from '../errors.js';
 import { KVM_RUN, Vm } from '../native/index.js';
+import { Snapshot, type RestoreOptions, type RestoreStats } from '../snapshot/snapshot.js';
+import type { VmCache } from '../snapshot/vm-cache.js';
 import { loadKernelImage, prepareBoot } from './boot.js';
 import { CAP_HASH_BYTES, GuestCacheReader } from './cache-reader.js';
 import { GuestMemory } from './guest-memory.js';
@@ -49,6 +55,13 @@ export interface GuestVmOptions {
   timeoutMs?: number;
 }
 
+export interface GuestFromSnapshotOptions {
+  kvmPath?: string;
+  timeoutMs?: number;
+  /** Take the VM from this cache when it has one of the right size, and give it back on close(). */
+  vmCache?: VmCache;
+}
+
 type StructValue<S> = S extends StructLayout<infer F> ? { -readonly [K in keyof F]: FieldValue<F[K]> } : never;
 /** The boot-info block as the guest published it. */
 export type BootInfoValue = StructValue<typeof BootInfo>;
@@ -61,23 +74,76 @@ function readStruct<F extends Record<string, FieldType>>(mem: GuestMemory, layou
 
 export class GuestVm {
   readonly #vm: Vm;
-  readonly #mailbox: Mailbox;
+  readonly #timeoutMs: number | undefined;
+  #mailbox: Mailbox;
+  /** Where close() puts the VM instead of closing it (guests started from a snapshot). */
+  readonly #vmCache: VmCache | undefined;
+  /** Set once close() has given the VM to the cache: the VM lives on, this guest does not. */
+  #detached = false;
   /** Guest-physical memory (detached once closed). */
   readonly memory: GuestMemory;
   /** Reads the cap directory without entering the guest; refreshed after every call. */
   readonly reader: GuestCacheReader;
-  readonly bootInfo: BootInfoValue;
-  /** Milliseconds GuestVm.boot took, from the start to boot info ready. */
+  #bootInfo: BootInfoValue;
+  /** Milliseconds from the start of GuestVm.boot (or fromSnapshot) to boot info ready. */
   readonly bootTimeMs: number;
 
-  private constructor(vm: Vm, started: number, timeoutMs: number | undefined) {
+  private constructor(vm: Vm, started: number, timeoutMs: number | undefined, restored?: { vmCache: VmCache | undefined }) {
     this.#vm = vm;
+    this.#timeoutMs = timeoutMs;
+    this.#vmCache = restored?.vmCache;
     this.memory = new GuestMemory(vm.memory);
     this.#mailbox = new Mailbox(vm, this.memory, timeoutMs);
-    this.#mailbox.awaitBoot();
+    if (restored === undefined) this.#mailbox.awaitBoot();
     this.reader = GuestCacheReader.fromBootInfo(this.memory); // validates magic, layout and directory
-    this.bootInfo = readStruct(this.memory, BootInfo, Layout.values.BOOT_INFO_GPA);
+    this.#bootInfo = readStruct(this.memory, BootInfo, Layout.values.BOOT_INFO_GPA);
     this.bootTimeMs = performance.now() - started;
+  }
+
+  /**
+   * A guest in the state of `snapshot` (taken of a booted guest with snapshot()), without
+   * booting: in a VM from `options.vmCache` when one of the right size is idle (tens of
+   * microseconds), else in a new VM.
+   */
+  static fromSnapshot(snapshot: Snapshot, options: GuestFromSnapshotOptions = {}): GuestVm {
+    const started = performance.now();
+    const reuse = options.vmCache?.take(snapshot.memorySize);
+    const vm = snapshot.createVm({ ...(reuse === undefined ? {} : { reuse }), ...(options.kvmPath === undefined ? {} : { kvmPath: options.kvmPath }) });
+    try {
+      return new GuestVm(vm, started, options.timeoutMs, { vmCache: options.vmCache });
+    } catch (err) {
+      vm.close();
+      throw err;
+    }
+  }
+
+  /** Closed, or its VM given back to the cache. */
+  get #gone(): boolean {
+    return this.#detached || this.#vm.closed;
+  }
+
+  /** The boot info the guest published (re-read by restore()). */
+  get bootInfo(): BootInfoValue {
+    return this.#bootInfo;
+  }
+
+  /** Snapshot of the guest, stopped between calls: memory and vCPU (its memory turns copy-on-write; see docs/snapshots.md). */
+  snapshot(): Snapshot {
+    if (this.#gone) throw new NubError('Closed', 'the guest VM is closed');
+    return Snapshot.take(this.#vm);
+  }
+
+  /**
+   * Puts the guest back in `snapshot`'s state (any snapshot of a guest of the same memory
+   * size). Clears poisoning: the mailbox starts over. Cost: the pages written since.
+   */
+  restore(snapshot: Snapshot, options?: RestoreOptions): RestoreStats {
+    if (this.#gone) throw new NubError('Closed', 'the guest VM is closed');
+    const stats = snapshot.restore(this.#vm, options);
+    this.#mailbox = new Mailbox(this.#vm, this.memory, this.#timeoutMs);
+    this.reader.invalidate();
+    this.#bootInfo = readStruct(this.memory, BootInfo, Layout.values.BOOT_INFO_GPA);
+    return stats;
   }
 
   /** Creates a VM, loads the kernel and runs it until its boot info is published. */
@@ -96,7 +162,7 @@ export class GuestVm {
   }
 
   get closed(): boolean {
-    return this.#vm.closed;
+    return this.#gone;
   }
 
   /** One round trip through the guest (the mailbox checks the guest finished this very request). */
@@ -140,7 +206,7 @@ export class GuestVm {
   }
 
   #putBatch(caps: readonly CapToStore[]): number {
-    if (this.#vm.closed) throw new NubError('Closed', 'the guest VM is closed');
+    if (this.#gone) throw new NubError('Closed', 'the guest VM is closed');
     const records = new Uint8Array(caps.length * CapPut.size);
     const view = new DataView(records.buffer);
     caps.forEach((c, i) => {
@@ -188,13 +254,13 @@ export class GuestVm {
 
   /** The mailbox, for protocols built from its parts (lib/guest/invoke.ts). Throws 'Closed' once closed. */
   get mailbox(): Mailbox {
-    if (this.#vm.closed) throw new NubError('Closed', 'the guest VM is closed');
+    if (this.#gone) throw new NubError('Closed', 'the guest VM is closed');
     return this.#mailbox;
   }
 
   /** Stops the guest's current (or next) run: it returns as 'interrupted'. */
   kick(): void {
-    if (!this.#vm.closed) this.#vm.kick();
+    if (!this.#gone) this.#vm.kick();
   }
 
   /**
@@ -209,7 +275,7 @@ export class GuestVm {
 
   /** Drops a kick that arrived after the run it was meant for had already ended. */
   clearPendingKick(): void {
-    if (!this.#vm.closed) new DataView(this.#vm.runState).setUint8(KVM_RUN.immediateExit, 0);
+    if (!this.#gone) new DataView(this.#vm.runState).setUint8(KVM_RUN.immediateExit, 0);
   }
 
   /**
@@ -218,7 +284,7 @@ export class GuestVm {
    * NUB_OP_SELFTEST_FAULT.
    */
   request(op: number, args: readonly number[], payload?: readonly Uint8Array[]): number {
-    if (this.#vm.closed) throw new NubError('Closed', 'the guest VM is closed');
+    if (this.#gone) throw new NubError('Closed', 'the guest VM is closed');
     try {
       return this.#mailbox.call(op, args, payload);
     } finally {
@@ -226,8 +292,17 @@ export class GuestVm {
     }
   }
 
-  /** Stops the VM and releases its memory. Idempotent. */
+  /**
+   * Stops the VM and releases its memory. Idempotent. A guest started from a snapshot
+   * with a VM cache gives a healthy VM back to the cache instead (a poisoned one is closed).
+   */
   close(): void {
+    if (this.#gone) return;
+    if (this.#vmCache !== undefined && this.#mailbox.poisonedBy === undefined) {
+      this.#detached = true;
+      this.#vmCache.give(this.#vm);
+      return;
+    }
     this.#vm.close();
   }
 

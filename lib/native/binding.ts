@@ -67,6 +67,7 @@ export interface NativeVm {
   saveVcpuState(): ArrayBuffer;
   loadVcpuState(state: ArrayBuffer): void;
   freezeMemory(): NativeMemoryFile;
+  renewMemory(): void;
   adoptBase(base: NativeMemoryFile): void;
   usesBase(base: NativeMemoryFile): boolean;
   privatePages(): Uint8Array;

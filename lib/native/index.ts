@@ -190,6 +190,14 @@ export class Vm {
     return new MemoryFile(this.#native.freezeMemory());
   }
 
+  /**
+   * Replaces `memory` with a new ArrayBuffer over the same guest memory and detaches the
+   * old one: a VM handed to a new owner is out of reach of the previous one's buffers.
+   */
+  renewMemory(): void {
+    this.#native.renewMemory();
+  }
+
   /** Maps `base` (sealed, memorySize bytes) copy-on-write as the VM's memory; private pages are dropped. */
   adoptBase(base: MemoryFile): void {
     this.#native.adoptBase(base.native);

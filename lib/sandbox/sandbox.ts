@@ -7,6 +7,10 @@
  *   const image = sandbox.loadImage(bytes);
  *   const r = sandbox.invokeSync(image, 1, { args: [90n], gas: 1_000_000n });
  *
+ * Reuse (docs/snapshots.md): `sandbox.snapshot()` captures the guest and what the host
+ * keeps about it; `Sandbox.fromSnapshot(snapshot, { vmCache })` starts a sandbox in that
+ * state without booting; `sandbox.restore(snapshot)` puts one back (also after a fault).
+ *
  * See docs/sandbox.md for the protocol and the error codes (errors.ts).
  */
 import { existsSync } from 'node:fs';
@@ -26,6 +30,8 @@ import { admitImage, ImageBuilder, mappingIsPinned, type AdmittedImage } from '.
 import { HOST_CALL_MAX, HOST_CALL_MIN, NUM_REGS } from '../machine/abi.js';
 import { invokeLocal, type InvokeResult, type MemoryView } from '../machine/invoke.js';
 import { Memory } from '../machine/memory.js';
+import type { Snapshot } from '../snapshot/snapshot.js';
+import type { VmCache } from '../snapshot/vm-cache.js';
 
 export type EngineName = 'kvm' | 'local';
 
@@ -149,6 +155,62 @@ class LocalCapStore implements CapReader {
   }
 }
 
+/** What the host keeps about a kvm sandbox's guest: images (with their guest ids), caps, host functions. */
+interface HostState {
+  images: Map<string, PreparedImage>;
+  stored: CapToStore[];
+  hostFunctions: Map<number, HostFunction>;
+}
+
+/** A copy that later loadImage/reset calls on either side cannot change. */
+function copyHostState(state: HostState): HostState {
+  const copies = new Map<PreparedImage, PreparedImage>();
+  const images = new Map<string, PreparedImage>();
+  for (const [key, prepared] of state.images) {
+    let copy = copies.get(prepared);
+    if (copy === undefined) copies.set(prepared, (copy = { ...prepared }));
+    images.set(key, copy);
+  }
+  return { images, stored: [...state.stored], hostFunctions: new Map(state.hostFunctions) };
+}
+
+/**
+ * A kvm sandbox as it was: its guest (memory and vCPU, a lib/snapshot Snapshot) and the
+ * host's record of its images, caps and host functions. Start sandboxes from it with
+ * Sandbox.fromSnapshot, or reset one with sandbox.restore. Close it when done (sandboxes
+ * started from it keep what they need).
+ */
+export class SandboxSnapshot implements Disposable {
+  readonly guest: Snapshot;
+  /** @internal */
+  readonly host: HostState;
+  readonly options: SandboxOptions;
+
+  /** @internal */
+  constructor(guest: Snapshot, host: HostState, options: SandboxOptions) {
+    this.guest = guest;
+    this.host = host;
+    this.options = options;
+  }
+
+  get memorySize(): number {
+    return this.guest.memorySize;
+  }
+
+  close(): void {
+    this.guest.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+export interface FromSnapshotOptions {
+  /** Take the VM from this cache when one of the right size is idle, and give it back on close(). */
+  vmCache?: VmCache;
+}
+
 export class Sandbox {
   readonly engine: EngineName;
   readonly #options: SandboxOptions;
@@ -157,16 +219,33 @@ export class Sandbox {
   #closed = false;
   /** Counts invokes, so a result's guest memory knows when it has been reused. */
   #epoch = 0;
-  readonly #images = new Map<string, PreparedImage>();
+  #images = new Map<string, PreparedImage>();
   /** Every cap stored, in order, to restore them into a rebooted guest. */
-  readonly #stored: CapToStore[] = [];
-  readonly #hostFunctions = new Map<number, HostFunction>();
+  #stored: CapToStore[] = [];
+  #hostFunctions = new Map<number, HostFunction>();
 
-  private constructor(options: SandboxOptions, engine: EngineName) {
+  private constructor(options: SandboxOptions, engine: EngineName, restored?: { guest: GuestVm; host: HostState }) {
     this.#options = options;
     this.engine = engine;
-    if (engine === 'kvm') this.#guest = this.#boot();
+    if (restored) {
+      this.#guest = restored.guest;
+      this.#setHostState(restored.host);
+    } else if (engine === 'kvm') this.#guest = this.#boot();
     else this.#local = new LocalCapStore();
+  }
+
+  /**
+   * A kvm sandbox in `snapshot`'s state, without booting: the same caps, images and host
+   * functions. With `vmCache`, it reuses an idle VM (tens of microseconds instead of
+   * hundreds) and gives it back on close().
+   */
+  static fromSnapshot(snapshot: SandboxSnapshot, options: FromSnapshotOptions = {}): Sandbox {
+    const o = snapshot.options;
+    const guest = GuestVm.fromSnapshot(snapshot.guest, {
+      ...(o.kvmPath === undefined ? {} : { kvmPath: o.kvmPath }),
+      ...(options.vmCache === undefined ? {} : { vmCache: options.vmCache }),
+    });
+    return new Sandbox(o, 'kvm', { guest, host: copyHostState(snapshot.host) });
   }
 
   /** Boots a guest (engine kvm) or sets up the local engine. */
@@ -301,6 +380,31 @@ export class Sandbox {
     for (const n of this.#hostFunctions.keys()) this.#writeHostFunctionBit(n, true);
   }
 
+  /**
+   * Engine kvm: this sandbox as it is now (between invokes), to start others from or to
+   * restore later. Its guest memory turns copy-on-write (invisible to the guest).
+   * Engine local: 'Unsupported'.
+   */
+  snapshot(): SandboxSnapshot {
+    this.#checkOpen();
+    if (this.#guest === undefined) throw new NubError('Unsupported', 'snapshots need engine kvm');
+    return new SandboxSnapshot(this.#guest.snapshot(), copyHostState(this.#hostState()), this.#options);
+  }
+
+  /**
+   * Engine kvm: puts the sandbox back in `snapshot`'s state (guest memory, vCPU, images,
+   * caps and host functions), whatever happened since: also after a fault ('Poisoned'
+   * is cleared). Costs the pages written since, not the memory size. Earlier results'
+   * `memory` turns stale.
+   */
+  restore(snapshot: SandboxSnapshot): void {
+    this.#checkOpen();
+    if (this.#guest === undefined) throw new NubError('Unsupported', 'snapshots need engine kvm');
+    this.#guest.restore(snapshot.guest);
+    this.#setHostState(copyHostState(snapshot.host));
+    this.#epoch++;
+  }
+
   /** Stops the guest and frees its memory. Idempotent; every later call throws 'Closed'. */
   close(): void {
     this.#closed = true;
@@ -322,6 +426,16 @@ export class Sandbox {
       ...(o.kvmPath === undefined ? {} : { kvmPath: o.kvmPath }),
       ...(o.kernelPath === undefined ? {} : { kernelPath: o.kernelPath }),
     });
+  }
+
+  #hostState(): HostState {
+    return { images: this.#images, stored: this.#stored, hostFunctions: this.#hostFunctions };
+  }
+
+  #setHostState(state: HostState): void {
+    this.#images = state.images;
+    this.#stored = state.stored;
+    this.#hostFunctions = state.hostFunctions;
   }
 
   #checkOpen(): void {

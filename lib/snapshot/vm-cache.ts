@@ -9,9 +9,10 @@ import { Vm } from '../native/index.js';
 
 export const DEFAULT_VM_CACHE_CAPACITY = 4;
 
-export class VmCache {
+export class VmCache implements Disposable {
   readonly capacity: number;
   readonly #idle: Vm[] = [];
+  #closed = false;
 
   constructor(capacity = DEFAULT_VM_CACHE_CAPACITY) {
     this.capacity = capacity;
@@ -28,18 +29,27 @@ export class VmCache {
     return this.#idle.splice(i, 1)[0];
   }
 
-  /** Keeps `vm` for reuse, or closes it when the cache is full (or it is closed already). */
+  /**
+   * Keeps `vm` for reuse, or closes it when the cache is full (or it is closed already).
+   * Its `memory` buffer is renewed: buffers the previous owner kept are detached.
+   */
   give(vm: Vm): void {
     if (vm.closed) return;
-    if (this.#idle.length >= this.capacity) {
+    if (this.#closed || this.#idle.length >= this.capacity) {
       vm.close();
       return;
     }
+    vm.renewMemory();
     this.#idle.push(vm);
   }
 
-  /** Closes every idle VM. The cache stays usable. */
-  clear(): void {
+  /** Closes every idle VM; VMs given back later are closed at once. Idempotent. */
+  close(): void {
+    this.#closed = true;
     for (const vm of this.#idle.splice(0)) vm.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
   }
 }
