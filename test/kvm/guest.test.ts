@@ -11,6 +11,7 @@ import { loadKernelImage } from '../../lib/guest/boot.js';
 import { GuestVm, MAX_PUT_BYTES } from '../../lib/guest/guest-vm.js';
 import { SeededRandom } from '../unit/seeded-random.js';
 import { describeKvm } from './kvm-available.js';
+import { expectNubError } from '../support/nub-error.js';
 
 const L = Layout.values;
 const VA_BASE = Number(L.GUEST_VA_BASE);
@@ -22,17 +23,6 @@ function randomBytes(rng: SeededRandom, length: number): Uint8Array {
   return Uint8Array.from({ length }, () => rng.below(256));
 }
 
-function assertNubError(fn: () => unknown, code: string): NubError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof NubError, `expected NubError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  return caught;
-}
 
 describeKvm('guest kernel', function () {
   this.timeout(60_000);
@@ -97,19 +87,19 @@ describeKvm('guest kernel', function () {
 
   it('rejects bad puts on the host, and stays usable', () => {
     using guest = GuestVm.boot({ memorySize: MEMORY_SIZE });
-    assertNubError(() => guest.put(new Uint8Array(31), 0, new Uint8Array(1)), 'BadHash');
-    assertNubError(() => guest.put(new Uint8Array(32), -1, new Uint8Array(1)), 'BadArgument');
-    assertNubError(() => guest.put(new Uint8Array(32), 0, new Uint8Array(MAX_PUT_BYTES + 1)), 'PayloadTooLarge');
+    expectNubError(() => guest.put(new Uint8Array(31), 0, new Uint8Array(1)), 'BadHash');
+    expectNubError(() => guest.put(new Uint8Array(32), -1, new Uint8Array(1)), 'BadArgument');
+    expectNubError(() => guest.put(new Uint8Array(32), 0, new Uint8Array(MAX_PUT_BYTES + 1)), 'PayloadTooLarge');
     assert.equal(guest.put(new Uint8Array(32), 0, new Uint8Array(MAX_PUT_BYTES)), true, 'the largest put fits');
     guest.ping();
   });
 
   it('reports requests the guest refuses without poisoning the VM', () => {
     using guest = GuestVm.boot({ memorySize: MEMORY_SIZE });
-    assertNubError(() => guest.request(0x1234, []), 'GuestBadOp');
+    expectNubError(() => guest.request(0x1234, []), 'GuestBadOp');
     // A PUT whose declared length disagrees with its payload.
-    assertNubError(() => guest.request(MailboxOp.values.PUT, [0, 5], [new Uint8Array(32), new Uint8Array(4)]), 'GuestBadArgs');
-    assertNubError(() => guest.request(MailboxOp.values.SELFTEST_FAULT, [999]), 'GuestBadArgs');
+    expectNubError(() => guest.request(MailboxOp.values.PUT, [0, 5], [new Uint8Array(32), new Uint8Array(4)]), 'GuestBadArgs');
+    expectNubError(() => guest.request(MailboxOp.values.SELFTEST_FAULT, [999]), 'GuestBadArgs');
     assert.equal(guest.reader.len(), 0);
     guest.ping();
   });
@@ -144,13 +134,13 @@ describeKvm('guest kernel', function () {
     it(`reports a guest ${scenario} with its details, and the host carries on`, () => {
       const kernel = loadKernelImage();
       using guest = GuestVm.boot({ memorySize: MEMORY_SIZE });
-      const err = assertNubError(() => guest.request(MailboxOp.values.SELFTEST_FAULT, [SelftestFault.values[scenario]]), 'GuestFault');
+      const err = expectNubError(() => guest.request(MailboxOp.values.SELFTEST_FAULT, [SelftestFault.values[scenario]]), 'GuestFault');
       const d = err.details as { vector: number; rip: bigint; cr2: bigint; count: bigint };
       assert.equal(d.vector, vector);
       assert.ok(d.rip >= BigInt(VA_BASE + L.KERNEL_GPA) && d.rip < BigInt(VA_BASE + kernel.loadEndGpa), `rip ${d.rip} is in the kernel`);
       assert.ok(cr2Ok(d.cr2, kernel.stackTopVa), `cr2 0x${d.cr2.toString(16)}`);
       assert.equal(d.count, 1n);
-      const poisoned = assertNubError(() => guest.ping(), 'Poisoned');
+      const poisoned = expectNubError(() => guest.ping(), 'Poisoned');
       assert.equal((poisoned.cause as NubError).code, 'GuestFault');
       using next = GuestVm.boot({ memorySize: MEMORY_SIZE });
       next.ping();
@@ -162,11 +152,11 @@ describeKvm('guest kernel', function () {
     guest.close();
     guest.close();
     assert.ok(guest.closed);
-    assertNubError(() => guest.ping(), 'Closed');
+    expectNubError(() => guest.ping(), 'Closed');
   });
 
   it('refuses memory too small for the kernel', () => {
-    assertNubError(() => GuestVm.boot({ memorySize: L.MIN_MEMORY_SIZE / 2 }), 'BadMemorySize');
+    expectNubError(() => GuestVm.boot({ memorySize: L.MIN_MEMORY_SIZE / 2 }), 'BadMemorySize');
   });
 
   it('boots and closes 200 guests without leaking fds or RSS', async () => {

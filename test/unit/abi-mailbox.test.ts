@@ -1,10 +1,10 @@
 // The host end of the mailbox against fake vCPUs: every exit the guest can produce.
 import assert from 'node:assert/strict';
 import { FaultRecord, Layout, Mailbox as MailboxLayout, MailboxStatus, Ports } from '../../lib/abi/guest-abi.js';
-import { NubError } from '../../lib/errors.js';
 import { GuestMemory } from '../../lib/guest/guest-memory.js';
 import { Mailbox, MAILBOX_PAYLOAD_CAPACITY, MAILBOX_PAYLOAD_GPA } from '../../lib/guest/mailbox.js';
 import { KVM_EXIT, KVM_RUN } from '../../lib/native/index.js';
+import { expectNubError } from '../support/nub-error.js';
 
 const L = Layout.values;
 const M = MailboxLayout.offsets;
@@ -47,17 +47,6 @@ function honestGuest(mem: GuestMemory, status: number = MailboxStatus.values.OK)
   };
 }
 
-function expectCode(fn: () => unknown, code: string): NubError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof NubError, `expected NubError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  return caught;
-}
 
 const newMemory = () => new GuestMemory(new ArrayBuffer(L.MIN_MEMORY_SIZE));
 
@@ -82,9 +71,9 @@ describe('mailbox (host end)', () => {
     let status: number = MailboxStatus.values.DIRECTORY_FULL;
     const vm = fakeVm(mem, () => honestGuest(mem, status)());
     const mailbox = new Mailbox(vm, mem);
-    expectCode(() => mailbox.call(2, []), 'DirectoryFull');
+    expectNubError(() => mailbox.call(2, []), 'DirectoryFull');
     status = 99;
-    expectCode(() => mailbox.call(2, []), 'GuestBadStatus');
+    expectNubError(() => mailbox.call(2, []), 'GuestBadStatus');
     status = MailboxStatus.values.OK;
     assert.equal(mailbox.call(1, [5]), 6, 'the host resets the status the last refusal left');
   });
@@ -93,10 +82,10 @@ describe('mailbox (host end)', () => {
     const mem = newMemory();
     const vm = fakeVm(mem, honestGuest(mem));
     const mailbox = new Mailbox(vm, mem);
-    expectCode(() => mailbox.call(1, [], [new Uint8Array(MAILBOX_PAYLOAD_CAPACITY + 1)]), 'PayloadTooLarge');
-    expectCode(() => mailbox.call(1, [0, 0, 0, 0, 0, 0, 0]), 'BadArgument');
-    expectCode(() => mailbox.call(1, [-1]), 'BadArgument');
-    expectCode(() => mailbox.call(1, [0.5]), 'BadArgument');
+    expectNubError(() => mailbox.call(1, [], [new Uint8Array(MAILBOX_PAYLOAD_CAPACITY + 1)]), 'PayloadTooLarge');
+    expectNubError(() => mailbox.call(1, [0, 0, 0, 0, 0, 0, 0]), 'BadArgument');
+    expectNubError(() => mailbox.call(1, [-1]), 'BadArgument');
+    expectNubError(() => mailbox.call(1, [0.5]), 'BadArgument');
     assert.equal(vm.runs, 0);
   });
 
@@ -112,12 +101,12 @@ describe('mailbox (host end)', () => {
       return { reason: KVM_EXIT.IO, port: Ports.values.FAULT };
     });
     const mailbox = new Mailbox(vm, mem);
-    const err = expectCode(() => mailbox.call(1, []), 'GuestFault');
+    const err = expectNubError(() => mailbox.call(1, []), 'GuestFault');
     assert.deepEqual(
       { vector: err.details!.vector, errorCode: err.details!.errorCode, rip: err.details!.rip, cr2: err.details!.cr2, count: err.details!.count },
       { vector: 14, errorCode: 2n, rip: 0x40_0010_0123n, cr2: 0x40_0000_0008n, count: 1n },
     );
-    const poisoned = expectCode(() => mailbox.call(1, []), 'Poisoned');
+    const poisoned = expectNubError(() => mailbox.call(1, []), 'Poisoned');
     assert.equal(poisoned.cause, err);
     assert.equal(mailbox.poisonedBy, err);
     assert.equal(vm.runs, 1, 'a poisoned mailbox never enters the guest again');
@@ -136,15 +125,15 @@ describe('mailbox (host end)', () => {
     it(`poisons the VM on ${what}`, () => {
       const mem = newMemory();
       const mailbox = new Mailbox(fakeVm(mem, () => exit), mem);
-      expectCode(() => mailbox.call(1, []), code);
-      expectCode(() => mailbox.call(1, []), 'Poisoned');
+      expectNubError(() => mailbox.call(1, []), code);
+      expectNubError(() => mailbox.call(1, []), 'Poisoned');
     });
   }
 
   it('poisons the VM when the guest rings without finishing the request', () => {
     const mem = newMemory();
     const mailbox = new Mailbox(fakeVm(mem, () => ({ reason: KVM_EXIT.IO, port: Ports.values.DOORBELL })), mem);
-    expectCode(() => mailbox.call(1, []), 'GuestProtocol');
-    expectCode(() => mailbox.call(1, []), 'Poisoned');
+    expectNubError(() => mailbox.call(1, []), 'GuestProtocol');
+    expectNubError(() => mailbox.call(1, []), 'Poisoned');
   });
 });
