@@ -3,8 +3,8 @@
  * build and admit images, and work with caps. See README.md ("Using nub from Node").
  */
 export {
-  Sandbox, defaultEngine, kvmEngine, DEFAULT_GAS, DEFAULT_SANDBOX_MEMORY, SandboxErrorCodes,
-  type SandboxOptions, type InvokeOptions, type HostFunction, type LoadedImage, type CapReader, type SandboxResult,
+  Sandbox, SandboxSnapshot, SandboxPool, defaultEngine, kvmEngine, DEFAULT_GAS, DEFAULT_SANDBOX_MEMORY, SandboxErrorCodes,
+  type SandboxOptions, type SandboxPoolOptions, type FromSnapshotOptions, type InvokeOptions, type HostFunction, type LoadedImage, type CapReader, type SandboxResult,
   type SandboxErrorCode, type EngineName,
 } from './sandbox/index.js';
 export { NubError, isNubError } from './errors.js';
@@ -14,3 +14,5 @@ export {
   Exit, exitName, invokeLocal, runMachine, localEngine,
   type Engine, type InvokeResult, type MemoryView, type HostCall, type ExitCode,
 } from './machine/index.js';
+export { ImmutableMapping, Snapshot, VmCache, saveSnapshot, loadSnapshot, type RestoreStats } from './snapshot/index.js';
+export { GuestVm, type GuestCacheReader } from './guest/index.js';

@@ -108,7 +108,13 @@ export class GuestVm {
   static fromSnapshot(snapshot: Snapshot, options: GuestFromSnapshotOptions = {}): GuestVm {
     const started = performance.now();
     const reuse = options.vmCache?.take(snapshot.memorySize);
-    const vm = snapshot.createVm({ ...(reuse === undefined ? {} : { reuse }), ...(options.kvmPath === undefined ? {} : { kvmPath: options.kvmPath }) });
+    let vm: Vm;
+    try {
+      vm = snapshot.createVm({ ...(reuse === undefined ? {} : { reuse }), ...(options.kvmPath === undefined ? {} : { kvmPath: options.kvmPath }) });
+    } catch (err) {
+      reuse?.close(); // createVm closes a VM it made itself, not one it was lent
+      throw err;
+    }
     try {
       return new GuestVm(vm, started, options.timeoutMs, { vmCache: options.vmCache });
     } catch (err) {

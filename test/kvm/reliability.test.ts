@@ -45,7 +45,7 @@ describeKvm('reliability: a scribbled guest kernel', function () {
   afterEach(() => {
     // Whatever the case did, a restore gives the working guest back.
     snapshot.restore(guest.vm);
-    guest.reset().ping();
+    guest.reset(5_000).ping();
     assert.ok(GuestCacheReader.fromBootInfo(guest.mem).contains(hash));
   });
 

@@ -15,19 +15,10 @@ import { decodeSnapshot, encodeSnapshot, SNAPSHOT_FORMAT_VERSION } from '../../l
 import { Snapshot, type VcpuState } from '../../lib/snapshot/snapshot.js';
 import { decodeVcpuState, encodeVcpuState, VCPU_STATE_SIZE } from '../../lib/snapshot/vcpu-codec.js';
 import { SeededRandom } from './seeded-random.js';
+import { expectNubError } from '../support/nub-error.js';
 
 const PAGE = 4096;
 
-function assertNubError(fn: () => unknown, code: string): NubError {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof NubError, `expected NubError ${code}, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    return err;
-  }
-  assert.fail(`expected NubError ${code}, nothing was thrown`);
-}
 
 function randomBitmap(rng: SeededRandom, bytes: number): Uint8Array {
   // Mostly empty, with runs: the shapes dirty logs have.
@@ -134,7 +125,7 @@ describe('snapshot: vCPU state codec', () => {
 
   it('rejects a wrong size and non-zero padding', () => {
     const bytes = encodeVcpuState(randomVcpu(new SeededRandom(62)));
-    assertNubError(() => decodeVcpuState(bytes.subarray(1)), 'BadSnapshotFile');
+    expectNubError(() => decodeVcpuState(bytes.subarray(1)), 'BadSnapshotFile');
     // Find a padding byte: one whose change is not visible in the decoded state.
     const clean = decodeVcpuState(bytes);
     let rejected = 0;
@@ -168,8 +159,8 @@ describe('snapshot: ImmutableMapping of bytes', () => {
     const into = new Uint8Array(5);
     view.readInto(10, into);
     assert.deepEqual(into, copy.subarray(10, 15));
-    assertNubError(() => view.read(view.length - 1, 2), 'OutOfBounds');
-    assertNubError(() => view.u8(-1), 'OutOfBounds');
+    expectNubError(() => view.read(view.length - 1, 2), 'OutOfBounds');
+    expectNubError(() => view.u8(-1), 'OutOfBounds');
   });
 
   it('maps nothing for zero bytes, and close() releases the mapping', async () => {
@@ -180,14 +171,14 @@ describe('snapshot: ImmutableMapping of bytes', () => {
     assert.deepEqual(empty.read(0, 0), new Uint8Array(0));
     assert.equal(mappings(), before);
     empty.close();
-    assertNubError(() => empty.read(0, 0), 'Closed');
+    expectNubError(() => empty.read(0, 0), 'Closed');
 
     const view = ImmutableMapping.fromBytes(new Uint8Array(PAGE).fill(1));
     assert.equal(mappings(), before + 1);
     view.close();
     view.close();
     assert.ok(view.closed);
-    assertNubError(() => view.u8(0), 'Closed');
+    expectNubError(() => view.u8(0), 'Closed');
     for (let i = 0; i < 10 && mappings() > before; i++) await nextTurn(); // the finalizer unmaps
     assert.equal(mappings(), before);
   });
@@ -195,17 +186,17 @@ describe('snapshot: ImmutableMapping of bytes', () => {
   it('a memory file refuses writes once sealed and cannot be mapped before', () => {
     const file = MemoryFile.create(PAGE);
     try {
-      assertNubError(() => file.mapImmutable(), 'NotSealed');
+      expectNubError(() => file.mapImmutable(), 'NotSealed');
       file.write(0, new Uint8Array([1, 2, 3]));
       file.seal();
-      assertNubError(() => file.write(0, new Uint8Array(1)), 'Sealed');
+      expectNubError(() => file.write(0, new Uint8Array(1)), 'Sealed');
       const view = ImmutableMapping.ofFile(file);
       assert.deepEqual(view.read(0, 4), new Uint8Array([1, 2, 3, 0]));
       view.close();
     } finally {
       file.close();
     }
-    assertNubError(() => file.seal(), 'Closed');
+    expectNubError(() => file.seal(), 'Closed');
   });
 });
 
@@ -261,18 +252,18 @@ describe('snapshot: file format', () => {
       fn(f, new DataView(f.buffer));
       return fix ? reseal(f) : f;
     };
-    assertNubError(() => decodeSnapshot(file.subarray(0, 10)), 'BadSnapshotFile');
-    assertNubError(() => decodeSnapshot(edit((f) => (f[0] ^= 1), false)), 'BadSnapshotMagic');
-    assertNubError(() => decodeSnapshot(edit((_, v) => v.setUint32(8, SNAPSHOT_FORMAT_VERSION + 1, true))), 'UnsupportedSnapshotVersion');
-    assertNubError(() => decodeSnapshot(edit((f) => (f[f.length - 1] ^= 1), false)), 'SnapshotChecksumMismatch');
-    assertNubError(() => decodeSnapshot(edit((f) => (f[40] ^= 1), false)), 'SnapshotChecksumMismatch');
-    assertNubError(() => decodeSnapshot(reseal(file.slice(0, file.length - 1))), 'BadSnapshotFile');
-    assertNubError(() => decodeSnapshot(edit((_, v) => v.setUint32(12, 65, true))), 'BadSnapshotFile');
-    assertNubError(() => decodeSnapshot(edit((_, v) => v.setBigUint64(16, 4097n, true))), 'BadSnapshotFile');
-    assertNubError(() => decodeSnapshot(edit((_, v) => v.setBigUint64(16, 0n, true))), 'BadSnapshotFile');
-    assertNubError(() => decodeSnapshot(edit((_, v) => v.setUint32(28, VCPU_STATE_SIZE + 1, true))), 'BadSnapshotFile');
+    expectNubError(() => decodeSnapshot(file.subarray(0, 10)), 'BadSnapshotFile');
+    expectNubError(() => decodeSnapshot(edit((f) => (f[0] ^= 1), false)), 'BadSnapshotMagic');
+    expectNubError(() => decodeSnapshot(edit((_, v) => v.setUint32(8, SNAPSHOT_FORMAT_VERSION + 1, true))), 'UnsupportedSnapshotVersion');
+    expectNubError(() => decodeSnapshot(edit((f) => (f[f.length - 1] ^= 1), false)), 'SnapshotChecksumMismatch');
+    expectNubError(() => decodeSnapshot(edit((f) => (f[40] ^= 1), false)), 'SnapshotChecksumMismatch');
+    expectNubError(() => decodeSnapshot(reseal(file.slice(0, file.length - 1))), 'BadSnapshotFile');
+    expectNubError(() => decodeSnapshot(edit((_, v) => v.setUint32(12, 65, true))), 'BadSnapshotFile');
+    expectNubError(() => decodeSnapshot(edit((_, v) => v.setBigUint64(16, 4097n, true))), 'BadSnapshotFile');
+    expectNubError(() => decodeSnapshot(edit((_, v) => v.setBigUint64(16, 0n, true))), 'BadSnapshotFile');
+    expectNubError(() => decodeSnapshot(edit((_, v) => v.setUint32(28, VCPU_STATE_SIZE + 1, true))), 'BadSnapshotFile');
     const indexAt = 64 + VCPU_STATE_SIZE;
-    assertNubError(() => decodeSnapshot(edit((_, v) => v.setUint32(indexAt + 4, 1, true))), 'BadSnapshotFile'); // not increasing
-    assertNubError(() => decodeSnapshot(edit((_, v) => v.setUint32(indexAt + 20, MEMORY / PAGE, true))), 'BadSnapshotFile'); // outside memory
+    expectNubError(() => decodeSnapshot(edit((_, v) => v.setUint32(indexAt + 4, 1, true))), 'BadSnapshotFile'); // not increasing
+    expectNubError(() => decodeSnapshot(edit((_, v) => v.setUint32(indexAt + 20, MEMORY / PAGE, true))), 'BadSnapshotFile'); // outside memory
   });
 });
