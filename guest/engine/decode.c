@@ -324,7 +324,7 @@ static enum pvm_handler handler_of(const struct decoded *d) {
 
 static void *allocate(const struct pvm_allocator *a, size_t size, size_t align) {
     void *p = a->alloc(a->ctx, size, align);
-    if (p) pvm_memset(p, 0, size);
+    if (p) pvm_zero(p, size);
     return p;
 }
 
@@ -368,12 +368,15 @@ int pvm_prepare(const struct pvm_allocator *alloc, const uint8_t *code, uint32_t
     prog->insn_count = count;
     prog->insns = allocate(alloc, (size_t)(count + 1) * sizeof *prog->insns, _Alignof(struct pvm_insn));
     prog->index_of_half = allocate(alloc, (size_t)prog->half_count * sizeof *prog->index_of_half, _Alignof(uint32_t));
-    prog->code_pages = prog->code_page_count ? allocate(alloc, (size_t)prog->code_page_count * PVM_PAGE_SIZE, PVM_PAGE_SIZE) : 0;
+    prog->code_pages = prog->code_page_count ? alloc->alloc(alloc->ctx, (size_t)prog->code_page_count * PVM_PAGE_SIZE, PVM_PAGE_SIZE) : 0;
     if (!prog->insns || !prog->index_of_half || (prog->code_page_count && !prog->code_pages)) {
         pvm_program_free(prog);
         return PVM_ERR_NO_MEMORY;
     }
-    pvm_memcpy(prog->code_pages, code, len);
+    if (prog->code_pages) {
+        pvm_memcpy(prog->code_pages, code, len);
+        pvm_zero(prog->code_pages + len, (size_t)prog->code_page_count * PVM_PAGE_SIZE - len); /* the padding */
+    }
 
     /* Pass 2: decode. A terminator makes the next instruction a block start. */
     uint32_t i = 0;

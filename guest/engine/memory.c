@@ -5,18 +5,16 @@
  */
 #include "internal.h"
 
+/* Every absent leaf of every memory: static, so zero without being cleared, and never written (pvm_map replaces it first). */
+static uintptr_t empty_leaf[PVM_LEAF_ENTRIES];
+
 int pvm_memory_create(const struct pvm_allocator *alloc, const struct pvm_program *prog, struct pvm_memory **out) {
     *out = 0;
     struct pvm_memory *mem = alloc->alloc(alloc->ctx, sizeof *mem, _Alignof(struct pvm_memory));
     if (!mem) return PVM_ERR_NO_MEMORY;
     mem->alloc = *alloc;
-    mem->empty_leaf = alloc->alloc(alloc->ctx, PVM_LEAF_ENTRIES * sizeof(uintptr_t), PVM_PAGE_SIZE);
-    if (!mem->empty_leaf) {
-        alloc->free(alloc->ctx, mem, sizeof *mem);
-        return PVM_ERR_NO_MEMORY;
-    }
-    pvm_memset(mem->empty_leaf, 0, PVM_LEAF_ENTRIES * sizeof(uintptr_t));
-    for (uint32_t i = 0; i < PVM_DIR_ENTRIES; i++) mem->dir[i] = mem->empty_leaf;
+#pragma GCC unroll 8
+    for (uint32_t i = 0; i < PVM_DIR_ENTRIES; i++) mem->dir[i] = empty_leaf;
 
     /* Code: readable, never writable. pvm_map does not write through the pointers. */
     if (prog->code_page_count) {
@@ -39,8 +37,7 @@ void pvm_memory_free(struct pvm_memory *mem) {
     if (!mem) return;
     struct pvm_allocator a = mem->alloc;
     for (uint32_t i = 0; i < PVM_DIR_ENTRIES; i++)
-        if (mem->dir[i] != mem->empty_leaf) a.free(a.ctx, mem->dir[i], PVM_LEAF_ENTRIES * sizeof(uintptr_t));
-    a.free(a.ctx, mem->empty_leaf, PVM_LEAF_ENTRIES * sizeof(uintptr_t));
+        if (mem->dir[i] != empty_leaf) a.free(a.ctx, mem->dir[i], PVM_LEAF_ENTRIES * sizeof(uintptr_t));
     a.free(a.ctx, mem, sizeof *mem);
 }
 
@@ -54,10 +51,10 @@ int pvm_map(struct pvm_memory *mem, uint32_t start, uint32_t size, uint8_t *cons
     for (uint32_t i = 0; i < count; i++) {
         uint32_t page = start / PVM_PAGE_SIZE + i;
         uintptr_t **leaf = &mem->dir[page >> PVM_LEAF_BITS];
-        if (*leaf == mem->empty_leaf) {
+        if (*leaf == empty_leaf) {
             uintptr_t *fresh = mem->alloc.alloc(mem->alloc.ctx, PVM_LEAF_ENTRIES * sizeof(uintptr_t), PVM_PAGE_SIZE);
             if (!fresh) return PVM_ERR_NO_MEMORY;
-            pvm_memset(fresh, 0, PVM_LEAF_ENTRIES * sizeof(uintptr_t));
+            pvm_zero(fresh, PVM_LEAF_ENTRIES * sizeof(uintptr_t));
             *leaf = fresh;
         }
         (*leaf)[page & (PVM_LEAF_ENTRIES - 1)] = (uintptr_t)pages[i] | perm;
