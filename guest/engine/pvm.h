@@ -9,7 +9,7 @@
  *   struct pvm_program *prog;  pvm_prepare(&alloc, code, len, &prog);   once per image
  *   struct pvm_memory *mem;    pvm_memory_create(&alloc, prog, &mem);   once per invocation
  *                              pvm_map(mem, start, size, pages, writable);  per mapping
- *   struct pvm_state st = { regs, pc, gas };  pvm_run(prog, mem, &st);  until an exit
+ *   struct pvm_state st = { .gas, .regs, .pc };  pvm_run(prog, mem, &st);  until an exit
  *
  * A HOST_CALL or OUT_OF_GAS run is resumed by calling pvm_run again with the same
  * state (after setting φ7 to the host call's result, or adding gas).
@@ -45,11 +45,12 @@ struct pvm_program;
 /* One invocation's address space: a software page table over the 4 GiB PVM space. */
 struct pvm_memory;
 
+/* Field order: the guest kernel's Invoke record holds this layout from its gas on, so it runs in place there. */
 struct pvm_state {
+    uint64_t gas;                /* gas left */
     uint64_t regs[PVM_NUM_REGS]; /* φ0..φ12 */
     uint32_t pc;                 /* CODE_BASE + byte offset into the code */
     uint32_t exit;               /* PVM_EXIT_*, set by pvm_run */
-    uint64_t gas;                /* gas left */
     uint64_t exit_arg;           /* φ7 (HALT), fault address (PAGE_FAULT), immediate (HOST_CALL), else 0 */
     uint64_t instructions;       /* set by pvm_run: instructions completed in this run (statistics only) */
 };

@@ -114,15 +114,16 @@ static bool host_handles(uint64_t number) {
     return number < NUB_HOST_FUNCTION_BITMAP_BYTES * 8 && (bitmap[number / 8] >> (number % 8)) & 1;
 }
 
-static void publish_state(volatile struct nub_invoke *inv, const struct pvm_state *st, uint64_t instructions) {
-#pragma GCC unroll 16 /* each guest instruction counts: a loop costs several times the stores */
-    for (unsigned i = 0; i < PVM_NUM_REGS; i++) inv->regs[i] = st->regs[i];
-    inv->pc = st->pc;
-    inv->exit = st->exit;
-    inv->exit_arg = st->exit_arg;
-    inv->gas = st->gas;
-    inv->instructions = instructions;
-}
+/*
+ * The engine's state is the Invoke record from its gas field on (pvm.h orders its
+ * fields so), so an invoke runs the engine on the record in place: no copies of the
+ * registers in or out, each of which costs dozens of slow guest instructions.
+ */
+#define SAME_OFFSET(field) (offsetof(struct nub_invoke, field) - offsetof(struct nub_invoke, gas) == offsetof(struct pvm_state, field))
+_Static_assert(SAME_OFFSET(gas) && SAME_OFFSET(regs) && SAME_OFFSET(pc) && SAME_OFFSET(exit) && SAME_OFFSET(exit_arg) &&
+                   SAME_OFFSET(instructions) && offsetof(struct nub_invoke, gas) + sizeof(struct pvm_state) <= sizeof(struct nub_invoke),
+               "pvm_state must overlay the Invoke record from its gas field");
+#undef SAME_OFFSET
 
 /* Runs until an exit the host does not handle; a handled host call is one exit on NUB_PORT_HOST_CALL. */
 static void run(const struct prepared_image *image, volatile struct nub_invoke *inv, struct pvm_state *st) {
@@ -130,35 +131,33 @@ static void run(const struct prepared_image *image, volatile struct nub_invoke *
     for (;;) {
         pvm_run(image->program, image->memory, st);
         instructions += st->instructions;
-        if (st->exit != PVM_EXIT_HOST_CALL || !host_handles(st->exit_arg)) break;
-        publish_state(inv, st, instructions);
+        st->instructions = instructions; /* the whole invoke's, across host calls */
+        if (st->exit != PVM_EXIT_HOST_CALL || !host_handles(st->exit_arg)) return;
         compiler_barrier();
         signal_host(NUB_PORT_HOST_CALL);
         compiler_barrier();
-        if (inv->host_reply != NUB_HOST_REPLY_RESUME) break; /* ABORT: the invoke ends at the call */
-        st->regs[7] = inv->regs[7];
+        /* RESUME: the host has written φ7 into the record, that is into the state. ABORT: the invoke ends at the call. */
+        if (inv->host_reply != NUB_HOST_REPLY_RESUME) return;
     }
-    publish_state(inv, st, instructions);
 }
 
 uint32_t handle_invoke(volatile struct nub_mailbox *mb, uint8_t *payload) {
     volatile struct nub_invoke *inv = (volatile struct nub_invoke *)payload;
     if (mb->payload_len != sizeof(struct nub_invoke)) return NUB_STATUS_BAD_ARGS;
-    uint32_t id = inv->image_id;
+    uint32_t id = inv->image_id, entry = inv->entry;
     if (id >= image_count) return NUB_STATUS_CAP_MISSING;
     const struct prepared_image *image = images[id];
 
-    struct pvm_state st;
-#pragma GCC unroll 16
-    for (unsigned i = 0; i < PVM_NUM_REGS; i++) st.regs[i] = inv->regs[i];
-    st.gas = inv->gas;
-    st.pc = PVM_CODE_BASE + inv->entry;
-    st.exit_arg = 0;
-    if (inv->entry >= image->code_len || !pvm_is_block_start(image->program, st.pc)) {
-        st.exit = PVM_EXIT_PANIC; /* a bad entry runs nothing and charges nothing */
-        publish_state(inv, &st, 0);
+    compiler_barrier(); /* the record is the state from here on */
+    struct pvm_state *st = (struct pvm_state *)(payload + offsetof(struct nub_invoke, gas));
+    st->pc = PVM_CODE_BASE + entry;
+    if (entry >= image->code_len || !pvm_is_block_start(image->program, st->pc)) {
+        /* A bad entry runs nothing and charges nothing: the registers and gas stay as the host wrote them. */
+        st->exit = PVM_EXIT_PANIC;
+        st->exit_arg = 0;
+        st->instructions = 0;
         return NUB_STATUS_OK;
     }
-    run(image, inv, &st);
+    run(image, inv, st);
     return NUB_STATUS_OK;
 }
