@@ -25,6 +25,7 @@ constexpr CapabilityQuery kCapabilities[] = {
     {"userMemory", KVM_CAP_USER_MEMORY, true},        // KVM_SET_USER_MEMORY_REGION
     {"immediateExit", KVM_CAP_IMMEDIATE_EXIT, true},  // race-free kick()
     {"extCpuid", KVM_CAP_EXT_CPUID, true},            // KVM_GET_SUPPORTED_CPUID
+    {"vcpuEvents", KVM_CAP_VCPU_EVENTS, true},        // snapshots restore pending exceptions
     {"syncMmu", KVM_CAP_SYNC_MMU, false},
     {"setTssAddr", KVM_CAP_SET_TSS_ADDR, false},
     {"readonlyMem", KVM_CAP_READONLY_MEM, false},

@@ -232,7 +232,8 @@ kvm_fpu Vcpu::GetFpu() const {
 void Vcpu::SetFpu(const kvm_fpu& fpu) const { NUB_IOCTL(fd_, KVM_SET_FPU, &fpu); }
 
 VcpuState Vcpu::SaveState() const {
-  VcpuState state{GetRegs(), GetSregs(), GetFpu()};
+  VcpuState state{GetRegs(), GetSregs(), GetFpu(), {}};
+  NUB_IOCTL(fd_, KVM_GET_VCPU_EVENTS, &state.events);
   // KVM_GET_FPU reports MXCSR as 0; restoring that would unmask every SSE exception.
   if (state.fpu.mxcsr == 0) state.fpu.mxcsr = kMxcsrDefault;
   return state;
@@ -242,6 +243,7 @@ void Vcpu::LoadState(const VcpuState& state) const {
   SetSregs(state.sregs);
   SetRegs(state.regs);
   SetFpu(state.fpu);
+  NUB_IOCTL(fd_, KVM_SET_VCPU_EVENTS, &state.events);
 }
 
 }  // namespace nub

@@ -48,6 +48,9 @@ struct VcpuState {
   kvm_regs regs;
   kvm_sregs sregs;
   kvm_fpu fpu;
+  // Pending/injected exceptions and interrupts: a vCPU stopped by a kick in the middle of
+  // delivering an exception would otherwise deliver it again after a restore.
+  kvm_vcpu_events events;
 };
 
 class Vcpu {

@@ -62,7 +62,7 @@ describeKvm('native addon', function () {
   it('reports KVM API 12 and the capabilities nub relies on', () => {
     const info = kvmInfo();
     assert.equal(info.apiVersion, 12);
-    for (const cap of ['userMemory', 'immediateExit', 'extCpuid']) assert.ok(info.capabilities[cap]! > 0, cap);
+    for (const cap of ['userMemory', 'immediateExit', 'extCpuid', 'vcpuEvents']) assert.ok(info.capabilities[cap]! > 0, cap);
     assert.ok(info.vcpuMmapSize >= binding().kvmRunLayout.size!);
   });
 
