@@ -6,6 +6,13 @@
  */
 #include "internal.h"
 
+/*
+ * Every guest instruction is slow (docs/sandbox.md), so the per-instruction decode path is
+ * forced inline into pvm_prepare: the decoded record then lives in registers, not in a
+ * 48-byte struct returned through memory.
+ */
+#define DECODE_INLINE static inline __attribute__((always_inline))
+
 #define PVM_CAT_(a, b) a##b
 #define PVM_CAT(a, b) PVM_CAT_(a, b)
 
@@ -46,11 +53,11 @@ struct decoded {
 };
 
 /* RV64E has x0..x15, minus x3 (gp) and x4 (tp). */
-static int legal_register(uint32_t x) {
+static inline int legal_register(uint32_t x) {
     return x <= 15 && x != 3 && x != 4;
 }
 
-static struct decoded make(enum pvm_mnemonic m, uint32_t length, uint32_t rd, uint32_t rs1, uint32_t rs2, int64_t imm) {
+DECODE_INLINE struct decoded make(enum pvm_mnemonic m, uint32_t length, uint32_t rd, uint32_t rs1, uint32_t rs2, int64_t imm) {
     uint8_t form = mnemonic_info[m].form;
     struct decoded d = {
         .mnemonic = m, .length = length,
@@ -67,18 +74,18 @@ static struct decoded make(enum pvm_mnemonic m, uint32_t length, uint32_t rd, ui
     return d;
 }
 
-static struct decoded illegal(uint32_t length) {
+DECODE_INLINE struct decoded illegal(uint32_t length) {
     struct decoded d = {.mnemonic = M_ILLEGAL, .length = length, .illegal = 1, .terminator = 1, .gas = mnemonic_info[M_ILLEGAL].gas};
     return d;
 }
 
 /* Bits hi..lo of x, unsigned. */
-static uint32_t bits(uint32_t x, unsigned hi, unsigned lo) {
+static inline uint32_t bits(uint32_t x, unsigned hi, unsigned lo) {
     return (x >> lo) & ((1u << (hi - lo + 1)) - 1);
 }
 
 /* Sign-extends the low `width` bits of x. */
-static int64_t sext(uint32_t x, unsigned width) {
+static inline int64_t sext(uint32_t x, unsigned width) {
     uint64_t m = (uint64_t)1 << (width - 1);
     uint64_t v = x & ((m << 1) - 1);
     return (int64_t)((v ^ m) - m);
@@ -121,7 +128,7 @@ static enum pvm_mnemonic op32_r(uint32_t f7, uint32_t f3) {
     }
 }
 
-static struct decoded decode32(uint32_t w) {
+DECODE_INLINE struct decoded decode32(uint32_t w) {
     uint32_t opcode = w & 0x7f, rd = bits(w, 11, 7), f3 = bits(w, 14, 12);
     uint32_t rs1 = bits(w, 19, 15), rs2 = bits(w, 24, 20), f7 = w >> 25, f6 = w >> 26, f12 = w >> 20;
     int64_t imm_i = sext(w >> 20, 12);
@@ -199,51 +206,54 @@ static struct decoded decode32(uint32_t w) {
     return m == NO_M ? illegal(4) : make(m, 4, rd, rs1, rs2, imm);
 }
 
-static struct decoded decode16(uint32_t h) {
+DECODE_INLINE struct decoded decode16(uint32_t h) {
     uint32_t quadrant = h & 3, f3 = h >> 13;
-    uint32_t rd_full = bits(h, 11, 7), rs2_full = bits(h, 6, 2);
-    uint32_t rd_prime = 8 + bits(h, 4, 2), rs1_prime = 8 + bits(h, 9, 7);
-    int64_t imm6 = sext((bits(h, 12, 12) << 5) | bits(h, 6, 2), 6);
-    uint32_t shamt6 = (bits(h, 12, 12) << 5) | bits(h, 6, 2);
+    /* Fields as macros: each format extracts only the ones it uses. */
+#define RD_FULL bits(h, 11, 7)
+#define RS2_FULL bits(h, 6, 2)
+#define RD_PRIME (8 + bits(h, 4, 2))
+#define RS1_PRIME (8 + bits(h, 9, 7))
+#define SHAMT6 ((bits(h, 12, 12) << 5) | bits(h, 6, 2))
+#define IMM6 sext(SHAMT6, 6)
     /* Offsets of c.lw/c.sw and c.ld/c.sd. */
-    uint32_t word_off = (bits(h, 12, 10) << 3) | (bits(h, 6, 6) << 2) | (bits(h, 5, 5) << 6);
-    uint32_t double_off = (bits(h, 12, 10) << 3) | (bits(h, 6, 5) << 6);
+#define WORD_OFF ((bits(h, 12, 10) << 3) | (bits(h, 6, 6) << 2) | (bits(h, 5, 5) << 6))
+#define DOUBLE_OFF ((bits(h, 12, 10) << 3) | (bits(h, 6, 5) << 6))
 #define C(mn, rd, rs1, rs2, im) make((mn), 2, (rd), (rs1), (rs2), (im))
 
     if (quadrant == 0) {
         switch (f3) {
         case 0: { /* c.addi4spn; a zero immediate (and the all-zero halfword) is reserved */
             uint32_t imm = (bits(h, 12, 11) << 4) | (bits(h, 10, 7) << 6) | (bits(h, 6, 6) << 2) | (bits(h, 5, 5) << 3);
-            return imm == 0 ? illegal(2) : C(M_addi, rd_prime, 2, 0, imm);
+            return imm == 0 ? illegal(2) : C(M_addi, RD_PRIME, 2, 0, imm);
         }
-        case 2: return C(M_lw, rd_prime, rs1_prime, 0, word_off);
-        case 3: return C(M_ld, rd_prime, rs1_prime, 0, double_off);
-        case 6: return C(M_sw, 0, rs1_prime, rd_prime, word_off);
-        case 7: return C(M_sd, 0, rs1_prime, rd_prime, double_off);
+        case 2: return C(M_lw, RD_PRIME, RS1_PRIME, 0, WORD_OFF);
+        case 3: return C(M_ld, RD_PRIME, RS1_PRIME, 0, DOUBLE_OFF);
+        case 6: return C(M_sw, 0, RS1_PRIME, RD_PRIME, WORD_OFF);
+        case 7: return C(M_sd, 0, RS1_PRIME, RD_PRIME, DOUBLE_OFF);
         default: return illegal(2);
         }
     }
     if (quadrant == 1) {
         switch (f3) {
-        case 0: return C(M_addi, rd_full, rd_full, 0, imm6); /* c.addi, c.nop and their hints */
-        case 1: return rd_full == 0 ? illegal(2) : C(M_addiw, rd_full, rd_full, 0, imm6);
-        case 2: return C(M_addi, rd_full, 0, 0, imm6); /* c.li */
+        case 0: return C(M_addi, RD_FULL, RD_FULL, 0, IMM6); /* c.addi, c.nop and their hints */
+        case 1: return RD_FULL == 0 ? illegal(2) : C(M_addiw, RD_FULL, RD_FULL, 0, IMM6);
+        case 2: return C(M_addi, RD_FULL, 0, 0, IMM6); /* c.li */
         case 3:
-            if (rd_full == 2) { /* c.addi16sp */
+            if (RD_FULL == 2) { /* c.addi16sp */
                 int64_t imm = sext((bits(h, 12, 12) << 9) | (bits(h, 6, 6) << 4) | (bits(h, 5, 5) << 6) | (bits(h, 4, 3) << 7) | (bits(h, 2, 2) << 5), 10);
                 return imm == 0 ? illegal(2) : C(M_addi, 2, 2, 0, imm);
             }
-            return imm6 == 0 ? illegal(2) : C(M_lui, rd_full, 0, 0, imm6 * 4096); /* c.lui */
+            return IMM6 == 0 ? illegal(2) : C(M_lui, RD_FULL, 0, 0, IMM6 * 4096); /* c.lui */
         case 4: {
-            uint32_t rd = rs1_prime;
+            uint32_t rd = RS1_PRIME;
             switch (bits(h, 11, 10)) {
-            case 0: return C(M_srli, rd, rd, 0, shamt6);
-            case 1: return C(M_srai, rd, rd, 0, shamt6);
-            case 2: return C(M_andi, rd, rd, 0, imm6);
+            case 0: return C(M_srli, rd, rd, 0, SHAMT6);
+            case 1: return C(M_srai, rd, rd, 0, SHAMT6);
+            case 2: return C(M_andi, rd, rd, 0, IMM6);
             default: {
                 static const enum pvm_mnemonic alu[2][4] = {{M_sub, M_xor, M_or, M_and}, {M_subw, M_addw, NO_M, NO_M}};
                 enum pvm_mnemonic m = alu[bits(h, 12, 12)][bits(h, 6, 5)];
-                return m == NO_M ? illegal(2) : C(m, rd, rd, rd_prime, 0);
+                return m == NO_M ? illegal(2) : C(m, rd, rd, RD_PRIME, 0);
             }
             }
         }
@@ -251,40 +261,48 @@ static struct decoded decode16(uint32_t h) {
             return C(M_jal, 0, 0, 0, sext((bits(h, 12, 12) << 11) | (bits(h, 11, 11) << 4) | (bits(h, 10, 9) << 8) | (bits(h, 8, 8) << 10)
                 | (bits(h, 7, 7) << 6) | (bits(h, 6, 6) << 7) | (bits(h, 5, 3) << 1) | (bits(h, 2, 2) << 5), 12));
         default: /* c.beqz, c.bnez */
-            return C(f3 == 6 ? M_beq : M_bne, 0, rs1_prime, 0,
+            return C(f3 == 6 ? M_beq : M_bne, 0, RS1_PRIME, 0,
                 sext((bits(h, 12, 12) << 8) | (bits(h, 11, 10) << 3) | (bits(h, 6, 5) << 6) | (bits(h, 4, 3) << 1) | (bits(h, 2, 2) << 5), 9));
         }
     }
     /* quadrant 2 (quadrant 3 is a 32-bit instruction) */
     switch (f3) {
-    case 0: return C(M_slli, rd_full, rd_full, 0, shamt6);
+    case 0: return C(M_slli, RD_FULL, RD_FULL, 0, SHAMT6);
     case 2: /* c.lwsp */
-        return rd_full == 0 ? illegal(2) : C(M_lw, rd_full, 2, 0, (bits(h, 12, 12) << 5) | (bits(h, 6, 4) << 2) | (bits(h, 3, 2) << 6));
+        return RD_FULL == 0 ? illegal(2) : C(M_lw, RD_FULL, 2, 0, (bits(h, 12, 12) << 5) | (bits(h, 6, 4) << 2) | (bits(h, 3, 2) << 6));
     case 3: /* c.ldsp */
-        return rd_full == 0 ? illegal(2) : C(M_ld, rd_full, 2, 0, (bits(h, 12, 12) << 5) | (bits(h, 6, 5) << 3) | (bits(h, 4, 2) << 6));
+        return RD_FULL == 0 ? illegal(2) : C(M_ld, RD_FULL, 2, 0, (bits(h, 12, 12) << 5) | (bits(h, 6, 5) << 3) | (bits(h, 4, 2) << 6));
     case 4:
         if (bits(h, 12, 12) == 0) {
-            if (rs2_full != 0) return C(M_add, rd_full, 0, rs2_full, 0);             /* c.mv */
-            return rd_full == 0 ? illegal(2) : C(M_jalr, 0, rd_full, 0, 0);         /* c.jr */
+            if (RS2_FULL != 0) return C(M_add, RD_FULL, 0, RS2_FULL, 0);             /* c.mv */
+            return RD_FULL == 0 ? illegal(2) : C(M_jalr, 0, RD_FULL, 0, 0);         /* c.jr */
         }
-        if (rs2_full != 0) return C(M_add, rd_full, rd_full, rs2_full, 0);          /* c.add */
-        return rd_full == 0 ? illegal(2) /* c.ebreak */ : C(M_jalr, 1, rd_full, 0, 0); /* c.jalr */
-    case 6: return C(M_sw, 0, 2, rs2_full, (bits(h, 12, 9) << 2) | (bits(h, 8, 7) << 6)); /* c.swsp */
-    case 7: return C(M_sd, 0, 2, rs2_full, (bits(h, 12, 10) << 3) | (bits(h, 9, 7) << 6)); /* c.sdsp */
+        if (RS2_FULL != 0) return C(M_add, RD_FULL, RD_FULL, RS2_FULL, 0);          /* c.add */
+        return RD_FULL == 0 ? illegal(2) /* c.ebreak */ : C(M_jalr, 1, RD_FULL, 0, 0); /* c.jalr */
+    case 6: return C(M_sw, 0, 2, RS2_FULL, (bits(h, 12, 9) << 2) | (bits(h, 8, 7) << 6)); /* c.swsp */
+    case 7: return C(M_sd, 0, 2, RS2_FULL, (bits(h, 12, 10) << 3) | (bits(h, 9, 7) << 6)); /* c.sdsp */
     default: return illegal(2); /* floating point */
     }
 #undef C
+#undef RD_FULL
+#undef RS2_FULL
+#undef RD_PRIME
+#undef RS1_PRIME
+#undef SHAMT6
+#undef IMM6
+#undef WORD_OFF
+#undef DOUBLE_OFF
 }
 
 /* Length rule: low bits 11 = 4 bytes, else 2; an instruction cut off by the end of the code is illegal. */
-static struct decoded decode_at(const uint8_t *code, uint32_t len, uint32_t offset) {
+DECODE_INLINE struct decoded decode_at(const uint8_t *code, uint32_t len, uint32_t offset) {
     uint32_t length = (code[offset] & 3) == 3 ? 4 : 2;
     if (len - offset < length) return illegal(length);
     if (length == 2) return decode16((uint32_t)code[offset] | (uint32_t)code[offset + 1] << 8);
     return decode32((uint32_t)code[offset] | (uint32_t)code[offset + 1] << 8 | (uint32_t)code[offset + 2] << 16 | (uint32_t)code[offset + 3] << 24);
 }
 
-static enum pvm_handler handler_of(const struct decoded *d) {
+static inline enum pvm_handler handler_of(const struct decoded *d) {
     static const uint8_t handlers[] = {
         [M_lui] = PVM_H_LI, [M_auipc] = PVM_H_LI, [M_jal] = PVM_H_JAL, [M_jalr] = PVM_H_JALR,
         [M_beq] = PVM_H_BEQ, [M_bne] = PVM_H_BNE, [M_blt] = PVM_H_BLT, [M_bge] = PVM_H_BGE,
