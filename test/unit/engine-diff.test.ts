@@ -10,6 +10,7 @@ import { admitImage } from '../../lib/image/index.js';
 import { CODE_BASE, DATA_BASE, Exit, PAGE_SIZE } from '../../lib/machine/abi.js';
 import { invokeLocal, isBlockStart, prepareProgram, runMachine, type MappingSpec } from '../../lib/machine/index.js';
 import { exampleImages, exampleInput, harnessBuilt, runEngine, type EngineInput, type EngineResult } from './engine-harness.js';
+import { SeededRandom } from './seeded-random.js';
 
 // ---- a tiny RV64 assembler (the encodings of the RISC-V ISA manual) ----
 
@@ -38,25 +39,8 @@ function li32(rd: number, value: number): number[] {
 
 // ---- seeded randomness ----
 
-/** mulberry32: small consecutive seeds give unrelated streams. */
-function rng(seed: number) {
-  let s = seed >>> 0;
-  const next = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-  const int = (n: number) => next() % n;
-  return {
-    next,
-    int,
-    pick: <T>(xs: readonly T[]): T => xs[int(xs.length)],
-    chance: (p: number) => next() / 2 ** 32 < p,
-    u64: (): bigint => (BigInt(next()) << 32n) | BigInt(next()),
-  };
-}
-type Rng = ReturnType<typeof rng>;
+type Rng = SeededRandom;
+const rng = (seed: number): Rng => new SeededRandom(seed);
 
 const LEGAL = [0, 1, 2, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
 const ILLEGAL_REGS = [3, 4, 16, 17, 20, 31];
@@ -88,7 +72,7 @@ const RO_START = DATA_BASE;
 const RW_START = DATA_BASE + PAGE_SIZE; // adjacent to the read-only page: straddling accesses mix permissions
 const TOP_START = 2 ** 32 - 2 * PAGE_SIZE; // an access may wrap from here to address 0 (mapped in half the cases)
 function layout(r: Rng): MappingSpec[] {
-  const content = (n: number) => Uint8Array.from({ length: n }, () => r.int(256));
+  const content = (n: number) => Uint8Array.from({ length: n }, () => r.below(256));
   const mappings = [
     { start: RO_START, size: PAGE_SIZE, writable: false, content: content(PAGE_SIZE) },
     { start: RW_START, size: 2 * PAGE_SIZE, writable: true, content: content(PAGE_SIZE + 100) },
@@ -100,16 +84,16 @@ function layout(r: Rng): MappingSpec[] {
 
 /** An address worth touching: inside, at the edges of and outside every region (safe: inside the writable page). */
 function interestingAddress(r: Rng, codeLength: number, style: Style): number {
-  switch (style.safe ? 1 : r.int(12)) {
-    case 0: return RO_START + r.int(PAGE_SIZE);
-    case 1: case 9: case 10: case 11: return RW_START + r.int(2 * PAGE_SIZE - 16);
-    case 2: return RW_START - 1 - r.int(8); // read-only / writable straddle
-    case 3: return RW_START + 2 * PAGE_SIZE - 1 - r.int(8); // writable / unmapped straddle
-    case 4: return CODE_BASE + r.int(codeLength + PAGE_SIZE);
-    case 5: return (2 ** 32 - 1 - r.int(8)) >>> 0; // wraps to 0
-    case 6: return TOP_START + r.int(2 * PAGE_SIZE);
-    case 7: return TOP_START + PAGE_SIZE - 4 + r.int(8); // page boundary inside one mapping
-    default: return r.next();
+  switch (style.safe ? 1 : r.below(12)) {
+    case 0: return RO_START + r.below(PAGE_SIZE);
+    case 1: case 9: case 10: case 11: return RW_START + r.below(2 * PAGE_SIZE - 16);
+    case 2: return RW_START - 1 - r.below(8); // read-only / writable straddle
+    case 3: return RW_START + 2 * PAGE_SIZE - 1 - r.below(8); // writable / unmapped straddle
+    case 4: return CODE_BASE + r.below(codeLength + PAGE_SIZE);
+    case 5: return (2 ** 32 - 1 - r.below(8)) >>> 0; // wraps to 0
+    case 6: return TOP_START + r.below(2 * PAGE_SIZE);
+    case 7: return TOP_START + PAGE_SIZE - 4 + r.below(8); // page boundary inside one mapping
+    default: return r.u32();
   }
 }
 
@@ -137,7 +121,7 @@ function reg(r: Rng, style: Style): number {
 }
 
 function randomItem(r: Rng, codeLength: number, style: Style): Item {
-  const roll = r.int(1000);
+  const roll = r.below(1000);
   const rd = () => r.pick(SCRATCH);
   if (roll < 300) { // OP / OP-32
     const op32 = r.chance(0.3);
@@ -145,20 +129,20 @@ function randomItem(r: Rng, codeLength: number, style: Style): Item {
     return { halves: words(R(f7, reg(r, style), reg(r, style), f3, rd(), op32 ? 0x3b : 0x33)) };
   }
   if (roll < 450) { // OP-IMM, OP-IMM-32
-    switch (r.int(5)) {
-      case 0: return { halves: words(I(r.int(4096), reg(r, style), r.pick([0, 2, 3, 4, 6, 7]), rd(), 0x13)) };
-      case 1: { const [f6, f3] = r.pick(SHIFT_IMM); return { halves: words(I((f6 << 6) | r.int(64), reg(r, style), f3, rd(), 0x13)) }; }
+    switch (r.below(5)) {
+      case 0: return { halves: words(I(r.below(4096), reg(r, style), r.pick([0, 2, 3, 4, 6, 7]), rd(), 0x13)) };
+      case 1: { const [f6, f3] = r.pick(SHIFT_IMM); return { halves: words(I((f6 << 6) | r.below(64), reg(r, style), f3, rd(), 0x13)) }; }
       case 2: { const [f12, f3, op] = r.pick(UNARY); return { halves: words(I(f12, reg(r, style), f3, rd(), op)) }; }
-      case 3: { const [f7, f3] = r.pick(SHIFT_IMM_W); return { halves: words(I((f7 << 5) | r.int(32), reg(r, style), f3, rd(), 0x1b)) }; }
-      default: return { halves: words(r.chance(0.5) ? I(r.int(4096), reg(r, style), 0, rd(), 0x1b) : I((0x02 << 6) | r.int(64), reg(r, style), 1, rd(), 0x1b)) };
+      case 3: { const [f7, f3] = r.pick(SHIFT_IMM_W); return { halves: words(I((f7 << 5) | r.below(32), reg(r, style), f3, rd(), 0x1b)) }; }
+      default: return { halves: words(r.chance(0.5) ? I(r.below(4096), reg(r, style), 0, rd(), 0x1b) : I((0x02 << 6) | r.below(64), reg(r, style), 1, rd(), 0x1b)) };
     }
   }
-  if (roll < 490) return { halves: words(U(r.next(), rd(), r.pick([0x37, 0x17]))) }; // lui, auipc
-  if (roll < 510 && !style.safe) return { halves: [[(r.next() & 0xfffc) | r.int(3)]] }; // any compressed halfword
+  if (roll < 490) return { halves: words(U(r.u32(), rd(), r.pick([0x37, 0x17]))) }; // lui, auipc
+  if (roll < 510 && !style.safe) return { halves: [[(r.u32() & 0xfffc) | r.below(3)]] }; // any compressed halfword
   if (roll < 700) { // load or store at an interesting address
     const base = r.pick([5, 6, 7, 8, 9]);
-    const imm = r.int(16) - 8;
-    const access = r.chance(0.5) ? I(imm, base, r.int(7), rd(), 0x03) : S(imm, reg(r, style), base, r.int(4), 0x23);
+    const imm = r.below(16) - 8;
+    const access = r.chance(0.5) ? I(imm, base, r.below(7), rd(), 0x03) : S(imm, reg(r, style), base, r.below(4), 0x23);
     return { halves: words(...li32(base, interestingAddress(r, codeLength, style) - imm), access) };
   }
   if (roll < 820) { // branch
@@ -184,8 +168,8 @@ function randomItem(r: Rng, codeLength: number, style: Style): Item {
   }
   if (roll < 945) return { halves: words(ecalli(style.safe ? 0 : r.pick([0, 64, 100, 2047, 1, 63, -1, -2048]))) };
   if (roll < 965) return { halves: words(r.pick(style.safe ? [FALLTHROUGH] : [TRAP, ECALL_JAR, FALLTHROUGH, FALLTHROUGH, FALLTHROUGH, 0x0000000f, 0x0000100f])) };
-  if (roll < 975 && !style.safe) return { halves: words((r.next() | 3) >>> 0) }; // any 32-bit word
-  return { halves: words(style.safe ? FALLTHROUGH : R(r.pick([0x01, 0x00]), reg(r, style), reg(r, style), r.int(8), rd(), 0x3b)) };
+  if (roll < 975 && !style.safe) return { halves: words((r.u32() | 3) >>> 0) }; // any 32-bit word
+  return { halves: words(style.safe ? FALLTHROUGH : R(r.pick([0x01, 0x00]), reg(r, style), reg(r, style), r.below(8), rd(), 0x3b)) };
 }
 
 /** Keeps a pc-relative offset encodable; out-of-range targets become the encodable extreme (still a test). */
@@ -210,7 +194,7 @@ function assemble(items: Item[]): { code: Uint8Array; starts: number[] } {
 function randomCase(seed: number): EngineInput {
   const r = rng(seed);
   const style: Style = { safe: r.chance(0.5) };
-  const count = 5 + r.int(60);
+  const count = 5 + r.below(60);
   const items: Item[] = [];
   for (let i = 0; i < count; i++) items.push(randomItem(r, count * 6, style));
   if (r.chance(0.8)) items.push({ halves: words(ecalli(0)) });
@@ -221,21 +205,21 @@ function randomCase(seed: number): EngineInput {
   const boundaries = program.instructions.map((inst) => inst.offset);
   const blockStarts = boundaries.filter((o) => isBlockStart(program, o));
   const pick: TargetPicker = (kind) => {
-    const roll = r.int(100);
+    const roll = r.below(100);
     if (roll < 92 || style.safe) return kind === 'dynamic' ? r.pick(blockStarts) : r.pick(boundaries);
-    if (roll < 96) return r.pick(boundaries) + 1 + r.int(2); // mid-instruction or odd
-    if (roll < 98) return code.length + 2 * r.int(4); // past the end
-    return -2 - 2 * r.int(8); // before the start
+    if (roll < 96) return r.pick(boundaries) + 1 + r.below(2); // mid-instruction or odd
+    if (roll < 98) return code.length + 2 * r.below(4); // past the end
+    return -2 - 2 * r.below(8); // before the start
   };
   for (const [i, item] of items.entries()) if (item.resolve) item.halves = item.resolve(starts[i], pick);
   ({ code, starts } = assemble(items));
 
   const regs = Array.from({ length: 13 }, (_, i) => {
     if (i === 1) return BigInt(RW_START + PAGE_SIZE); // sp, for the compressed sp-relative forms
-    return r.chance(0.3) ? BigInt.asUintN(64, r.pick(EDGE_VALUES)) : r.chance(0.5) ? r.u64() : BigInt(r.int(1 << 16));
+    return r.chance(0.3) ? BigInt.asUintN(64, r.pick(EDGE_VALUES)) : r.chance(0.5) ? r.u64() : BigInt(r.below(1 << 16));
   });
-  const entry = style.safe ? 0 : r.chance(0.02) ? r.int(code.length + 4) : r.chance(0.2) ? r.pick(blockStarts) : 0;
-  return { code, mappings: layout(r), entry, regs, gas: BigInt(r.chance(0.1) ? r.int(200) : 5000 + r.int(200_000)) };
+  const entry = style.safe ? 0 : r.chance(0.02) ? r.below(code.length + 4) : r.chance(0.2) ? r.pick(blockStarts) : 0;
+  return { code, mappings: layout(r), entry, regs, gas: BigInt(r.chance(0.1) ? r.below(200) : 5000 + r.below(200_000)) };
 }
 
 /** The fields both engines must agree on (`instructions` too: both count completed instructions alike). */

@@ -28,6 +28,16 @@ export class SeededRandom {
     return items[this.below(items.length)]!;
   }
 
+  /** True with probability `p`. */
+  chance(p: number): boolean {
+    return this.u32() / 2 ** 32 < p;
+  }
+
+  /** Uniform u64. */
+  u64(): bigint {
+    return (BigInt(this.u32()) << 32n) | BigInt(this.u32());
+  }
+
   bytes(n: number): Uint8Array {
     const out = new Uint8Array(n);
     for (let i = 0; i < n; i++) out[i] = this.u32() & 0xff;
