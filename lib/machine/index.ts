@@ -9,7 +9,7 @@ export { disassemble, registerName } from './disasm.js';
 export { prepareProgram, isBlockStart, gasFrom, type Program } from './program.js';
 export type { MappingSpec } from './memory.js';
 export {
-  runMachine, invokeLocal, imageDataResolver, programOf, phiToX,
+  runMachine, invokeLocal, endpointInput, imageDataResolver, programOf, phiToX,
   type MachineInput, type InvokeResult, type InvokeOptions, type HostCall, type MemoryView, type DataResolver,
 } from './invoke.js';
 export { localEngine, type Engine } from './engine.js';

@@ -165,10 +165,21 @@ export interface InvokeOptions {
  * is the admitted image (its own Data caps back the mappings) or a resolver.
  */
 export function invokeLocal(imageCap: ImageCap, data: AdmittedImage | DataResolver, endpointKey: KeyLike, opts: InvokeOptions): InvokeResult {
+  return runMachine({ ...endpointInput(imageCap, data, endpointKey, opts.args), gas: opts.gas, hostCall: opts.hostCall });
+}
+
+/**
+ * The machine input of a call to `endpointKey` (all but gas and host calls): the
+ * pre-decoded program, the image's mappings, the entry and the registers with the
+ * arguments in φ7..φ10. What `invokeLocal` runs, and what a differential test feeds
+ * another engine.
+ */
+export function endpointInput(
+  imageCap: ImageCap, data: AdmittedImage | DataResolver, endpointKey: KeyLike, args: readonly (bigint | number)[] = [],
+): Omit<MachineInput, 'gas' | 'hostCall'> & { program: Program; entry: bigint; regs: bigint[] } {
   const key = toKey(endpointKey);
   const endpoint = imageCap.endpoints.find((e) => keysEqual(e.key, key));
   if (endpoint === undefined) throw new NubError('Machine.NoSuchEndpoint', `the image has no endpoint [${Array.from(key).join(',')}]`);
-  const args = opts.args ?? [];
   if (args.length > 4) throw new NubError('Machine.TooManyArgs', `${args.length} arguments given; at most 4 go to φ7..φ10`);
 
   const resolve = typeof data === 'function' ? data : imageDataResolver(data);
@@ -185,5 +196,5 @@ export function invokeLocal(imageCap: ImageCap, data: AdmittedImage | DataResolv
 
   const regs: bigint[] = endpoint.initialRegs.slice(0, NUM_REGS);
   args.forEach((v, i) => { regs[7 + i] = toU64(v, `argument ${i}`); });
-  return runMachine({ program: programOf(imageCap), mappings, entry: endpoint.entryPc, regs, gas: opts.gas, hostCall: opts.hostCall });
+  return { program: programOf(imageCap), mappings, entry: endpoint.entryPc, regs };
 }

@@ -8,10 +8,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EngineMapping, EngineRequest, EngineResponse, HarnessMagic } from '../../lib/abi/engine-harness-abi.js';
-import { keysEqual, toKey } from '../../lib/caps/index.js';
-import { mappingIsPinned, type AdmittedImage } from '../../lib/image/index.js';
+import type { AdmittedImage } from '../../lib/image/index.js';
 import { CODE_BASE, NUM_REGS } from '../../lib/machine/abi.js';
-import { imageDataResolver, type MappingSpec } from '../../lib/machine/index.js';
+import { endpointInput, type MappingSpec } from '../../lib/machine/index.js';
 
 /** Compiled into <dist>/test/unit/, so the checkout is three levels up. */
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -126,18 +125,8 @@ export function exampleImages(): { path: string; expected: { cases: ExampleCase[
   });
 }
 
-/** The machine input `invokeLocal` runs for an endpoint call: its registers, arguments and the image's mappings. */
+/** The machine input `invokeLocal` runs for an endpoint call, in the harness's terms (the code, not the pre-decoded program). */
 export function exampleInput(admitted: AdmittedImage, endpointKey: number, args: bigint[], gas: bigint): EngineInput {
-  const cap = admitted.imageCap;
-  const endpoint = cap.endpoints.find((e) => keysEqual(e.key, toKey(endpointKey)));
-  if (!endpoint) throw new Error(`no endpoint ${endpointKey}`);
-  const resolve = imageDataResolver(admitted);
-  const mappings = cap.mappings.map((m) => {
-    const size = Number(m.size);
-    const content = resolve(m.source)!.bytes();
-    return { start: Number(m.start), size, writable: !mappingIsPinned(cap, m.start), content: content.subarray(0, Math.min(size, content.length)) };
-  });
-  const regs = endpoint.initialRegs.slice(0, NUM_REGS);
-  args.forEach((v, i) => { regs[7 + i] = v; });
-  return { code: cap.code, mappings, entry: Number(endpoint.entryPc), regs, gas };
+  const { mappings, entry, regs } = endpointInput(admitted.imageCap, admitted, endpointKey, args);
+  return { code: admitted.imageCap.code, mappings, entry: Number(entry), regs, gas };
 }
