@@ -23,6 +23,8 @@
 #define NUB_KERNEL_GPA 0x100000u
 #define NUB_KERNEL_STACK_SIZE 0x10000u
 #define NUB_MIN_MEMORY_SIZE 0x400000u
+#define NUB_CODE_ARENA_SIZE 0x100000u
+#define NUB_CODE_ALIAS_VA 0x2000000000ULL
 
 /* I/O ports the guest writes to signal the host. */
 #define NUB_PORT_DOORBELL 0x10u
@@ -32,7 +34,7 @@
 
 /* Boot-info identification. */
 #define NUB_BOOT_INFO_MAGIC 0x31544f4f4242554eULL
-#define NUB_BOOT_INFO_LAYOUT_VERSION 0x1u
+#define NUB_BOOT_INFO_LAYOUT_VERSION 0x2u
 #define NUB_BOOT_DIRECTORY_LAYOUT_ID 0x44495231u
 #define NUB_BOOT_KERNEL_HEADER_MAGIC 0x314e52454b42554eULL
 
@@ -54,6 +56,9 @@
 #define NUB_SELFTEST_PAGE_FAULT 0x2u
 #define NUB_SELFTEST_INVALID_OPCODE 0x3u
 #define NUB_SELFTEST_STACK_OVERFLOW 0x4u
+#define NUB_SELFTEST_WRITE_PAGE_TABLES 0x5u
+#define NUB_SELFTEST_WRITE_TEXT 0x6u
+#define NUB_SELFTEST_PRIVILEGED_INSTRUCTION 0x7u
 
 /* Mailbox response status. */
 #define NUB_STATUS_OK 0x0u
@@ -82,8 +87,11 @@ struct nub_kernel_header {
     uint64_t stack_guard_va;
     uint64_t stack_top_va;
     uint64_t exception_stubs_va;
+    uint64_t supervisor_start_va;
+    uint64_t supervisor_end_va;
+    uint64_t readonly_end_va;
 };
-_Static_assert(sizeof(struct nub_kernel_header) == 56, "nub_kernel_header size");
+_Static_assert(sizeof(struct nub_kernel_header) == 80, "nub_kernel_header size");
 _Static_assert(offsetof(struct nub_kernel_header, magic) == 0, "nub_kernel_header.magic offset");
 _Static_assert(offsetof(struct nub_kernel_header, layout_version) == 8, "nub_kernel_header.layout_version offset");
 _Static_assert(offsetof(struct nub_kernel_header, _pad0) == 12, "nub_kernel_header._pad0 offset");
@@ -92,6 +100,9 @@ _Static_assert(offsetof(struct nub_kernel_header, load_end_va) == 24, "nub_kerne
 _Static_assert(offsetof(struct nub_kernel_header, stack_guard_va) == 32, "nub_kernel_header.stack_guard_va offset");
 _Static_assert(offsetof(struct nub_kernel_header, stack_top_va) == 40, "nub_kernel_header.stack_top_va offset");
 _Static_assert(offsetof(struct nub_kernel_header, exception_stubs_va) == 48, "nub_kernel_header.exception_stubs_va offset");
+_Static_assert(offsetof(struct nub_kernel_header, supervisor_start_va) == 56, "nub_kernel_header.supervisor_start_va offset");
+_Static_assert(offsetof(struct nub_kernel_header, supervisor_end_va) == 64, "nub_kernel_header.supervisor_end_va offset");
+_Static_assert(offsetof(struct nub_kernel_header, readonly_end_va) == 72, "nub_kernel_header.readonly_end_va offset");
 
 /* What the guest tells the host about itself after boot. */
 struct nub_boot_info {

@@ -1,7 +1,8 @@
 /*
  * The guest's only assembly: the entry point and the exception stubs.
- * The host enters at _start in 64-bit mode with RSP and RDI already set
- * (see lib/abi/guest-abi.ts, "Entry").
+ * The host enters at _start in 64-bit mode at CPL3 with RSP and RDI already set
+ * (see lib/abi/guest-abi.ts, "Entry"). The stubs are the only CPL0 code besides
+ * trap.c: they live in .text.supervisor, which ring 3 can neither read nor run.
  */
 #if !defined(__x86_64__)
 #error "the nub guest kernel runs in x86-64 long mode"
@@ -12,8 +13,7 @@
 _start:
     xor %ebp, %ebp              /* end of the frame-pointer chain */
     call nub_kernel_main        /* RDI = memory size; never returns */
-1:  hlt
-    jmp 1b
+    ud2                         /* (hlt is privileged at CPL3) */
 
 /*
  * The host restarts the vCPU here after stopping an invoke part-way (BootInfo.resume_va):
@@ -23,8 +23,7 @@ _start:
 nub_resume:
     lea __stack_top(%rip), %rsp
     call call_loop_resume
-2:  hlt
-    jmp 2b
+    ud2
 
 /*
  * One stub per exception vector. The CPU pushes an error code for some vectors
@@ -32,7 +31,7 @@ nub_resume:
  * vector, and hand the frame to C. Exceptions never return (the host abandons a
  * faulted VM), so no registers are preserved.
  */
-    .text
+    .section .text.supervisor, "ax"
     .macro exception_stub vec
 exception_\vec:
     .if !((\vec == 8) || (\vec == 10) || (\vec == 11) || (\vec == 12) || (\vec == 13) || (\vec == 14) || (\vec == 17) || (\vec == 21) || (\vec == 29) || (\vec == 30))

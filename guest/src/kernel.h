@@ -18,11 +18,14 @@
 /* Symbols placed by guest/kernel.ld. */
 extern char _start[];
 extern char __load_end[];
+extern char __supervisor_start[];
+extern char __supervisor_end[];
+extern char __readonly_end[];
 extern char __stack_guard[];
 extern char __stack_top[];
 extern const uint64_t nub_exception_stubs[32]; /* entry.S */
 
-/* arch: the only inline assembly outside entry.S. */
+/* arch: the only inline assembly outside entry.S. read_cr2 is CPL0-only (trap.c). */
 static inline void outb(uint16_t port, uint8_t value) {
     __asm__ volatile("outb %0, %1" : : "a"(value), "Nd"(port) : "memory");
 }
@@ -33,11 +36,6 @@ static inline void signal_host(uint16_t port) {
 static inline uint64_t read_cr2(void) {
     uint64_t v;
     __asm__ volatile("mov %%cr2, %0" : "=r"(v));
-    return v;
-}
-static inline uint64_t read_cr3(void) {
-    uint64_t v;
-    __asm__ volatile("mov %%cr3, %0" : "=r"(v));
     return v;
 }
 /* Keeps the compiler from moving stores across a point the host may observe. */

@@ -3,6 +3,10 @@
  * triple fault. The host builds the IDT from nub_exception_stubs (entry.S) before the
  * first instruction runs, with every gate on the exception stack (TSS IST1), so even
  * a fault during boot or a kernel stack overflow reaches the handler.
+ *
+ * This file is the kernel's only C code that runs at CPL0 (built with
+ * -mgeneral-regs-only: the emulated CPL0 of some hosts has no SSE). It calls nothing,
+ * so it never runs ring-3 code with supervisor rights.
  */
 #include "kernel.h"
 
@@ -22,7 +26,7 @@ struct trap_frame {
  * kept: if this handler itself faults, the nested call just bumps `count` and
  * signals again, touching as little as possible.
  */
-_Noreturn void nub_on_exception(const struct trap_frame *frame) {
+__attribute__((section(".text.supervisor"))) _Noreturn void nub_on_exception(const struct trap_frame *frame) {
     volatile struct nub_fault *record = PHYS(NUB_FAULT_GPA);
     uint64_t count = record->count + 1;
     record->count = count;

@@ -24,15 +24,27 @@
  *               |  heap ... up to memory_size
  *               +--------------------------+
  *
- * Guest-virtual: all of guest-physical memory is mapped at GUEST_VA_BASE + gpa (the
- * kernel's linear map; the kernel is linked there). Virtual addresses below
- * GUEST_VA_BASE are left to the engine (a later issue maps PVM memory there). The
- * null page (GPA 0) and the stack guard page are not mapped, so touching them faults.
+ *               +--------------------------+ memory_size - CODE_ARENA_SIZE: code arena
+ *               |  code arena (engine-generated x86 code)
+ *               +--------------------------+ memory_size
  *
- * Entry: the host starts the vCPU in 64-bit long mode at KernelHeader.entry_va with
- * RSP = stack_top_va, RDI = memory size in bytes, interrupts disabled, the IDT loaded
- * (so exceptions are reported from the first instruction), and guest memory
- * zero-filled outside the kernel image (the guest relies on zeroed bss and heap).
+ * Guest-virtual: all of guest-physical memory is mapped at GUEST_VA_BASE + gpa (the
+ * kernel's linear map; the kernel is linked there), and the code arena a second time
+ * at CODE_ALIAS_VA: writable (never executable) in the linear map, executable (never
+ * writable) at the alias. Virtual addresses below GUEST_VA_BASE are left to the
+ * engine. The null page (GPA 0) and the stack guard page are not mapped.
+ *
+ * Rings (docs/guest.md, "Ring map"): everything the kernel does runs at CPL3 except the
+ * exception handlers (KernelHeader.supervisor_*), which record a fault for the host.
+ * Supervisor-only: the GDT/IDT/TSS page, the fault record, the exception stack, the
+ * page tables, the kernel header and the handlers. The kernel's text and rodata are
+ * read-only, its data, stack, heap and the mailbox writable and never executable.
+ *
+ * Entry: the host starts the vCPU in 64-bit long mode at CPL3 at KernelHeader.entry_va
+ * with RSP = stack_top_va, RDI = memory size in bytes, interrupts disabled, the IDT
+ * loaded (so exceptions are reported from the first instruction), the TSS's I/O bitmap
+ * allowing only the ports a ring-3 kernel uses (DOORBELL, CONSOLE, HOST_CALL), and guest
+ * memory zero-filled outside the kernel image (the guest relies on zeroed bss and heap).
  */
 import { defineConstants, defineStruct } from './struct.js';
 
@@ -61,6 +73,10 @@ export const Layout = defineConstants('NUB', 'Guest memory map and boot paramete
   KERNEL_STACK_SIZE: 0x1_0000,
   /** Smallest guest memory the kernel boots in. */
   MIN_MEMORY_SIZE: 0x40_0000,
+  /** The last bytes of guest memory, kept out of the heap for engine-generated code. */
+  CODE_ARENA_SIZE: 0x10_0000,
+  /** Where ring 3 executes the code arena (read-only there; written through the linear map). */
+  CODE_ALIAS_VA: 0x20_0000_0000n,
 });
 
 /** Port numbers of the guest's `out` instructions; each is one VM exit the host decodes. */
@@ -79,7 +95,7 @@ export const Ports = defineConstants('NUB_PORT', 'I/O ports the guest writes to 
 });
 
 export const BOOT_INFO_MAGIC = 0x3154_4f4f_4242_554en; // "NUBBOOT1" read as little-endian u64
-export const BOOT_INFO_LAYOUT_VERSION = 1;
+export const BOOT_INFO_LAYOUT_VERSION = 2;
 export const DIRECTORY_LAYOUT_ID = 0x4449_5231; // "DIR1"
 
 export const KERNEL_HEADER_MAGIC = 0x314e_5245_4b42_554en; // "NUBKERN1" read as little-endian u64
@@ -110,6 +126,11 @@ export const KernelHeader = defineStruct('nub_kernel_header', 'Header at the sta
   stack_top_va: 'u64',
   /** 32 u64 addresses: the exception stub of each vector, for the IDT the host writes. */
   exception_stubs_va: 'u64',
+  /** [supervisor_start_va, supervisor_end_va): page-aligned CPL0 code (the exception handlers), not user-accessible. */
+  supervisor_start_va: 'u64',
+  supervisor_end_va: 'u64',
+  /** The ring-3 text and rodata end here (page-aligned): read-only before, writable and non-executable after. */
+  readonly_end_va: 'u64',
 });
 
 /** Published by the guest at BOOT_INFO_GPA once it is ready for requests. */
@@ -230,6 +251,12 @@ export const SelftestFault = defineConstants('NUB_SELFTEST', 'Deliberate guest f
   INVALID_OPCODE: 3,
   /** Recurses into the stack guard page: the handler must still run (on its own stack). */
   STACK_OVERFLOW: 4,
+  /** Ring 3 writes its own page tables: they are supervisor-only, so it page-faults. */
+  WRITE_PAGE_TABLES: 5,
+  /** Ring 3 writes its own (read-only) text. */
+  WRITE_TEXT: 6,
+  /** Ring 3 runs a privileged instruction (`hlt`): a general-protection fault. */
+  PRIVILEGED_INSTRUCTION: 7,
 });
 
 export const MailboxStatus = defineConstants('NUB_STATUS', 'Mailbox response status.', {

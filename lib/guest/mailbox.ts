@@ -218,10 +218,14 @@ export class Mailbox {
   /** The fault record, read with bounds checks like any guest-written data. */
   #faultError(): NubError {
     const at = Layout.values.FAULT_GPA;
-    const read = (field: 'vector' | 'error_code' | 'rip' | 'cr2' | 'rsp' | 'count'): bigint => this.#mem.field(FaultRecord, at, field);
+    const read = (field: 'vector' | 'error_code' | 'rip' | 'cs' | 'cr2' | 'rsp' | 'count'): bigint => this.#mem.field(FaultRecord, at, field);
     const vector = Number(read('vector') & 0xffn);
-    const details = { vector, name: EXCEPTION_NAMES[vector] ?? 'reserved', rip: read('rip'), cr2: read('cr2'), errorCode: read('error_code'), rsp: read('rsp'), count: read('count') };
-    return new NubError('GuestFault', `guest kernel exception ${vector} (${details.name}) at rip 0x${details.rip.toString(16)}, cr2 0x${details.cr2.toString(16)}`, {
+    /** The privilege level the fault was raised at: the RPL of the saved CS (3 for the kernel's own work). */
+    const ring = Number(read('cs') & 3n);
+    const details = {
+      vector, name: EXCEPTION_NAMES[vector] ?? 'reserved', ring, rip: read('rip'), cr2: read('cr2'), errorCode: read('error_code'), rsp: read('rsp'), count: read('count'),
+    };
+    return new NubError('GuestFault', `guest kernel exception ${vector} (${details.name}) in ring ${ring} at rip 0x${details.rip.toString(16)}, cr2 0x${details.cr2.toString(16)}`, {
       details,
     });
   }

