@@ -11,7 +11,7 @@ const out = path.join(root, 'bench', 'build');
 mkdirSync(out, { recursive: true });
 const cc = process.env.CC ?? 'cc';
 try {
-  await $({ verbose: false })`${cc} -O2 -Wall -Wextra -std=c11 -o ${path.join(out, 'raw_kvm')} ${path.join(root, 'bench', 'baseline', 'raw_kvm.c')}`;
+  await $({ verbose: false })`${cc} -O2 -Wall -Wextra -std=c11 -pthread -o ${path.join(out, 'raw_kvm')} ${path.join(root, 'bench', 'baseline', 'raw_kvm.c')}`;
 } catch (err) {
   console.error(err.stderr);
   console.error(chalk.red(`nub: building the raw-KVM baseline with ${cc} failed (it needs a C compiler and linux/kvm.h).`));

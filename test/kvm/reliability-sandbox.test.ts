@@ -150,7 +150,9 @@ describeKvm('reliability: sandboxes under abuse', function () {
   });
 
   it('several sandboxes at once in worker_threads each get their own results', async () => {
-    const jobs = [[10, 20, 30], [40, 50, 60], [70, 80, 90]].map((args) => ({ imagePath: FIB, args, rounds: 50 }));
+    const barrier = new Int32Array(new SharedArrayBuffer(8));
+    barrier[1] = 3;
+    const jobs = [[10, 20, 30], [40, 50, 60], [70, 80, 90]].map((args) => ({ imagePath: FIB, args, rounds: 50, barrier }));
     const workerFile = new URL('./reliability-worker.js', import.meta.url);
     const outcomes = await Promise.all(jobs.map((job) => new Promise<{ results: string[]; startedAt: number; endedAt: number }>((resolve, reject) => {
       const worker = new Worker(workerFile, { workerData: job });

@@ -6,12 +6,13 @@ import { parseKernelImage } from '../../lib/guest/boot.js';
 
 const L = Layout.values;
 const KERNEL_VA = Number(L.GUEST_VA_BASE) + L.KERNEL_GPA;
-const IMAGE_SIZE = 0x1234;
 
-type HeaderField = 'magic' | 'layout_version' | 'entry_va' | 'load_end_va' | 'stack_guard_va' | 'stack_top_va' | 'exception_stubs_va';
-/** Where the synthetic image keeps its exception stub table, and where its stubs are. */
+type HeaderField = 'magic' | 'layout_version' | 'entry_va' | 'load_end_va' | 'stack_guard_va' | 'stack_top_va' | 'exception_stubs_va'
+  | 'supervisor_start_va' | 'supervisor_end_va' | 'readonly_end_va';
+/** Where the synthetic image keeps its exception stub table, and where its (supervisor) stubs are: page 1; ring-3 text is page 2. */
 const STUBS_OFFSET = 0x100;
-const STUB_OFFSET = (vector: number) => 0x400 + 16 * vector;
+const STUB_OFFSET = (vector: number) => 0x1000 + 16 * vector;
+const IMAGE_SIZE = 0x3234;
 
 /** A synthetic image: a header laid out like the linker script's, then filler. */
 function image(overrides: Partial<Record<HeaderField, number | bigint>> = {}, size = IMAGE_SIZE): Uint8Array {
@@ -21,11 +22,14 @@ function image(overrides: Partial<Record<HeaderField, number | bigint>> = {}, si
   const fields: Record<HeaderField, number | bigint> = {
     magic: KERNEL_HEADER_MAGIC,
     layout_version: BOOT_INFO_LAYOUT_VERSION,
-    entry_va: KERNEL_VA + KernelHeader.size,
+    entry_va: KERNEL_VA + 0x2000,
     load_end_va: KERNEL_VA + size,
     stack_guard_va: guard,
     stack_top_va: guard + L.PAGE_SIZE + L.KERNEL_STACK_SIZE,
     exception_stubs_va: KERNEL_VA + STUBS_OFFSET,
+    supervisor_start_va: KERNEL_VA + 0x1000,
+    supervisor_end_va: KERNEL_VA + 0x2000,
+    readonly_end_va: KERNEL_VA + 0x3000,
     ...overrides,
   };
   for (const [name, value] of Object.entries(fields)) KernelHeader.set(view, 0, name as HeaderField, value);
@@ -40,7 +44,8 @@ function rejects(bytes: Uint8Array): void {
 describe('kernel image header', () => {
   it('accepts a well-formed image and reports its layout', () => {
     const kernel = parseKernelImage(image());
-    assert.equal(kernel.entryVa, KERNEL_VA + KernelHeader.size);
+    assert.equal(kernel.entryVa, KERNEL_VA + 0x2000);
+    assert.deepEqual([kernel.supervisorStartGpa, kernel.supervisorEndGpa, kernel.readonlyEndGpa], [0x1000, 0x2000, 0x3000].map((o) => L.KERNEL_GPA + o));
     assert.equal(kernel.loadEndGpa, L.KERNEL_GPA + IMAGE_SIZE);
     assert.equal(kernel.stackGuardGpa % L.PAGE_SIZE, 0);
     assert.ok(kernel.stackGuardGpa >= kernel.loadEndGpa);
@@ -74,6 +79,14 @@ describe('kernel image header', () => {
     const bytes = image();
     new DataView(bytes.buffer).setBigUint64(STUBS_OFFSET + 8 * 13, 0x1000n, true);
     rejects(bytes);
+  });
+  it('rejects supervisor / read-only sections that are misaligned, out of order, or do not hold the stubs and the entry', () => {
+    rejects(image({ supervisor_start_va: KERNEL_VA + 0x1008 }));
+    rejects(image({ supervisor_start_va: KERNEL_VA }));
+    rejects(image({ supervisor_end_va: KERNEL_VA + 0x1000 })); // the stubs fall outside
+    rejects(image({ readonly_end_va: KERNEL_VA + 0x1000 }));
+    rejects(image({ entry_va: KERNEL_VA + 0x1000 })); // the entry runs in ring 3, not in the supervisor section
+    rejects(image({ readonly_end_va: KERNEL_VA + 0x8000 }));
   });
   it('rejects a stack that does not follow the image', () => {
     rejects(image({ stack_guard_va: KERNEL_VA }));

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { BOOT_INFO_MAGIC, BootInfo, DirectoryEntry, DirectoryHeader, Layout } from '../../lib/abi/guest-abi.js';
+import { BOOT_INFO_LAYOUT_VERSION, BOOT_INFO_MAGIC, BootInfo, DirectoryEntry, DirectoryHeader, Layout } from '../../lib/abi/guest-abi.js';
 import { CapSelector, DataCap, encodeCap } from '../../lib/caps/index.js';
 import { isNubError } from '../../lib/errors.js';
 import { CAP_HASH_BYTES, GuestCacheReader } from '../../lib/guest/cache-reader.js';
@@ -184,7 +184,7 @@ describe('GuestCacheReader against a lying guest', () => {
 
   it('BadMagic', () => withGuest((g) => setBoot(g, 'magic', 0x1234n), 'BadMagic'));
   it('UnknownLayout (boot info version, directory id in boot info and in the header)', () => {
-    withGuest((g) => setBoot(g, 'layout_version', 2), 'UnknownLayout');
+    withGuest((g) => setBoot(g, 'layout_version', BOOT_INFO_LAYOUT_VERSION + 1), 'UnknownLayout');
     withGuest((g) => setBoot(g, 'directory_layout', 0x4449_5232), 'UnknownLayout');
     withGuest((g) => header(g, 'layout_id', u32le(0)), 'UnknownLayout');
   });
