@@ -281,7 +281,7 @@ export class GuestVm {
 
   /** Drops a kick that arrived after the run it was meant for had already ended. */
   clearPendingKick(): void {
-    if (!this.#gone) new DataView(this.#vm.runState).setUint8(KVM_RUN.immediateExit, 0);
+    if (!this.#gone) new Uint8Array(this.#vm.runState)[KVM_RUN.immediateExit] = 0;
   }
 
   /**

@@ -250,13 +250,16 @@ class InvokeCall {
   start(): void {
     const req = this.#req;
     restoreWritable(this.#guest, req.image);
-    const record = new Uint8Array(Invoke.size);
-    const view = new DataView(record.buffer);
-    Invoke.set(view, 0, 'image_id', req.image.id);
-    Invoke.set(view, 0, 'entry', req.entry);
-    Invoke.set(view, 0, 'gas', req.gas);
-    for (let i = 0; i < NUM_REGS; i++) view.setBigUint64(I.regs + 8 * i, req.regs[i] ?? 0n, true);
-    this.#seq = this.#guest.mailbox.send(MailboxOp.values.INVOKE, [], [record]);
+    // The record is written in place (the payload's first bytes): send() then only sets the header.
+    const mem = this.#guest.memory;
+    mem.check(INVOKE_GPA, Invoke.size);
+    const view = mem.view;
+    view.setUint32(INVOKE_GPA + I.image_id, req.image.id, true);
+    view.setUint32(INVOKE_GPA + I.entry, req.entry, true);
+    view.setBigUint64(INVOKE_GPA + I.gas, req.gas, true);
+    for (let i = 0; i < NUM_REGS; i++) view.setBigUint64(INVOKE_GPA + I.regs + 8 * i, req.regs[i] ?? 0n, true);
+    mem.u8s.fill(0, INVOKE_GPA + I.pc, INVOKE_GPA + Invoke.size); // the outputs and host_reply of the previous call
+    this.#seq = this.#guest.mailbox.send(MailboxOp.values.INVOKE, [], [], Invoke.size);
   }
 
   /** Milliseconds the next entry may take (at least 1 once a deadline is set), or undefined for no limit. */

@@ -10,7 +10,7 @@
  */
 import { FaultRecord, Layout, Mailbox as MailboxLayout, MailboxStatus, Ports } from '../abi/guest-abi.js';
 import { NubError } from '../errors.js';
-import { decodeExit, type VmExit } from '../native/index.js';
+import { decodeExit, KVM_EXIT, KVM_EXIT_IO_OUT, KVM_RUN, KVM_RUN_MIN_SIZE, type VmExit } from '../native/index.js';
 import type { GuestMemory } from './guest-memory.js';
 
 /** The VM operations the mailbox needs (lib/native's Vm has them). */
@@ -58,6 +58,7 @@ export class Mailbox {
   readonly #timeoutMs: number | undefined;
   #seq = 0;
   #poison: NubError | undefined;
+  #runView: DataView | undefined;
 
   /** With `timeoutMs`, a guest entry that takes longer is stopped and poisons the mailbox ('GuestTimeout'). */
   constructor(vm: RunnableVm, mem: GuestMemory, timeoutMs?: number) {
@@ -90,10 +91,14 @@ export class Mailbox {
     return this.result(0);
   }
 
-  /** Writes a request (header, args, payload parts) without entering the guest; returns its sequence number. */
-  send(op: number, args: readonly number[], payload: readonly Uint8Array[] = []): number {
+  /**
+   * Writes a request (header, args, payload parts) without entering the guest; returns its
+   * sequence number. `inPlace` bytes at MAILBOX_PAYLOAD_GPA, already written by the caller,
+   * come before the parts.
+   */
+  send(op: number, args: readonly number[], payload: readonly Uint8Array[] = [], inPlace = 0): number {
     const view = this.#mem.view;
-    let payloadLen = 0;
+    let payloadLen = inPlace;
     for (const part of payload) payloadLen += part.length;
     if (payloadLen > MAILBOX_PAYLOAD_CAPACITY) {
       throw new NubError('PayloadTooLarge', `a request payload holds at most ${MAILBOX_PAYLOAD_CAPACITY} bytes, not ${payloadLen}`);
@@ -108,7 +113,7 @@ export class Mailbox {
     view.setUint32(MAILBOX + M.status, MailboxStatus.values.OK, true); // the guest writes it only on failure
     setU64(view, MAILBOX + M.payload_len, payloadLen);
     for (let i = 0; i < MAILBOX_ARG_COUNT; i++) setU64(view, MAILBOX + M.args + 8 * i, args[i] ?? 0);
-    let at = MAILBOX_PAYLOAD_GPA;
+    let at = MAILBOX_PAYLOAD_GPA + inPlace;
     for (const part of payload) {
       this.#mem.u8s.set(part, at);
       at += part.length;
@@ -172,6 +177,16 @@ export class Mailbox {
   }
 
   #stop(reason: number, interruptible: boolean): GuestStop {
+    // The two stops of every call, read straight from kvm_run; anything else is decoded in full.
+    if (reason === KVM_EXIT.IO) {
+      const state = this.#vm.runState; // detached (length 0) once the VM is closed
+      const run = state.byteLength >= KVM_RUN_MIN_SIZE ? (this.#runView ??= new DataView(state)) : undefined;
+      if (run !== undefined && run.getUint8(KVM_RUN.ioDirection) === KVM_EXIT_IO_OUT) {
+        const port = run.getUint16(KVM_RUN.ioPort, true);
+        if (port === Ports.values.DOORBELL) return 'doorbell';
+        if (port === Ports.values.HOST_CALL) return 'hostCall';
+      }
+    }
     let exit: VmExit;
     try {
       exit = decodeExit(this.#vm, reason);

@@ -28,7 +28,7 @@ export const KVM_RUN = {
 } as const;
 
 /** The fixed part of kvm_run every exit reads (through the end of internal.data). */
-const KVM_RUN_MIN_SIZE = KVM_RUN.internalData + 16 * 8;
+export const KVM_RUN_MIN_SIZE = KVM_RUN.internalData + 16 * 8;
 const INTERNAL_DATA_MAX = 16;
 
 /** KVM_EXIT_* values nub handles. */

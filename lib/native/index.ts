@@ -6,7 +6,7 @@
 import { binding, type Fpu, type KvmInfo, type NativeMemoryFile, type NativeVm, type Regs, type Sregs } from './binding.js';
 
 export type { DescriptorTable, Fpu, KvmInfo, Regs, Segment, Sregs } from './binding.js';
-export { decodeExit, KVM_EXIT, KVM_RUN, type VmExit } from './exits.js';
+export { decodeExit, KVM_EXIT, KVM_EXIT_IO_OUT, KVM_RUN, KVM_RUN_MIN_SIZE, type VmExit } from './exits.js';
 
 export const DEFAULT_KVM_PATH = '/dev/kvm';
 
@@ -88,6 +88,9 @@ export function releaseBuffer(buffer: ArrayBuffer): void {
  */
 export class Vm {
   readonly #native: NativeVm;
+  /** Cached: each native getter is an N-API call, and both are read on every guest exit. */
+  #runState: ArrayBuffer | undefined;
+  #closed = false;
 
   private constructor(native: NativeVm) {
     this.#native = native;
@@ -108,11 +111,11 @@ export class Vm {
 
   /** The vCPU's kvm_run mapping (read exits with decodeExit); detached by close(). */
   get runState(): ArrayBuffer {
-    return this.#native.runState;
+    return (this.#runState ??= this.#native.runState); // fixed for the VM's life; detached (length 0) by close()
   }
 
   get closed(): boolean {
-    return this.#native.closed;
+    return this.#closed;
   }
 
   /**
@@ -221,5 +224,6 @@ export class Vm {
   /** Stops any run, closes every fd, detaches memory and runState. Idempotent. */
   close(): void {
     this.#native.close();
+    this.#closed = true;
   }
 }
