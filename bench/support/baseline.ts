@@ -14,6 +14,13 @@ export interface RawBaseline {
   boot: { createToHltUs: number; teardownUs: number };
   /** One port-I/O exit round trip. */
   io: { nsPerExit: number };
+  /** With `modes`: the same vCPU in 64-bit long mode at CPL0 and CPL3, and the polling handoff. */
+  modes?: {
+    cpl0: { nsPerInsn: number; nsPerExit: number };
+    cpl3: { nsPerInsn: number; nsPerExit: number };
+    /** One request and reply on a shared cache line: two host threads; a host thread and a vCPU spinning at CPL3. */
+    handoff: { threadsNs: number; vcpuNs: number };
+  };
 }
 
 export interface RawBaselineOptions {
@@ -21,6 +28,7 @@ export interface RawBaselineOptions {
   ioBatches: number;
   ioExitsPerBatch: number;
   memorySize: number;
+  modes?: boolean;
 }
 
 /** Runs the C baseline once and returns its medians. */
@@ -28,6 +36,7 @@ export function runRawBaseline(opts: RawBaselineOptions): RawBaseline {
   const binary = path.join(packageRoot(), 'bench', 'build', 'raw_kvm');
   if (!existsSync(binary)) throw new Error(`${binary} is missing: run \`zx scripts/build-baseline.mjs\` first`);
   const args = ['--boot-iterations', opts.bootIterations, '--io-batches', opts.ioBatches, '--io-exits-per-batch', opts.ioExitsPerBatch, '--mem', opts.memorySize];
+  if (opts.modes) args.push('--modes');
   return JSON.parse(execFileSync(binary, args.map(String), { encoding: 'utf8' })) as RawBaseline;
 }
 
