@@ -10,6 +10,7 @@
         "native/memory.cc",
         "native/memory_file.cc",
         "native/pagemap.cc",
+        "native/poller.cc",
         "native/sys_error.cc",
         "native/system.cc",
         "native/vcpu.cc",

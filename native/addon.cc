@@ -15,6 +15,7 @@
 #include "errors.h"
 #include "instance_data.h"
 #include "memory_file.h"
+#include "poller.h"
 #include "system.h"
 #include "vm.h"
 
@@ -38,8 +39,8 @@ Napi::ArrayBuffer ExternalArrayBuffer(Napi::Env env, const std::shared_ptr<Mappi
                                 [](Napi::Env, void*, std::shared_ptr<Mapping>* held) { delete held; }, hold);
 }
 
-int ReadTimeout(const Napi::CallbackInfo& info) {
-  Napi::Value v = info[0];
+int ReadTimeout(const Napi::CallbackInfo& info, size_t index = 0) {
+  Napi::Value v = info[index];
   if (v.IsUndefined()) return Vcpu::kNoTimeout;
   if (v.IsNumber()) {
     double ms = v.As<Napi::Number>().DoubleValue();
@@ -167,6 +168,10 @@ class NativeVm : public Napi::ObjectWrap<NativeVm> {
                            InstanceMethod<&NativeVm::Run>("run"),
                            InstanceMethod<&NativeVm::RunAsync>("runAsync"),
                            InstanceMethod<&NativeVm::Kick>("kick"),
+                           InstanceMethod<&NativeVm::PollRun>("pollRun"),
+                           InstanceMethod<&NativeVm::PollRunAsync>("pollRunAsync"),
+                           InstanceMethod<&NativeVm::ParkPoller>("parkPoller"),
+                           InstanceMethod<&NativeVm::TscKhz>("tscKhz"),
                            InstanceMethod<&NativeVm::GetRegs>("getRegs"),
                            InstanceMethod<&NativeVm::SetRegs>("setRegs"),
                            InstanceMethod<&NativeVm::GetSregs>("getSregs"),
@@ -251,10 +256,93 @@ class NativeVm : public Napi::ObjectWrap<NativeVm> {
   }
   // The vCPU, for calls that must not overlap a runAsync() in flight (they would block
   // the JS thread until the guest exits).
+  // A polling run is parked first (it is only spinning, or idle, between calls).
   Vcpu& IdleVcpu(Napi::Env env) {
     Vm& vm = Open(env);
     if (pending_) throw MakeError(env, "Busy", "a runAsync() on this VM has not settled yet");
+    if (pollPending_) throw MakeError(env, "Busy", "a pollRunAsync() on this VM has not settled yet");
+    if (poller_) poller_->Park();
     return vm.vcpu();
+  }
+
+  // pollRun(seqOffset, seq, doneOffset, want, idlePort, timeoutMs?): see native/poller.h.
+  PollCall ReadPollCall(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto word = [&](size_t i, const char* name) -> uint64_t {
+      double v = info[i].IsNumber() ? info[i].As<Napi::Number>().DoubleValue() : -1;
+      if (!(v >= 0 && v <= 9007199254740991.0 && std::floor(v) == v)) ThrowInvalid(env, name, "expected a non-negative safe integer");
+      return static_cast<uint64_t>(v);
+    };
+    const auto& memory = Open(env).memory();
+    PollCall call{static_cast<uint8_t*>(memory->addr()), memory->size(), word(0, "seqOffset"), word(1, "seq"),
+                  word(2, "doneOffset"), word(3, "want"), 0, ReadTimeout(info, 5)};
+    uint64_t port = word(4, "idlePort");
+    if (port > 0xffff) ThrowInvalid(env, "idlePort", "expected a port number");
+    call.idlePort = static_cast<uint16_t>(port);
+    if (pending_ || pollPending_) throw MakeError(env, "Busy", "a run on this VM has not settled yet");
+    if (!poller_) poller_ = std::make_shared<Poller>(Open(env).vcpu());
+    return call;
+  }
+
+  Napi::Value PollRun(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    PollCall call = ReadPollCall(info);
+    return Napi::Number::New(env, Guarded(env, [&] { return poller_->Call(call); }));
+  }
+
+  // The same spin on a libuv worker thread, so the event loop keeps running.
+  class PollWorker : public Napi::AsyncWorker {
+   public:
+    PollWorker(Napi::Env env, NativeVm* vm, PollCall call)
+        : AsyncWorker(env, "nub.poll"), vm_(vm), poller_(vm->poller_), call_(call), deferred_(Napi::Promise::Deferred::New(env)) {}
+    Napi::Promise Promise() { return deferred_.Promise(); }
+    void Execute() override {
+      try {
+        exitReason_ = poller_->Call(call_);
+      } catch (const SysError& e) {
+        sysError_ = e;
+      } catch (const NubFailure& f) {
+        failure_ = f;
+      }
+    }
+    void OnOK() override {
+      Napi::Env env = Env();
+      vm_->pollPending_ = false;
+      vm_->Unref();
+      if (sysError_) deferred_.Reject(MakeError(env, *sysError_).Value());
+      else if (failure_) deferred_.Reject(MakeError(env, failure_->code, failure_->message).Value());
+      else deferred_.Resolve(Napi::Number::New(env, exitReason_));
+    }
+
+   private:
+    NativeVm* vm_;
+    std::shared_ptr<Poller> poller_;
+    PollCall call_;
+    Napi::Promise::Deferred deferred_;
+    unsigned exitReason_ = 0;
+    std::optional<SysError> sysError_;
+    std::optional<NubFailure> failure_;
+  };
+
+  Napi::Value PollRunAsync(const Napi::CallbackInfo& info) {
+    PollCall call = ReadPollCall(info);
+    auto* worker = new PollWorker(info.Env(), this, call);
+    Napi::Promise promise = worker->Promise();
+    pollPending_ = true;
+    Ref();  // PollWorker uses this object until it settles
+    worker->Queue();
+    return promise;
+  }
+
+  void ParkPoller(const Napi::CallbackInfo& info) {
+    Open(info.Env());
+    if (pollPending_) throw MakeError(info.Env(), "Busy", "a pollRunAsync() on this VM has not settled yet");
+    if (poller_) poller_->Park();
+  }
+
+  Napi::Value TscKhz(const Napi::CallbackInfo& info) {
+    Vcpu& vcpu = Open(info.Env()).vcpu();
+    return Napi::Number::New(info.Env(), Guarded(info.Env(), [&] { return vcpu.TscKhz(); }));
   }
 
   Napi::Value Memory(const Napi::CallbackInfo&) { return memory_.Value(); }
@@ -410,6 +498,8 @@ class NativeVm : public Napi::ObjectWrap<NativeVm> {
       std::lock_guard<std::mutex> lock(gLiveMutex);
       LiveVms().erase(this);
     }
+    if (poller_) poller_->Shutdown();  // a pollRunAsync() in flight ends with 'Closed'
+    poller_.reset();
     if (vm_) vm_->Close();  // joins the vCPU thread: any run in flight has queued OnRunDone
     vm_.reset();
     if (runDone_) runDone_->Release();  // queued OnRunDone calls are still delivered
@@ -423,6 +513,8 @@ class NativeVm : public Napi::ObjectWrap<NativeVm> {
   Napi::Reference<Napi::ArrayBuffer> runState_;
   std::optional<RunDone> runDone_;
   std::optional<Napi::Promise::Deferred> pending_;
+  std::shared_ptr<Poller> poller_;  // shared with a PollWorker, which may outlive close()
+  bool pollPending_ = false;
 };
 
 Napi::Value KvmInfo(const Napi::CallbackInfo& info) {

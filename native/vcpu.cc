@@ -210,6 +210,8 @@ void Vcpu::Close() {
   runState_.reset();
 }
 
+unsigned Vcpu::TscKhz() const { return static_cast<unsigned>(NUB_IOCTL(fd_, KVM_GET_TSC_KHZ, 0)); }
+
 kvm_regs Vcpu::GetRegs() const {
   kvm_regs regs;
   NUB_IOCTL(fd_, KVM_GET_REGS, &regs);

@@ -75,6 +75,10 @@ class Vcpu {
   // Makes a running KVM_RUN return promptly, or the next one return at once when none is
   // running. Safe from any thread.
   void Kick();
+  // Drops a kick that no run consumed (the next run would return at once). Only while no run is in flight.
+  void ClearKick() { run()->immediate_exit = 0; }
+  // The guest TSC's frequency (KVM_GET_TSC_KHZ).
+  unsigned TscKhz() const;
 
   kvm_regs GetRegs() const;
   void SetRegs(const kvm_regs& regs) const;

@@ -195,8 +195,9 @@ struct nub_mailbox {
     uint64_t payload_len;
     uint64_t args[6];
     uint64_t results[6];
+    uint64_t idle_spin_tsc;
 };
-_Static_assert(sizeof(struct nub_mailbox) == 128, "nub_mailbox size");
+_Static_assert(sizeof(struct nub_mailbox) == 136, "nub_mailbox size");
 _Static_assert(offsetof(struct nub_mailbox, seq) == 0, "nub_mailbox.seq offset");
 _Static_assert(offsetof(struct nub_mailbox, done_seq) == 8, "nub_mailbox.done_seq offset");
 _Static_assert(offsetof(struct nub_mailbox, op) == 16, "nub_mailbox.op offset");
@@ -204,6 +205,7 @@ _Static_assert(offsetof(struct nub_mailbox, status) == 20, "nub_mailbox.status o
 _Static_assert(offsetof(struct nub_mailbox, payload_len) == 24, "nub_mailbox.payload_len offset");
 _Static_assert(offsetof(struct nub_mailbox, args) == 32, "nub_mailbox.args offset");
 _Static_assert(offsetof(struct nub_mailbox, results) == 80, "nub_mailbox.results offset");
+_Static_assert(offsetof(struct nub_mailbox, idle_spin_tsc) == 128, "nub_mailbox.idle_spin_tsc offset");
 
 /* One cap of a PUT_CAPS request. */
 struct nub_cap_put {

@@ -80,10 +80,36 @@ static inline void serve(void) {
     mb->done_seq = seq; /* last: the host trusts results only when done_seq matches */
 }
 
+static inline uint64_t rdtsc(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return (uint64_t)hi << 32 | lo;
+}
+
+/*
+ * Polling mode (mb->idle_spin_tsc != 0): wait for the host's next request by watching
+ * `seq`, for at most that many TSC ticks. True when one arrived: serve it without an exit.
+ * The last look after the budget runs out means a request written just before the
+ * doorbell is never missed (and a guest resumed from an old snapshot serves at once).
+ */
+static bool await_request(void) {
+    volatile struct nub_mailbox *mb = PHYS(NUB_MAILBOX_GPA);
+    uint64_t budget = mb->idle_spin_tsc;
+    if (budget == 0) return false;
+    uint64_t start = rdtsc();
+    while (rdtsc() - start < budget) {
+        if (mb->seq != mb->done_seq) return true;
+        __builtin_ia32_pause();
+    }
+    return mb->seq != mb->done_seq;
+}
+
+/* The doorbell says "done, and idle"; the host enters again once it has written a request. */
 _Noreturn void call_loop(void) {
     for (;;) {
         signal_host(NUB_PORT_DOORBELL);
-        serve();
+        do serve();
+        while (await_request());
     }
 }
 
@@ -94,6 +120,7 @@ _Noreturn void call_loop(void) {
  * serve and carry on.
  */
 _Noreturn void call_loop_resume(void) {
-    serve();
+    do serve();
+    while (await_request());
     call_loop();
 }

@@ -282,6 +282,12 @@ export const Mailbox = defineStruct('nub_mailbox', 'Host <-> guest request block
   payload_len: 'u64',
   args: ['u64', 6],
   results: ['u64', 6],
+  /**
+   * Host-written: 0, the guest rings the doorbell (one exit) after every request; else the
+   * guest first spins this many TSC ticks on `seq` for the next request and serves it
+   * without an exit (polling mode, docs/guest.md), ringing only once it has been idle that long.
+   */
+  idle_spin_tsc: 'u64',
 });
 
 export const CapPutLayout = defineConstants('NUB_CAP_PUT', 'Where PUT_CAPS places stored bytes.', {

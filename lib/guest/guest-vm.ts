@@ -10,6 +10,7 @@
  * clears poisoning), `GuestVm.fromSnapshot(snapshot, { vmCache })` to start a guest
  * without booting, and `close()` gives the VM back to that cache.
  */
+import { availableParallelism } from 'node:os';
 import { BootInfo, CapPut, CapPutLayout, Layout, MailboxOp } from '../abi/guest-abi.js';
 import type { FieldType, FieldValue, StructLayout } from '../abi/struct.js';
 import { NubError } from '../errors.js';
@@ -33,6 +34,11 @@ const MAX_KIND = 0xffff_ffff;
 const NO_ARGS: readonly number[] = [];
 const VA_BASE = Number(Layout.values.GUEST_VA_BASE);
 const RFLAGS_RESERVED = 2n; // bit 1 is always set; IF stays clear
+/**
+ * How long a polling guest spins for the next request before it rings the doorbell and
+ * lets its core go: a few exit round trips' worth, so back-to-back calls never exit.
+ */
+export const POLL_IDLE_US = 150;
 /** CapPut records one PUT_CAPS request carries. */
 export const PUT_CAPS_BATCH = Math.floor(MAILBOX_PAYLOAD_CAPACITY / CapPut.size);
 
@@ -53,11 +59,14 @@ export interface GuestVmOptions {
   kvmPath?: string;
   /** Stops the guest (poisoning the VM with 'GuestTimeout') when boot or a call takes longer. Default: no limit. */
   timeoutMs?: number;
+  /** Calls without a VM exit (docs/guest.md, "Polling mode"); needs two cores ('PollingUnavailable'). */
+  polling?: boolean;
 }
 
 export interface GuestFromSnapshotOptions {
   kvmPath?: string;
   timeoutMs?: number;
+  polling?: boolean;
   /** Take the VM from this cache when it has one of the right size, and give it back on close(). */
   vmCache?: VmCache;
 }
@@ -72,9 +81,20 @@ function readStruct<F extends Record<string, FieldType>>(mem: GuestMemory, layou
   return value as StructValue<StructLayout<F>>;
 }
 
+/** The polling guest's idle budget in its own TSC ticks. 'PollingUnavailable' with fewer than two cores. */
+function idleSpinTsc(vm: Vm): number {
+  const cores = availableParallelism();
+  if (cores < 2) {
+    throw new NubError('PollingUnavailable', `polling needs the vCPU and the caller on different cores; this process may use ${cores}. Create the guest without polling`);
+  }
+  return Math.max(1, Math.round(vm.tscKhz() * POLL_IDLE_US / 1000));
+}
+
 export class GuestVm {
   readonly #vm: Vm;
   readonly #timeoutMs: number | undefined;
+  /** TSC ticks a polling guest spins between requests; 0 when not polling. */
+  readonly #idleSpinTsc: number;
   #mailbox: Mailbox;
   /** Where close() puts the VM instead of closing it (guests started from a snapshot). */
   readonly #vmCache: VmCache | undefined;
@@ -88,12 +108,13 @@ export class GuestVm {
   /** Milliseconds from the start of GuestVm.boot (or fromSnapshot) to boot info ready. */
   readonly bootTimeMs: number;
 
-  private constructor(vm: Vm, started: number, timeoutMs: number | undefined, restored?: { vmCache: VmCache | undefined }) {
+  private constructor(vm: Vm, started: number, timeoutMs: number | undefined, polling: boolean | undefined, restored?: { vmCache: VmCache | undefined }) {
     this.#vm = vm;
     this.#timeoutMs = timeoutMs;
+    this.#idleSpinTsc = polling ? idleSpinTsc(vm) : 0;
     this.#vmCache = restored?.vmCache;
     this.memory = new GuestMemory(vm.memory);
-    this.#mailbox = new Mailbox(vm, this.memory, timeoutMs);
+    this.#mailbox = new Mailbox(vm, this.memory, timeoutMs, this.#idleSpinTsc);
     if (restored === undefined) this.#mailbox.awaitBoot();
     this.reader = GuestCacheReader.fromBootInfo(this.memory); // validates magic, layout and directory
     this.#bootInfo = readStruct(this.memory, BootInfo, Layout.values.BOOT_INFO_GPA);
@@ -116,7 +137,7 @@ export class GuestVm {
       throw err;
     }
     try {
-      return new GuestVm(vm, started, options.timeoutMs, { vmCache: options.vmCache });
+      return new GuestVm(vm, started, options.timeoutMs, options.polling, { vmCache: options.vmCache });
     } catch (err) {
       vm.close();
       throw err;
@@ -146,7 +167,7 @@ export class GuestVm {
   restore(snapshot: Snapshot, options?: RestoreOptions): RestoreStats {
     if (this.#gone) throw new NubError('Closed', 'the guest VM is closed');
     const stats = snapshot.restore(this.#vm, options);
-    this.#mailbox = new Mailbox(this.#vm, this.memory, this.#timeoutMs);
+    this.#mailbox = new Mailbox(this.#vm, this.memory, this.#timeoutMs, this.#idleSpinTsc);
     this.reader.invalidate();
     this.#bootInfo = readStruct(this.memory, BootInfo, Layout.values.BOOT_INFO_GPA);
     return stats;
@@ -160,7 +181,7 @@ export class GuestVm {
     const vm = Vm.create({ memorySize, ...(options.kvmPath === undefined ? {} : { kvmPath: options.kvmPath }) });
     try {
       prepareBoot(vm, kernel);
-      return new GuestVm(vm, started, options.timeoutMs);
+      return new GuestVm(vm, started, options.timeoutMs, options.polling);
     } catch (err) {
       vm.close();
       throw err;
@@ -169,6 +190,11 @@ export class GuestVm {
 
   get closed(): boolean {
     return this.#gone;
+  }
+
+  /** Whether calls cross no VM exit (polling mode). */
+  get polling(): boolean {
+    return this.#idleSpinTsc > 0;
   }
 
   /** One round trip through the guest (the mailbox checks the guest finished this very request). */

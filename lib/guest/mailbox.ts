@@ -7,10 +7,15 @@
  * Requests are opcodes over this one mechanism; `call` is send + enter + check. INVOKE
  * uses the parts itself: a host call is one more port (NUB_PORT_HOST_CALL) whose exit
  * the host answers before re-entering, and an invoke may be interrupted (timeout, cancel).
+ *
+ * Polling mode (`idleSpinTsc`): the vCPU stays in the guest between requests, spinning on
+ * `seq`; the host publishes `seq` last and spins on `done_seq` (lib/native Vm.pollRun), so
+ * a request crosses no VM exit. A guest idle for its budget rings the doorbell and the
+ * next request enters it again.
  */
 import { FaultRecord, Layout, Mailbox as MailboxLayout, MailboxStatus, Ports } from '../abi/guest-abi.js';
 import { NubError } from '../errors.js';
-import { decodeExit, KVM_EXIT, KVM_EXIT_IO_OUT, KVM_RUN, KVM_RUN_MIN_SIZE, type VmExit } from '../native/index.js';
+import { decodeExit, KVM_EXIT, KVM_EXIT_IO_OUT, KVM_RUN, KVM_RUN_MIN_SIZE, type PollCall, type VmExit } from '../native/index.js';
 import type { GuestMemory } from './guest-memory.js';
 
 /** The VM operations the mailbox needs (lib/native's Vm has them). */
@@ -18,6 +23,8 @@ export interface RunnableVm {
   readonly runState: ArrayBuffer;
   run(timeoutMs?: number): number;
   runAsync?(timeoutMs?: number): Promise<number>;
+  pollRun?(call: PollCall): number;
+  pollRunAsync?(call: PollCall): Promise<number>;
 }
 
 export const MAILBOX_PAYLOAD_GPA = Layout.values.MAILBOX_GPA + MailboxLayout.size;
@@ -28,6 +35,8 @@ export const MAILBOX_ARG_COUNT = 6;
 const M = MailboxLayout.offsets;
 const MAILBOX = Layout.values.MAILBOX_GPA;
 const TWO_POW_32 = 0x1_0000_0000;
+/** What pollRun returns when the guest answered without an exit (native/poller.h kAnswered). */
+const POLL_ANSWERED = 0xffff_ffff;
 
 const STATUS_CODES: Record<number, string> = {
   [MailboxStatus.values.BAD_OP]: 'GuestBadOp',
@@ -59,12 +68,26 @@ export class Mailbox {
   #seq = 0;
   #poison: NubError | undefined;
   #runView: DataView | undefined;
+  readonly #polling: boolean;
+  /** Polling mode: the sequence number send() wrote everything but, for the next entry to publish. */
+  #unpublished = 0;
 
-  /** With `timeoutMs`, a guest entry that takes longer is stopped and poisons the mailbox ('GuestTimeout'). */
-  constructor(vm: RunnableVm, mem: GuestMemory, timeoutMs?: number) {
+  /**
+   * With `timeoutMs`, a guest entry that takes longer is stopped and poisons the mailbox
+   * ('GuestTimeout'). With `idleSpinTsc` > 0, polling mode (the VM needs pollRun).
+   */
+  constructor(vm: RunnableVm, mem: GuestMemory, timeoutMs?: number, idleSpinTsc = 0) {
     this.#vm = vm;
     this.#mem = mem;
     this.#timeoutMs = timeoutMs;
+    this.#polling = idleSpinTsc > 0;
+    if (this.#polling && (vm.pollRun === undefined || vm.pollRunAsync === undefined)) throw new NubError('Unsupported', 'this VM cannot poll');
+    setU64(mem.view, MAILBOX + M.idle_spin_tsc, idleSpinTsc);
+  }
+
+  /** Whether requests cross no VM exit (polling mode). */
+  get polling(): boolean {
+    return this.#polling;
   }
 
   /** The error that poisoned the mailbox, if one did. */
@@ -74,7 +97,8 @@ export class Mailbox {
 
   /** Runs the freshly prepared VM until the kernel's first doorbell ("booted"). */
   awaitBoot(): void {
-    this.#expectDoorbell(this.enter());
+    this.#throwIfPoisoned();
+    this.#expectDoorbell(this.#stop(this.#runOnce(() => this.#vm.run(this.#timeoutMs)), false));
   }
 
   /**
@@ -108,7 +132,8 @@ export class Mailbox {
     }
     this.#throwIfPoisoned();
     const seq = ++this.#seq;
-    setU64(view, MAILBOX + M.seq, seq);
+    if (this.#polling) this.#unpublished = seq; // published by the poll, after everything else
+    else setU64(view, MAILBOX + M.seq, seq);
     view.setUint32(MAILBOX + M.op, op, true);
     view.setUint32(MAILBOX + M.status, MailboxStatus.values.OK, true); // the guest writes it only on failure
     setU64(view, MAILBOX + M.payload_len, payloadLen);
@@ -128,13 +153,26 @@ export class Mailbox {
    */
   enter(timeoutMs = this.#timeoutMs, interruptible = false): GuestStop {
     this.#throwIfPoisoned();
-    let reason: number;
+    if (this.#polling) return this.#stop(this.#runOnce(() => this.#vm.pollRun!(this.#pollCall(timeoutMs))), interruptible);
+    return this.#stop(this.#runOnce(() => this.#vm.run(timeoutMs)), interruptible);
+  }
+
+  #runOnce(run: () => number): number {
     try {
-      reason = this.#vm.run(timeoutMs);
+      return run();
     } catch (err) {
       throw this.#poisonWith(asNubError(err));
     }
-    return this.#stop(reason, interruptible);
+  }
+
+  /** The next poll: publish the unpublished request (if any) and wait for the latest one. */
+  #pollCall(timeoutMs: number | undefined): PollCall {
+    const call: PollCall = {
+      seqOffset: MAILBOX + M.seq, seq: this.#unpublished, doneOffset: MAILBOX + M.done_seq, want: this.#seq, idlePort: Ports.values.DOORBELL,
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    };
+    this.#unpublished = 0;
+    return call;
   }
 
   /** `enter` on the VM's own thread (lib/native runAsync), so the event loop keeps running; a kick interrupts it. */
@@ -143,7 +181,7 @@ export class Mailbox {
     if (this.#vm.runAsync === undefined) throw new NubError('Unsupported', 'this VM cannot run asynchronously');
     let reason: number;
     try {
-      reason = await this.#vm.runAsync(timeoutMs);
+      reason = await (this.#polling ? this.#vm.pollRunAsync!(this.#pollCall(timeoutMs)) : this.#vm.runAsync(timeoutMs));
     } catch (err) {
       throw this.#poisonWith(asNubError(err));
     }
@@ -177,6 +215,7 @@ export class Mailbox {
   }
 
   #stop(reason: number, interruptible: boolean): GuestStop {
+    if (reason === POLL_ANSWERED) return 'doorbell';
     // The two stops of every call, read straight from kvm_run; anything else is decoded in full.
     if (reason === KVM_EXIT.IO) {
       const state = this.#vm.runState; // detached (length 0) once the VM is closed

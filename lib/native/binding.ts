@@ -57,6 +57,10 @@ export interface NativeVm {
   run(timeoutMs?: number): number;
   runAsync(timeoutMs?: number): Promise<number>;
   kick(): void;
+  pollRun(seqOffset: number, seq: number, doneOffset: number, want: number, idlePort: number, timeoutMs?: number): number;
+  pollRunAsync(seqOffset: number, seq: number, doneOffset: number, want: number, idlePort: number, timeoutMs?: number): Promise<number>;
+  parkPoller(): void;
+  tscKhz(): number;
   getRegs(): Regs;
   setRegs(regs: Regs): void;
   getSregs(): Sregs;

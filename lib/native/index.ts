@@ -86,6 +86,16 @@ export function releaseBuffer(buffer: ArrayBuffer): void {
  * `syscall` and `ioctl`; calls after close() throw code 'Closed'; a register or run call
  * while a runAsync() is in flight throws 'Busy'.
  */
+/** One polled request (Vm.pollRun). */
+export interface PollCall {
+  seqOffset: number;
+  seq: number;
+  doneOffset: number;
+  want: number;
+  idlePort: number;
+  timeoutMs?: number;
+}
+
 export class Vm {
   readonly #native: NativeVm;
   /** Cached: each native getter is an N-API call, and both are read on every guest exit. */
@@ -141,6 +151,36 @@ export class Vm {
    */
   kick(): void {
     this.#native.kick();
+  }
+
+  /**
+   * Polling mode (native/poller.h): stores `call.seq` (unless 0) at `call.seqOffset` of guest
+   * memory, keeps the vCPU running on its own thread, and spins on this thread until the u64
+   * at `call.doneOffset` equals `call.want` (returns 0xffff_ffff; the vCPU goes on running) or a run
+   * stops otherwise (returns its exit reason, as run() would). An `out` to `call.idlePort`
+   * means the guest went idle: it is entered again. Register calls park a polling vCPU first.
+   */
+  pollRun(call: PollCall): number {
+    return this.#native.pollRun(call.seqOffset, call.seq, call.doneOffset, call.want, call.idlePort, call.timeoutMs);
+  }
+
+  /** pollRun on a worker thread, leaving the event loop free. */
+  pollRunAsync(call: PollCall): Promise<number> {
+    try {
+      return this.#native.pollRunAsync(call.seqOffset, call.seq, call.doneOffset, call.want, call.idlePort, call.timeoutMs);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Stops a polling vCPU's spin and waits for it (nothing to do when it is idle). */
+  parkPoller(): void {
+    this.#native.parkPoller();
+  }
+
+  /** The guest TSC's frequency in kHz (for spin budgets the guest measures in TSC ticks). */
+  tscKhz(): number {
+    return this.#native.tscKhz();
   }
 
   getRegs(): Regs {

@@ -1,6 +1,7 @@
 // The Sandbox on engine kvm: the shared API suite, then what only a real guest can do
 // (timeouts and cancellation that kick the vCPU, guest faults, poisoning and reset).
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { MailboxOp, SelftestFault } from '../../lib/abi/guest-abi.js';
 import { Exit } from '../../lib/machine/abi.js';
 import { Sandbox, type LoadedImage } from '../../lib/sandbox/index.js';
@@ -13,12 +14,13 @@ const HUGE_GAS = (1n << 64n) - 1n;
 describeKvm('Sandbox (engine kvm)', function () {
   this.timeout(60_000);
   sandboxSuite('kvm');
+  describe('in polling mode', () => sandboxSuite('kvm', { polling: true }));
 
-  describe('stopping and recovering', () => {
+  for (const polling of [false, true]) describe(`stopping and recovering${polling ? ', polling' : ''}`, () => {
     let sandbox: Sandbox;
     let image: LoadedImage;
     beforeEach(() => {
-      sandbox = Sandbox.create({ engine: 'kvm', memorySize: 16 << 20 });
+      sandbox = Sandbox.create({ engine: 'kvm', memorySize: 16 << 20, polling });
       image = sandbox.loadImage(testImage());
     });
     afterEach(() => sandbox.close());
@@ -68,7 +70,7 @@ describeKvm('Sandbox (engine kvm)', function () {
       await expectCode(() => first.memory, 'StaleMemory');
     });
 
-    it('one invoke without host calls is one guest entry and one exit', () => {
+    it(polling ? 'one invoke without host calls is one poll, and a host call one more' : 'one invoke without host calls is one guest entry and one exit', () => {
       const guest = sandbox.guest!;
       let entries = 0;
       const mailbox = guest.mailbox;
@@ -80,5 +82,31 @@ describeKvm('Sandbox (engine kvm)', function () {
       sandbox.invokeSync(image, 2, { args: [1n] });
       assert.equal(entries, 3, 'a host call adds one exit and one entry');
     });
+  });
+});
+
+describeKvm('Sandbox polling mode', function () {
+  this.timeout(60_000);
+
+  it('survives snapshot, restore and clones (which keep polling)', () => {
+    using polled = Sandbox.create({ engine: 'kvm', memorySize: 16 << 20, polling: true });
+    const image = polled.loadImage(testImage());
+    const add = (s: Sandbox, a: bigint) => s.invokeSync(image, 1, { args: [a, 1n] }).regs[7];
+    assert.equal(add(polled, 1n), 2n);
+    const snap = polled.snapshot(); // parks the spinning vCPU
+    assert.equal(add(polled, 2n), 3n);
+    polled.restore(snap);
+    assert.equal(add(polled, 3n), 4n);
+    using clone = Sandbox.fromSnapshot(snap);
+    assert.equal(clone.guest!.polling, true, 'a clone keeps the mode of its snapshot');
+    assert.equal(add(clone, 4n), 5n);
+  });
+
+  it('refuses with PollingUnavailable where the process has one core', () => {
+    const script = `import('${new URL('../../lib/sandbox/index.js', import.meta.url).href}').then(({ Sandbox }) => {
+      try { Sandbox.create({ engine: 'kvm', polling: true }); console.log('created'); } catch (e) { console.log(e.code); }
+    });`;
+    const out = spawnSync('taskset', ['-c', '0', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.equal(out.stdout.trim(), 'PollingUnavailable', out.stderr);
   });
 });

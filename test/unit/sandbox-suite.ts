@@ -7,7 +7,7 @@ import { isNubError, NubError } from '../../lib/errors.js';
 import { ImageBuilder } from '../../lib/image/index.js';
 import { DATA_BASE, Exit } from '../../lib/machine/abi.js';
 import { DataCap } from '../../lib/caps/index.js';
-import { Sandbox, type EngineName, type LoadedImage } from '../../lib/sandbox/index.js';
+import { Sandbox, type EngineName, type LoadedImage, type SandboxOptions } from '../../lib/sandbox/index.js';
 import { A, assemble, X } from './machine-asm.js';
 
 export const RW_PAGE = DATA_BASE + 0x1000;
@@ -53,11 +53,11 @@ export async function expectCode(p: Promise<unknown> | (() => unknown), code: st
   assert.fail(`expected NubError ${code}, nothing was thrown`);
 }
 
-export function sandboxSuite(engine: EngineName): void {
+export function sandboxSuite(engine: EngineName, options: SandboxOptions = {}): void {
   let sandbox: Sandbox;
   let image: LoadedImage;
   beforeEach(() => {
-    sandbox = Sandbox.create({ engine, memorySize: 16 << 20 });
+    sandbox = Sandbox.create({ engine, memorySize: 16 << 20, ...options });
     image = sandbox.loadImage(testImage());
   });
   afterEach(() => sandbox.close());
