@@ -4,6 +4,8 @@
  *              ns per guest instruction and per `out` exit round trip (the platform's cost)
  *   invoke     a trivial endpoint (`ecalli 0`) with invokeSync / invoke  vs  one raw CPL3 exit round trip
  *   host call  the extra cost of one host-function round trip (endpoint with one `ecalli 100`)  vs  the same
+ *   polling    the trivial invokeSync in polling mode (no VM exit)  vs  the raw handoff of one request
+ *              between a host thread and a vCPU spinning at CPL3 (targets: ≤ 1 µs and ≤ 3× the handoff)
  *   loadImage  each example (PUT_CAPS + PREPARE, a fresh sandbox each time)  vs  the 2 ms target
  *   engines    each example's bench case: engine kvm vs the same C engine run natively
  *              (guest/build/engine-harness) vs engine local, in PVM instructions per second
@@ -18,7 +20,7 @@ import { median, nowNs, runRawBaseline, usSince } from './support/baseline.js';
 
 const ROUNDS = 5;
 const CALLS = 300;
-const TARGETS = { roundTrip: 1.5, engineVsNative: 0.8, engineVsLocal: 5, loadImageMs: 2 };
+const TARGETS = { roundTrip: 1.5, engineVsNative: 0.8, engineVsLocal: 5, loadImageMs: 2, pollNs: 1000, pollVsHandoff: 3 };
 const MEMORY = 16 << 20;
 
 function trivialImage(): ImageBuilder {
@@ -41,22 +43,32 @@ async function nsPerAsyncCall(run: () => Promise<unknown>): Promise<number> {
 /** Alternating rounds of the raw baseline and nub, so both see the same machine load. */
 async function roundTrips() {
   using sandbox = Sandbox.create({ engine: 'kvm' });
+  using polled = Sandbox.create({ engine: 'kvm', polling: true });
   const image = sandbox.loadImage(trivialImage());
+  const polledImage = polled.loadImage(trivialImage());
   sandbox.registerHostFunction(100, () => 0n);
-  const rounds: { cpl3Exit: number; cpl0Exit: number; cpl0Insn: number; cpl3Insn: number; sync: number; async: number; hostCall: number }[] = [];
+  const rounds: {
+    cpl3Exit: number; cpl0Exit: number; cpl0Insn: number; cpl3Insn: number; handoff: number; sync: number; async: number; hostCall: number; polled: number;
+  }[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     const modes = runRawBaseline({ bootIterations: 1, ioBatches: 1, ioExitsPerBatch: 100, memorySize: MEMORY, modes: true }).modes!;
     const sync = nsPerCall(() => sandbox.invokeSync(image, 1));
     const withHostCall = nsPerCall(() => sandbox.invokeSync(image, 2));
     const async_ = await nsPerAsyncCall(() => sandbox.invoke(image, 1));
+    const polledSync = nsPerCall(() => polled.invokeSync(polledImage, 1));
     rounds.push({
       cpl3Exit: modes.cpl3.nsPerExit, cpl0Exit: modes.cpl0.nsPerExit, cpl0Insn: modes.cpl0.nsPerInsn, cpl3Insn: modes.cpl3.nsPerInsn,
-      sync, async: async_, hostCall: withHostCall - sync,
+      handoff: modes.handoff.vcpuNs, sync, async: async_, hostCall: withHostCall - sync, polled: polledSync,
     });
   }
   const med = (f: (x: (typeof rounds)[number]) => number) => median(rounds.map(f));
   return {
-    raw: { cpl0NsPerInsn: med((x) => x.cpl0Insn), cpl3NsPerInsn: med((x) => x.cpl3Insn), cpl0ExitNs: med((x) => x.cpl0Exit), cpl3ExitNs: med((x) => x.cpl3Exit) },
+    raw: {
+      cpl0NsPerInsn: med((x) => x.cpl0Insn), cpl3NsPerInsn: med((x) => x.cpl3Insn), cpl0ExitNs: med((x) => x.cpl0Exit), cpl3ExitNs: med((x) => x.cpl3Exit),
+      vcpuHandoffNs: med((x) => x.handoff),
+    },
+    polledInvokeSyncNs: med((x) => x.polled),
+    polledRatio: med((x) => x.polled / x.handoff),
     invokeSyncNs: med((x) => x.sync),
     invokeAsyncNs: med((x) => x.async),
     hostCallNs: med((x) => x.hostCall),
@@ -122,7 +134,9 @@ if (process.argv.includes('--json')) {
   console.log(`  exit round trip                ${us(rt.raw.cpl0ExitNs).padEnd(16)}${us(rt.raw.cpl3ExitNs)}\n`);
   console.log(`trivial invokeSync               ${us(rt.invokeSyncNs)}   ${rt.invokeRatio.toFixed(2)}× raw CPL3 exit  (target ≤ ${TARGETS.roundTrip}: ${verdict(rt.invokeRatio <= TARGETS.roundTrip)})`);
   console.log(`trivial invoke (async)           ${us(rt.invokeAsyncNs)}`);
-  console.log(`one host-function round trip     ${us(rt.hostCallNs)}   ${rt.hostCallRatio.toFixed(2)}× raw CPL3 exit  (target ≤ ${TARGETS.roundTrip}: ${verdict(rt.hostCallRatio <= TARGETS.roundTrip)})\n`);
+  console.log(`one host-function round trip     ${us(rt.hostCallNs)}   ${rt.hostCallRatio.toFixed(2)}× raw CPL3 exit  (target ≤ ${TARGETS.roundTrip}: ${verdict(rt.hostCallRatio <= TARGETS.roundTrip)})`);
+  console.log(`trivial invokeSync, polling      ${us(rt.polledInvokeSyncNs)}   ${rt.polledRatio.toFixed(2)}× raw vCPU handoff (${us(rt.raw.vcpuHandoffNs)})`
+    + `  (targets ≤ 1 µs: ${verdict(rt.polledInvokeSyncNs <= TARGETS.pollNs)}, ≤ ${TARGETS.pollVsHandoff}×: ${verdict(rt.polledRatio <= TARGETS.pollVsHandoff)})\n`);
   console.log(`example     loadImage ms   (target ≤ ${TARGETS.loadImageMs})`);
   for (const l of loads) console.log(`${l.example.padEnd(12)}${l.loadImageMs.toFixed(2).padStart(12)}   ${verdict(l.loadImageMs <= TARGETS.loadImageMs)}`);
   if (eng.length) console.log(`\nexample     kvm M insn/s   native C engine   local   kvm/native (≥ ${TARGETS.engineVsNative})   kvm/local (≥ ${TARGETS.engineVsLocal})`);
