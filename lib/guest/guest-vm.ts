@@ -51,7 +51,7 @@ export interface GuestVmOptions {
   /** The kernel image (default: guest/build/kernel.bin of this package). */
   kernelPath?: string;
   kvmPath?: string;
-  /** Stops the guest (poisoning the VM with 'GuestTimeout') when boot or a call takes longer. Default: no limit. */
+  /** Stops the guest (poisoning the VM with 'Timeout') when boot or a call takes longer. Default: no limit. */
   timeoutMs?: number;
 }
 
@@ -179,7 +179,7 @@ export class GuestVm {
   /**
    * Stores a cap in the guest's directory through the guest itself. Returns false when
    * the hash was already there (the guest keeps the first copy). Errors: 'BadHash',
-   * 'BadArgument', 'PayloadTooLarge', and the guest's 'DirectoryFull' / 'GuestOutOfMemory'.
+   * 'BadArgument', 'PayloadTooLarge', and the guest's 'DirectoryFull' / 'OutOfMemory'.
    */
   put(hash: Uint8Array, kind: number, bytes: Uint8Array): boolean {
     if (!(hash instanceof Uint8Array) || hash.length !== CAP_HASH_BYTES) throw new NubError('BadHash', `a cap hash is ${CAP_HASH_BYTES} bytes`);

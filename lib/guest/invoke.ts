@@ -102,7 +102,7 @@ interface Region {
 
 /**
  * PREPARE: one guest entry that makes an image runnable (its Image and Data caps must be
- * stored). Errors: the guest's 'GuestCapMissing' / 'GuestBadCap' / 'GuestOutOfMemory'.
+ * stored). Errors: the guest's 'GuestCapMissing' / 'GuestBadCap' / 'OutOfMemory'.
  */
 export function prepareInGuest(guest: GuestVm, spec: GuestImageSpec): PreparedGuestImage {
   const { mappings } = spec;

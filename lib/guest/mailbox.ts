@@ -9,7 +9,7 @@
  * the host answers before re-entering, and an invoke may be interrupted (timeout, cancel).
  */
 import { FaultRecord, Layout, Mailbox as MailboxLayout, MailboxStatus, Ports } from '../abi/guest-abi.js';
-import { NubError } from '../errors.js';
+import { NubError, type NubErrorCode } from '../errors.js';
 import { decodeExit, type VmExit } from '../native/index.js';
 import type { GuestMemory } from './guest-memory.js';
 
@@ -29,10 +29,10 @@ const M = MailboxLayout.offsets;
 const MAILBOX = Layout.values.MAILBOX_GPA;
 const TWO_POW_32 = 0x1_0000_0000;
 
-const STATUS_CODES: Record<number, string> = {
+const STATUS_CODES: Record<number, NubErrorCode> = {
   [MailboxStatus.values.BAD_OP]: 'GuestBadOp',
   [MailboxStatus.values.BAD_ARGS]: 'GuestBadArgs',
-  [MailboxStatus.values.NO_MEMORY]: 'GuestOutOfMemory',
+  [MailboxStatus.values.NO_MEMORY]: 'OutOfMemory',
   [MailboxStatus.values.DIRECTORY_FULL]: 'DirectoryFull',
   [MailboxStatus.values.CAP_MISSING]: 'GuestCapMissing',
   [MailboxStatus.values.BAD_CAP]: 'GuestBadCap',
@@ -59,7 +59,7 @@ export class Mailbox {
   #seq = 0;
   #poison: NubError | undefined;
 
-  /** With `timeoutMs`, a guest entry that takes longer is stopped and poisons the mailbox ('GuestTimeout'). */
+  /** With `timeoutMs`, a guest entry that takes longer is stopped and poisons the mailbox ('Timeout'). */
   constructor(vm: RunnableVm, mem: GuestMemory, timeoutMs?: number) {
     this.#vm = vm;
     this.#mem = mem;
@@ -209,7 +209,7 @@ export class Mailbox {
           details: { suberror: exit.suberror, data: exit.data },
         });
       case 'interrupted':
-        return new NubError('GuestTimeout', 'the guest did not answer in time (the VM was stopped)');
+        return new NubError('Timeout', 'the guest did not answer in time (the VM was stopped)');
       default:
         return new NubError('UnexpectedExit', `unexpected VM exit ${exit.kind}`, { details: { exit } });
     }

@@ -5,7 +5,7 @@
  */
 import {
   DataCap, MAX_CODE_SIZE, MAX_SOURCE_DEPTH, NUM_REGS, compareKeys, formatKey, keysEqual, toHex,
-  type ImageCap, type ImageSlotEntry,
+  type ImageCap, type ImageMappingDef, type ImageSlotEntry,
 } from '../caps/index.js';
 import { NubError } from '../errors.js';
 import { decodeImage, imageContentHash } from './codec.js';
@@ -122,7 +122,12 @@ export function admitImage(bytes: Uint8Array): AdmittedImage {
   return { image, contentHash: imageContentHash(image), ...admitted };
 }
 
-/** True when the mapping at `start` draws from a pinned slot, so it is laid read-only. */
-export function mappingIsPinned(cap: ImageCap, start: bigint): boolean {
-  return cap.mappings.some((m) => m.start === start && m.source.length > 0 && cap.pinned.some((p) => keysEqual(p.slot, m.source[0]!)));
+/**
+ * True when `mapping` draws from a pinned slot (the first key of its own source names
+ * one), so it is laid read-only. Judged per mapping, not by its start: another mapping
+ * at the same address (a zero-size one) must not change it.
+ */
+export function mappingIsPinned(cap: ImageCap, mapping: ImageMappingDef): boolean {
+  const first = mapping.source[0];
+  return first !== undefined && cap.pinned.some((p) => keysEqual(p.slot, first));
 }

@@ -1,6 +1,6 @@
 /** `DataDesc`: validation against the arena (SPEC section 3) and materialising into a `DataCap`. */
 import { DataCap, MAX_DATA_PAGES, PAGE_SIZE } from '../caps/index.js';
-import { NubError } from '../errors.js';
+import { NubError, type CodeFamily } from '../errors.js';
 import type { DataDescValue } from './schema.js';
 
 const PAGE = BigInt(PAGE_SIZE);
@@ -14,7 +14,7 @@ function join(base: string, rest: string): string {
  * SPEC order; the per-page checks run page by page. `path` locates the desc in errors.
  */
 export function validateDataDesc(desc: DataDescValue, arenaLen: number, path = ''): void {
-  const fail = (name: string, at: string, message: string): never => {
+  const fail = (name: CodeFamily<'DataDesc'>, at: string, message: string): never => {
     throw new NubError(`DataDesc.${name}`, message, { path: join(path, at) });
   };
   if (desc.size % PAGE !== 0n) fail('SizeNotPageMultiple', 'size', `size ${desc.size} is not a multiple of ${PAGE_SIZE}`);

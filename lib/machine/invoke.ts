@@ -191,7 +191,7 @@ export function endpointInput(
     const size = Number(m.size);
     // A mapping shows the cap's first `size` bytes, zeros past the cap's end.
     const content = cap.bytes();
-    return { start: Number(m.start), size, writable: !mappingIsPinned(imageCap, m.start), content: content.subarray(0, Math.min(size, content.length)) };
+    return { start: Number(m.start), size, writable: !mappingIsPinned(imageCap, m), content: content.subarray(0, Math.min(size, content.length)) };
   });
 
   const regs: bigint[] = endpoint.initialRegs.slice(0, NUM_REGS);

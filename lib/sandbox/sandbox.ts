@@ -280,7 +280,7 @@ export class Sandbox {
    * Admits an image (bytes of image.ssz, an ImageBuilder, or an already admitted image)
    * and stores its Image cap and Data caps in the sandbox. Loading the same image again
    * returns the same LoadedImage. Errors: 'BadImage' (cause: the admission error), the
-   * machine's mapping errors ('Machine.MappingsOverlap', ...), the guest's 'DirectoryFull' / 'GuestOutOfMemory'.
+   * machine's mapping errors ('Machine.MappingsOverlap', ...), the guest's 'DirectoryFull' / 'OutOfMemory'.
    */
   loadImage(image: Uint8Array | ImageBuilder | AdmittedImage): LoadedImage {
     this.#checkOpen();
@@ -458,7 +458,7 @@ export class Sandbox {
       if (data === undefined) {
         throw new NubError('Machine.UnresolvedMapping', `mapping at 0x${m.start.toString(16)}: no Data cap at its source`, { path: `memory_mappings[${i}].source` });
       }
-      const mapping: GuestMapping = { start: Number(m.start), size: Number(m.size), writable: !mappingIsPinned(imageCap, m.start), dataHash: data.hash };
+      const mapping: GuestMapping = { start: Number(m.start), size: Number(m.size), writable: !mappingIsPinned(imageCap, m), dataHash: data.hash };
       if (mapping.writable) {
         const bytes = data.cap.bytes();
         mapping.initial = bytes.subarray(0, Math.min(lastNonZero(bytes) + 1, mapping.size)); // restored before every invoke; zeros are cheaper
