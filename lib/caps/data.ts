@@ -126,6 +126,25 @@ export class DataCap {
     return out;
   }
 
+  /**
+   * The content's first bytes up to its last non-zero byte, at most `limit` of them (all
+   * that follow are zero). Allocates what is stored, not the declared size.
+   */
+  leadingBytes(limit = this.size): Uint8Array {
+    if (this.#inline) return this.#inline.slice(0, Math.min(lastNonZero(this.#inline) + 1, limit));
+    let end = 0;
+    for (const [index, page] of this.#pages!) {
+      const last = lastNonZero(page.bytes);
+      if (last >= 0) end = Math.max(end, index * PAGE_SIZE + last + 1);
+    }
+    const out = new Uint8Array(Math.min(end, limit));
+    for (const [index, page] of this.#pages!) {
+      const at = index * PAGE_SIZE;
+      if (at < out.length) out.set(page.bytes.subarray(0, out.length - at), at);
+    }
+    return out;
+  }
+
   /** Indexes and bytes of the pages that may be non-zero, ascending; an absent page is zero. Do not mutate the bytes. */
   *storedPages(): Generator<[number, Uint8Array]> {
     if (this.#inline) {

@@ -81,9 +81,9 @@ export class Mailbox {
    * not used by any opcode yet). A non-OK status throws a NubError without poisoning.
    * The payload parts are written back to back at MAILBOX_PAYLOAD_GPA.
    */
-  call(op: number, args: readonly number[], payload: readonly Uint8Array[] = []): number {
+  call(op: number, args: readonly number[], payload: readonly Uint8Array[] = [], timeoutMs = this.#timeoutMs): number {
     const seq = this.send(op, args, payload);
-    this.#expectDoorbell(this.enter());
+    this.#expectDoorbell(this.enter(timeoutMs));
     this.checkDone(seq);
     const err = this.statusError(op);
     if (err) throw err;

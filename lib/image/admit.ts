@@ -115,11 +115,20 @@ export function imageCap(image: ImageValue): ImageCap {
   return admit(image).imageCap;
 }
 
+/** Every AdmittedImage admitImage made, so a Sandbox can tell one from a look-alike object. */
+const admittedImages = new WeakSet<AdmittedImage>();
+
 /** Decodes, hashes and admits `image.ssz` bytes, returning the image's Data caps as well. */
 export function admitImage(bytes: Uint8Array): AdmittedImage {
   const image = decodeImage(bytes);
-  const admitted = admit(image);
-  return { image, contentHash: imageContentHash(image), ...admitted };
+  const admitted: AdmittedImage = { image, contentHash: imageContentHash(image), ...admit(image) };
+  admittedImages.add(admitted);
+  return admitted;
+}
+
+/** True for an AdmittedImage that admitImage returned (not an object shaped like one). */
+export function isAdmittedImage(value: unknown): value is AdmittedImage {
+  return typeof value === 'object' && value !== null && admittedImages.has(value as AdmittedImage);
 }
 
 /**
