@@ -40,8 +40,13 @@ export function materialise(desc: DataDescValue, arena: Uint8Array, path = ''): 
   if (desc.size > BigInt(MAX_DATA_PAGES) * PAGE) {
     throw new NubError('DataCap.TooLarge', `size ${desc.size} exceeds the 4 GiB a Data cap can hold`, { path: join(path, 'size') });
   }
-  return DataCap.fromPages(
-    Number(desc.size),
-    desc.pages.map((p) => [p.pageIndex, arena.subarray(p.arenaOff, p.arenaOff + p.len)] as const),
-  );
+  // Refs to the same arena bytes share one view, so a page repeated 2^20 times is stored and hashed once.
+  const views = new Map<number, Uint8Array>();
+  const view = (off: number, len: number): Uint8Array => {
+    const key = off * (PAGE_SIZE + 1) + len;
+    let v = views.get(key);
+    if (v === undefined) views.set(key, (v = arena.subarray(off, off + len)));
+    return v;
+  };
+  return DataCap.fromPages(Number(desc.size), desc.pages.map((p) => [p.pageIndex, view(p.arenaOff, p.len)] as const));
 }

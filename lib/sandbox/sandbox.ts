@@ -31,6 +31,7 @@ import { DEFAULT_LOAD_TIMEOUT_MS, DEFAULT_SANDBOX_MEMORY, MAX_IMAGES } from '../
 import { HOST_CALL_MAX, HOST_CALL_MIN, NUM_REGS, PAGE_SIZE } from '../machine/abi.js';
 import { invokeLocal, type InvokeResult, type MemoryView } from '../machine/invoke.js';
 import { checkMappings } from '../machine/memory.js';
+import { PROGRAM_BYTES_PER_CODE_BYTE } from '../machine/program.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import type { VmCache } from '../snapshot/vm-cache.js';
 import * as check from './arguments.js';
@@ -365,7 +366,9 @@ export class Sandbox {
     const mappings = this.#mappingsOf(admitted);
     const dataCaps = [...admitted.dataCaps.values()].map((d) => ({ cap: { kind: 'Data', value: d.cap } as CapValue, hash: d.hash }));
     const imageValue: CapValue = { kind: 'Image', value: imageCap };
-    const spaceBytes = pageRound(imageCap.code.length) + mappings.reduce((n, m) => n + m.size, 0);
+    // Engine local also keeps the pre-decoded program: a budget bounds it, not the image's code size.
+    const decoded = this.#local ? Math.ceil(imageCap.code.length * PROGRAM_BYTES_PER_CODE_BYTE) : 0;
+    const spaceBytes = pageRound(imageCap.code.length) + decoded + mappings.reduce((n, m) => n + m.size, 0);
     // The budget is checked on sizes computed without encoding: a declared 4 GiB slot must cost nothing to refuse.
     const fresh = new Map<string, number>();
     for (const { cap, hash } of dataCaps) if (!this.#caps.has(toHex(hash))) fresh.set(toHex(hash), encodedCapLength(cap));
