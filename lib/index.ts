@@ -3,11 +3,11 @@
  * build and admit images, and work with caps. See README.md ("Using nub from Node").
  */
 export {
-  Sandbox, SandboxSnapshot, SandboxPool, defaultEngine, kvmEngine, DEFAULT_GAS, DEFAULT_SANDBOX_MEMORY, SandboxErrorCodes,
+  Sandbox, SandboxSnapshot, SandboxPool, defaultEngine, kvmEngine, DEFAULT_GAS, DEFAULT_SANDBOX_MEMORY,
   type SandboxOptions, type SandboxPoolOptions, type FromSnapshotOptions, type InvokeOptions, type HostFunction, type LoadedImage, type CapReader, type SandboxResult,
-  type SandboxErrorCode, type EngineName,
+  type EngineName,
 } from './sandbox/index.js';
-export { NubError, isNubError } from './errors.js';
+export { NubError, isNubError, ERROR_CODES, isNubErrorCode, type NubErrorCode, type SandboxAfter } from './errors.js';
 export { admitImage, ImageBuilder, decodeImage, encodeImage, type AdmittedImage, type EndpointSpec } from './image/index.js';
 export { capHash, encodeCap, decodeCap, DataCap, toKey, toHex, type CapValue, type KeyLike, type ImageCap } from './caps/index.js';
 export {

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "convert.h"
+#include "nub_errors.h"
 #include "errors.h"
 #include "instance_data.h"
 #include "memory_file.h"
@@ -79,13 +80,13 @@ class NativeMemoryFile : public Napi::ObjectWrap<NativeMemoryFile> {
     return GetInstanceData(env).memoryFileClass.New({Napi::External<std::shared_ptr<MemoryFile>>::New(env, &file)});
   }
 
-  // The file behind a JS argument, or an InvalidArgument/Closed error.
+  // The file behind a JS argument, or a BadArgument/Closed error.
   static std::shared_ptr<MemoryFile> From(const Napi::Value& v, const char* path) {
     Napi::Env env = v.Env();
     if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(GetInstanceData(env).memoryFileClass.Value()))
       ThrowInvalid(env, path, "expected a NativeMemoryFile");
     auto* self = Unwrap(v.As<Napi::Object>());
-    if (!self->file_) throw MakeError(env, "Closed", "the memory file is closed");
+    if (!self->file_) throw MakeError(env, code::kClosed, "the memory file is closed");
     return self->file_;
   }
 
@@ -104,7 +105,7 @@ class NativeMemoryFile : public Napi::ObjectWrap<NativeMemoryFile> {
 
  private:
   MemoryFile& Open(Napi::Env env) {
-    if (!file_) throw MakeError(env, "Closed", "the memory file is closed");
+    if (!file_) throw MakeError(env, code::kClosed, "the memory file is closed");
     return *file_;
   }
   Napi::Value Size(const Napi::CallbackInfo& info) {
@@ -123,7 +124,7 @@ class NativeMemoryFile : public Napi::ObjectWrap<NativeMemoryFile> {
     auto bytes = info[1].As<Napi::Uint8Array>();
     if (!(offset >= 0 && std::floor(offset) == offset && offset + bytes.ByteLength() <= file.size()))
       ThrowInvalid(env, "offset", "the write must lie inside the file");
-    if (file.sealed()) throw MakeError(env, "Sealed", "the memory file is sealed");
+    if (file.sealed()) throw MakeError(env, code::kSealed, "the memory file is sealed");
     Guarded(env, [&] { file.Write(static_cast<size_t>(offset), bytes.Data(), bytes.ByteLength()); });
   }
 
@@ -136,7 +137,7 @@ class NativeMemoryFile : public Napi::ObjectWrap<NativeMemoryFile> {
   Napi::Value MapImmutable(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     MemoryFile& file = Open(env);
-    if (!file.sealed()) throw MakeError(env, "NotSealed", "seal the memory file before mapping it immutable");
+    if (!file.sealed()) throw MakeError(env, code::kNotSealed, "seal the memory file before mapping it immutable");
     const uint8_t* patch = nullptr;
     Napi::Uint8Array bitmap;
     if (!info[0].IsUndefined()) {
@@ -241,7 +242,7 @@ class NativeVm : public Napi::ObjectWrap<NativeVm> {
     if (self->runDone_) self->runDone_->Unref(env);
     self->Unref();
     if (!self->vm_ || result->cancelled)
-      deferred.Reject(MakeError(env, "Closed", "the VM was closed while it was running").Value());
+      deferred.Reject(MakeError(env, code::kClosed, "the VM was closed while it was running").Value());
     else if (result->error)
       deferred.Reject(MakeError(env, *result->error).Value());
     else
@@ -251,7 +252,7 @@ class NativeVm : public Napi::ObjectWrap<NativeVm> {
   using RunDone = Napi::TypedThreadSafeFunction<NativeVm, RunResult, &NativeVm::OnRunDone>;
 
   Vm& Open(Napi::Env env) {
-    if (!vm_) throw MakeError(env, "Closed", "the VM is closed");
+    if (!vm_) throw MakeError(env, code::kClosed, "the VM is closed");
     return *vm_;
   }
   // The vCPU, for calls that must not overlap a runAsync() in flight (they would block
@@ -259,8 +260,8 @@ class NativeVm : public Napi::ObjectWrap<NativeVm> {
   // A polling run is parked first (it is only spinning, or idle, between calls).
   Vcpu& IdleVcpu(Napi::Env env) {
     Vm& vm = Open(env);
-    if (pending_) throw MakeError(env, "Busy", "a runAsync() on this VM has not settled yet");
-    if (pollPending_) throw MakeError(env, "Busy", "a pollRunAsync() on this VM has not settled yet");
+    if (pending_) throw MakeError(env, code::kBusy, "a runAsync() on this VM has not settled yet");
+    if (pollPending_) throw MakeError(env, code::kBusy, "a pollRunAsync() on this VM has not settled yet");
     if (poller_) poller_->Park();
     return vm.vcpu();
   }
@@ -279,7 +280,7 @@ class NativeVm : public Napi::ObjectWrap<NativeVm> {
     uint64_t port = word(4, "idlePort");
     if (port > 0xffff) ThrowInvalid(env, "idlePort", "expected a port number");
     call.idlePort = static_cast<uint16_t>(port);
-    if (pending_ || pollPending_) throw MakeError(env, "Busy", "a run on this VM has not settled yet");
+    if (pending_ || pollPending_) throw MakeError(env, code::kBusy, "a run on this VM has not settled yet");
     if (!poller_) poller_ = std::make_shared<Poller>(Open(env).vcpu());
     return call;
   }
@@ -336,7 +337,7 @@ class NativeVm : public Napi::ObjectWrap<NativeVm> {
 
   void ParkPoller(const Napi::CallbackInfo& info) {
     Open(info.Env());
-    if (pollPending_) throw MakeError(info.Env(), "Busy", "a pollRunAsync() on this VM has not settled yet");
+    if (pollPending_) throw MakeError(info.Env(), code::kBusy, "a pollRunAsync() on this VM has not settled yet");
     if (poller_) poller_->Park();
   }
 
@@ -485,11 +486,16 @@ class NativeVm : public Napi::ObjectWrap<NativeVm> {
 
   void Close(const Napi::CallbackInfo&) {
     if (!vm_) return;
+    std::shared_ptr<Mapping> memory = vm_->memory();
+    std::shared_ptr<Mapping> runState = vm_->vcpu().runState();
     CloseNative();
-    // Detaching drops the ArrayBuffers' hold on the mappings, so they unmap promptly
-    // instead of at some later garbage collection.
+    // Detached, no JS can reach the mappings (older `memory` buffers were detached by
+    // renewMemory), so unmap now: waiting for the finalizers would keep the VM's kernel
+    // objects (held by the kvm_run mapping) and its memory alive until some later GC.
     memory_.Value().Detach();
     runState_.Value().Detach();
+    if (memory) memory->Unmap();
+    if (runState) runState->Unmap();
   }
 
   // Stops the vCPU thread and closes every fd. Safe from finalizers and cleanup hooks.

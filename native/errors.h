@@ -7,6 +7,7 @@
 #include <string>
 
 #include "sys_error.h"
+#include "nub_errors.h"
 
 namespace nub {
 
@@ -19,7 +20,7 @@ Napi::Error MakeError(Napi::Env env, const SysError& error);
 [[noreturn]] inline void ThrowInvalid(Napi::Env env, const std::string& path, const std::string& message) {
   Napi::Object extra = Napi::Object::New(env);
   extra.Set("path", path);
-  throw MakeError(env, "InvalidArgument", path + ": " + message, extra);
+  throw MakeError(env, code::kBadArgument, path + ": " + message, extra);
 }
 
 // Runs `body`, turning SysError/NubFailure/std::exception into a thrown NubError.
@@ -34,7 +35,7 @@ auto Guarded(Napi::Env env, Body&& body) -> decltype(body()) {
   } catch (const Napi::Error&) {
     throw;
   } catch (const std::exception& e) {
-    throw MakeError(env, "Internal", e.what());
+    throw MakeError(env, code::kInternal, e.what());
   }
 }
 

@@ -13,7 +13,12 @@ namespace {
 constexpr size_t kPage = 4096;
 }  // namespace
 
-Mapping::~Mapping() { munmap(addr_, size_); }
+Mapping::~Mapping() { Unmap(); }
+
+void Mapping::Unmap() {
+  if (addr_ != nullptr) munmap(addr_, size_);
+  addr_ = nullptr;
+}
 
 GuestMemory CreateGuestMemory(size_t size) {
   GuestMemory mem;

@@ -1,6 +1,8 @@
 // Host mappings that JS sees as external ArrayBuffers. A Mapping is shared (refcounted)
 // between its owner (the VM or vCPU) and the ArrayBuffer's finalizer, so close() and
-// garbage collection can happen in either order; the last one out unmaps.
+// garbage collection can happen in either order; the last one out unmaps. close()
+// unmaps at once (Unmap) after detaching every ArrayBuffer over it: a detached buffer's
+// finalizer runs only at some later GC, and until then the mapping would pin the VM.
 #pragma once
 
 #include <cstddef>
@@ -18,6 +20,8 @@ class Mapping {
 
   void* addr() const { return addr_; }
   size_t size() const { return size_; }
+  // Unmaps now; only once nothing can reach the memory (every ArrayBuffer detached).
+  void Unmap();
 
  private:
   void* addr_;

@@ -1,4 +1,5 @@
 #include "poller.h"
+#include "nub_errors.h"
 
 #include <immintrin.h>
 #include <linux/kvm.h>
@@ -39,13 +40,13 @@ unsigned Poller::Call(const PollCall& call) {
     explicit InCall(std::atomic<bool>& f) : flag(f) { flag.store(true); }
     ~InCall() { flag.store(false); }
   } inCall(inCall_);
-  if (quit_.load()) throw NubFailure{"Closed", "the VM is closed"};
+  if (quit_.load()) throw NubFailure{code::kClosed, "the VM is closed"};
   if (call.seqOffset + 8 > call.memorySize || call.doneOffset + 8 > call.memorySize || call.seqOffset % 8 || call.doneOffset % 8)
-    throw NubFailure{"BadArgument", "poll offsets must be 8-byte aligned words inside guest memory"};
+    throw NubFailure{code::kBadArgument, "poll offsets must be 8-byte aligned words inside guest memory"};
   if (call.seq != 0) __atomic_store_n(reinterpret_cast<uint64_t*>(call.memory + call.seqOffset), call.seq, __ATOMIC_SEQ_CST);
   const uint64_t deadline = call.timeoutMs == Vcpu::kNoTimeout ? UINT64_MAX : NowNs() + uint64_t(call.timeoutMs) * 1000000u;
   for (unsigned spins = 0;; spins++) {
-    if (quit_.load(std::memory_order_relaxed)) throw NubFailure{"Closed", "the VM was closed during the call"};
+    if (quit_.load(std::memory_order_relaxed)) throw NubFailure{code::kClosed, "the VM was closed during the call"};
     int state = state_.load(std::memory_order_acquire);
     if (state == kIdle) {
       Start();
@@ -55,7 +56,7 @@ unsigned Poller::Call(const PollCall& call) {
       RunResult result = std::move(result_);
       state_.store(kIdle, std::memory_order_release);
       if (result.error) throw *result.error;
-      if (result.cancelled) throw NubFailure{"Closed", "the vCPU was closed during the call"};
+      if (result.cancelled) throw NubFailure{code::kClosed, "the vCPU was closed during the call"};
       if (Load(call, call.doneOffset) == call.want) return kAnswered;  // answered, then went idle
       // Idle before it saw the request: enter again and it serves it at once.
       if (IsIdleDoorbell(result.exitReason, call.idlePort)) continue;

@@ -1,4 +1,5 @@
 #include "system.h"
+#include "nub_errors.h"
 
 #include <fcntl.h>
 #include <sys/ioctl.h>
@@ -64,7 +65,7 @@ void FetchSupportedCpuid(KvmSystem& sys) {
     }
     if (errno != E2BIG) ThrowErrno("ioctl", "KVM_GET_SUPPORTED_CPUID", "KVM_GET_SUPPORTED_CPUID failed");
   }
-  throw NubFailure{"KvmUnsupported", "KVM_GET_SUPPORTED_CPUID reports an implausible number of entries"};
+  throw NubFailure{code::kKvmUnsupported, "KVM_GET_SUPPORTED_CPUID reports an implausible number of entries"};
 }
 
 std::shared_ptr<const KvmSystem> Open(const std::string& path) {
@@ -77,12 +78,12 @@ std::shared_ptr<const KvmSystem> Open(const std::string& path) {
     sys->apiVersion = static_cast<int>(ioctl(sys->fd, KVM_GET_API_VERSION, 0));
     if (sys->apiVersion < 0) ThrowErrno("ioctl", "KVM_GET_API_VERSION", path + " is not a KVM device");
     if (sys->apiVersion != kExpectedApiVersion)
-      throw NubFailure{"KvmUnsupported", path + " reports KVM API version " + std::to_string(sys->apiVersion) +
+      throw NubFailure{code::kKvmUnsupported, path + " reports KVM API version " + std::to_string(sys->apiVersion) +
                                              ", nub needs " + std::to_string(kExpectedApiVersion)};
     for (const auto& cap : kCapabilities) {
       int value = static_cast<int>(NUB_IOCTL(sys->fd, KVM_CHECK_EXTENSION, cap.id));
       if (cap.required && value <= 0)
-        throw NubFailure{"KvmUnsupported", path + " lacks the KVM capability " + cap.name + ", which nub needs"};
+        throw NubFailure{code::kKvmUnsupported, path + " lacks the KVM capability " + cap.name + ", which nub needs"};
       sys->capabilities.emplace_back(cap.name, value);
     }
     sys->vcpuMmapSize = static_cast<int>(NUB_IOCTL(sys->fd, KVM_GET_VCPU_MMAP_SIZE, 0));

@@ -1,4 +1,5 @@
 #include "vcpu.h"
+#include "nub_errors.h"
 
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -157,8 +158,8 @@ void Vcpu::Kick() {
 
 void Vcpu::RunAsync(int timeoutMs, std::function<void(RunResult)> done) {
   std::lock_guard<std::mutex> lock(asyncMutex_);
-  if (quit_) throw NubFailure{"Closed", "the vCPU is closed"};
-  if (requested_) throw NubFailure{"Busy", "a run is already queued on this vCPU"};
+  if (quit_) throw NubFailure{code::kClosed, "the vCPU is closed"};
+  if (requested_) throw NubFailure{code::kBusy, "a run is already queued on this vCPU"};
   if (!thread_.joinable()) thread_ = std::thread([this] { ThreadMain(); });
   requested_ = true;
   requestTimeoutMs_ = timeoutMs;

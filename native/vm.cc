@@ -1,4 +1,5 @@
 #include "vm.h"
+#include "nub_errors.h"
 
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -37,7 +38,7 @@ Vm::Vm(std::shared_ptr<const KvmSystem> sys, size_t memorySize, bool dirtyLog)
 }
 
 std::vector<unsigned char> Vm::GetDirtyLog() const {
-  if (!dirtyLog_) throw NubFailure{"DirtyLogDisabled", "the VM was created without dirtyLog: true"};
+  if (!dirtyLog_) throw NubFailure{code::kDirtyLogDisabled, "the VM was created without dirtyLog: true"};
   size_t pages = memorySize_ / kPageSize;
   std::vector<unsigned char> bitmap((pages + 63) / 64 * 8);  // KVM writes whole u64 words
   kvm_dirty_log log{};
@@ -49,7 +50,7 @@ std::vector<unsigned char> Vm::GetDirtyLog() const {
 }
 
 std::shared_ptr<MemoryFile> Vm::FreezeMemory() {
-  if (!memory_.mapping) throw NubFailure{"Closed", "the VM is closed"};
+  if (!memory_.mapping) throw NubFailure{code::kClosed, "the VM is closed"};
   if (base_) return base_;
   auto base = std::make_shared<MemoryFile>(memory_.memfd, memorySize_);
   memory_.memfd = -1;  // the base file owns it now
@@ -60,22 +61,22 @@ std::shared_ptr<MemoryFile> Vm::FreezeMemory() {
 }
 
 void Vm::AdoptBase(std::shared_ptr<MemoryFile> base) {
-  if (!memory_.mapping) throw NubFailure{"Closed", "the VM is closed"};
+  if (!memory_.mapping) throw NubFailure{code::kClosed, "the VM is closed"};
   if (base->size() != memorySize_)
-    throw NubFailure{"SizeMismatch", "the base file has " + std::to_string(base->size()) + " bytes, the VM " +
+    throw NubFailure{code::kSizeMismatch, "the base file has " + std::to_string(base->size()) + " bytes, the VM " +
                                          std::to_string(memorySize_)};
-  if (!base->sealed()) throw NubFailure{"NotSealed", "only a sealed memory file can back a VM copy-on-write"};
+  if (!base->sealed()) throw NubFailure{code::kNotSealed, "only a sealed memory file can back a VM copy-on-write"};
   RemapCopyOnWrite(memory_, base->fd());
   base_ = std::move(base);
 }
 
 std::vector<uint8_t> Vm::PrivatePages() const {
-  if (!base_) throw NubFailure{"NotCopyOnWrite", "the VM's memory has no snapshot base yet"};
+  if (!base_) throw NubFailure{code::kNotCopyOnWrite, "the VM's memory has no snapshot base yet"};
   return nub::PrivatePages(memory_.mapping->addr(), memorySize_);
 }
 
 void Vm::DiscardPages(const uint8_t* bitmap, size_t bitmapLen) {
-  if (!base_) throw NubFailure{"NotCopyOnWrite", "the VM's memory has no snapshot base yet"};
+  if (!base_) throw NubFailure{code::kNotCopyOnWrite, "the VM's memory has no snapshot base yet"};
   nub::DiscardPages(*memory_.mapping, bitmap, bitmapLen);
 }
 

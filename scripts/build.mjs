@@ -14,6 +14,7 @@ const steps = [
   ['PVM engine tables', ['node', 'node_modules/zx/build/cli.js', 'scripts/gen-engine-tables.mjs']],
   ['guest kernel', ['node', 'node_modules/zx/build/cli.js', 'scripts/build-guest.mjs']],
   ['PVM engine test harness', ['node', 'node_modules/zx/build/cli.js', 'scripts/build-engine-harness.mjs']],
+  ['native error codes', ['node', 'node_modules/zx/build/cli.js', 'scripts/gen-errors.mjs']],
   ['native addon', ['node', 'node_modules/zx/build/cli.js', 'scripts/build-addon.mjs']],
 ];
 

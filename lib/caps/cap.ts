@@ -3,6 +3,7 @@
  * encoding and strict decoding, plus the admitted image (`ImageCap`) and type chains.
  */
 import type { ValueOf } from '@chainsafe/ssz';
+import { CapPutLayout } from '../abi/guest-abi.js';
 import { NubError } from '../errors.js';
 import { CODE_BASE, PAGE_SIZE } from './constants.js';
 import { DataCap } from './data.js';
@@ -110,6 +111,11 @@ export function capHash(cap: CapValue): Uint8Array {
 /** The `Cap` union's SSZ bytes. */
 export function encodeCap(cap: CapValue): Uint8Array {
   return CapType.serialize(toSsz(cap));
+}
+
+/** `encodeCap(cap).length`, without encoding a Data cap (whose encoding is every page of its declared size). */
+export function encodedCapLength(cap: CapValue): number {
+  return cap.kind === 'Data' ? CapPutLayout.values.DATA_PAGES_OFFSET + cap.value.size : encodeCap(cap).length;
 }
 
 /** Strictly decodes `Cap` union bytes; a Data cap comes back in the Inline form. */

@@ -23,7 +23,10 @@ const PAGE_DEPTH = 7;
 /** Depth of the page list's tree: the list limit is 2^20 pages. */
 const LIST_DEPTH = Math.log2(MAX_DATA_PAGES);
 
-/** One page of a Paged cap. `owner` is the token of the only cap allowed to write it in place. */
+/**
+ * One page of a Paged cap. `owner` is the token of the only cap allowed to write it in
+ * place. `bytes` may be shorter than a page (zeros follow) and may be shared.
+ */
 interface Page {
   bytes: Uint8Array;
   owner: object;
@@ -36,6 +39,9 @@ export function lastNonZero(bytes: Uint8Array): number {
   while (i >= 0 && bytes[i] === 0) i--;
   return i;
 }
+
+/** The owner of borrowed pages (views given to fromPages): no cap writes them in place. */
+const BORROWED = {};
 
 function pageCount(size: number): number {
   return size / PAGE_SIZE;
@@ -92,7 +98,9 @@ export class DataCap {
   /**
    * Paged form from sparse pages: `pages` yields `[pageIndex, bytes]` with indexes
    * below `size / PAGE_SIZE` and at most a page of bytes each (zero-filled after).
-   * `size` may be 0 (an empty cap).
+   * `size` may be 0 (an empty cap). The bytes are kept, not copied (a write copies the
+   * page first), so the caller must not change them; pages given as the same
+   * Uint8Array share storage and their hash work. Memory and time follow the pages given.
    */
   static fromPages(size: number, pages: Iterable<readonly [number, Uint8Array]>): DataCap {
     if (!Number.isSafeInteger(size) || size < 0 || size % PAGE_SIZE !== 0) {
@@ -104,7 +112,7 @@ export class DataCap {
       if (!Number.isInteger(index) || index < 0 || index >= pageCount(size) || bytes.length > PAGE_SIZE) {
         throw new NubError('DataCap.BadPage', `page ${index} (${bytes.length} bytes) does not fit a ${size}-byte cap`);
       }
-      cap.#setPage(index, bytes);
+      cap.#pages!.set(index, { bytes, owner: BORROWED, root: null });
     }
     return cap;
   }
@@ -123,6 +131,25 @@ export class DataCap {
     if (this.#inline) return this.#inline.slice();
     const out = new Uint8Array(this.size);
     for (const [index, page] of this.#pages!) out.set(page.bytes, index * PAGE_SIZE);
+    return out;
+  }
+
+  /**
+   * The content's first bytes up to its last non-zero byte, at most `limit` of them (all
+   * that follow are zero). Allocates what is stored, not the declared size.
+   */
+  leadingBytes(limit = this.size): Uint8Array {
+    if (this.#inline) return this.#inline.slice(0, Math.min(lastNonZero(this.#inline) + 1, limit));
+    let end = 0;
+    for (const [index, page] of this.#pages!) {
+      const last = lastNonZero(page.bytes);
+      if (last >= 0) end = Math.max(end, index * PAGE_SIZE + last + 1);
+    }
+    const out = new Uint8Array(Math.min(end, limit));
+    for (const [index, page] of this.#pages!) {
+      const at = index * PAGE_SIZE;
+      if (at < out.length) out.set(page.bytes.subarray(0, out.length - at), at);
+    }
     return out;
   }
 
@@ -204,12 +231,17 @@ export class DataCap {
       roots = pageRoots(this.#inline, n);
     } else {
       indexes = [...this.#pages!.keys()].sort((a, b) => a - b);
-      const pending = indexes.filter((i) => this.#pages!.get(i)!.root === null);
+      // Pages sharing one bytes object (an image's repeated page refs) are hashed once.
+      const pending = [...new Set(indexes.filter((i) => this.#pages!.get(i)!.root === null).map((i) => this.#pages!.get(i)!.bytes))];
       if (pending.length > 0) {
         const joined = new Uint8Array(pending.length * PAGE_SIZE);
-        pending.forEach((i, k) => joined.set(this.#pages!.get(i)!.bytes, k * PAGE_SIZE));
+        pending.forEach((bytes, k) => joined.set(bytes, k * PAGE_SIZE));
         const fresh = pageRoots(joined, pending.length);
-        pending.forEach((i, k) => { this.#pages!.get(i)!.root = fresh.slice(k * 32, k * 32 + 32); });
+        const rootOf = new Map(pending.map((bytes, k) => [bytes, fresh.subarray(k * 32, k * 32 + 32)]));
+        for (const i of indexes) {
+          const page = this.#pages!.get(i)!;
+          page.root ??= rootOf.get(page.bytes)!;
+        }
       }
       roots = new Uint8Array(indexes.length * 32);
       indexes.forEach((i, k) => roots.set(this.#pages!.get(i)!.root!, k * 32));

@@ -4,7 +4,7 @@ export { byteListRoot, merkleizeLevels } from './hashing.js';
 export { toKey, compareKeys, keysEqual, formatKey, toHex, type KeyLike } from './keys.js';
 export { DataCap, paddedSize, lastNonZero } from './data.js';
 export {
-  capHash, encodeCap, decodeCap, typeChainStart, typeChainExtend, codeMapping,
+  capHash, encodeCap, encodedCapLength, decodeCap, typeChainStart, typeChainExtend, codeMapping,
   type CapValue, type ImageCap, type ImageEndpointDef, type ImageMappingDef, type ImageSlotEntry,
 } from './cap.js';
 export {

@@ -4,10 +4,15 @@ import { NubError } from '../errors.js';
 /** Anything the API accepts as a key: bytes, a number `n` (the one-byte key `[n]`), or byte values. */
 export type KeyLike = Uint8Array | number | readonly number[];
 
+function describe(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v;
+}
+
 /** Normalises a KeyLike to a fresh `Uint8Array`; throws `BadKey` for a value that is not a byte. */
 export function toKey(k: KeyLike): Uint8Array {
   if (k instanceof Uint8Array) return k.slice();
   const bytes = typeof k === 'number' ? [k] : k;
+  if (!Array.isArray(bytes)) throw new NubError('BadKey', `a key is bytes, a byte or an array of bytes, not ${describe(k)}`);
   for (const b of bytes) {
     if (!Number.isInteger(b) || b < 0 || b > 255) {
       throw new NubError('BadKey', `key byte ${String(b)} is not an integer in 0..255`);

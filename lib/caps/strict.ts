@@ -12,7 +12,7 @@
 import {
   ByteListType, ContainerType, ListBasicType, ListCompositeType, NoneType, UnionType, type Type,
 } from '@chainsafe/ssz';
-import { NubError } from '../errors.js';
+import { NubError, type CodeFamily } from '../errors.js';
 import { compareKeys } from './keys.js';
 import { sortedMapTypes } from './schema.js';
 
@@ -35,7 +35,7 @@ export function decodeStrict<T>(type: Type<T>, bytes: Uint8Array, what: string):
   }
 }
 
-function fail(code: string, path: string, message: string): never {
+function fail(code: CodeFamily<'Decode'>, path: string, message: string): never {
   throw new NubError(`Decode.${code}`, message, { path: path || '(root)' });
 }
 

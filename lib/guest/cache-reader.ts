@@ -180,7 +180,7 @@ export class GuestCacheReader {
   }
 
   private directory(): Directory {
-    // A closed VM detaches the buffer: reload, so the bounds check reports MemoryClosed.
+    // A closed VM detaches the buffer: reload, so the bounds check reports Closed.
     if (this.dir && this.mem.buffer.byteLength !== 0) return this.dir;
     return (this.dir = this.load());
   }

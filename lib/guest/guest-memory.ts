@@ -31,11 +31,11 @@ export class GuestMemory {
     return Number.isSafeInteger(gpa) && Number.isSafeInteger(len) && gpa >= 0 && len >= 0 && gpa + len <= this.buffer.byteLength;
   }
 
-  /** Throws NubError 'OutOfBounds' (or 'MemoryClosed' once the VM's memory is gone) unless [gpa, gpa + len) is inside guest memory. */
+  /** Throws NubError 'OutOfBounds' (or 'Closed' once the VM's memory is gone) unless [gpa, gpa + len) is inside guest memory. */
   check(gpa: number, len: number): void {
     if (this.contains(gpa, len)) return;
     if (this.buffer.byteLength === 0 && this.size !== 0) {
-      throw new NubError('MemoryClosed', 'guest memory was released (the VM is closed)');
+      throw new NubError('Closed', 'guest memory was released (the VM is closed)');
     }
     throw new NubError('OutOfBounds', `guest range [${hex(gpa)}, +${hex(len)}) is outside guest memory (${hex(this.size)} bytes)`, {
       details: { gpa, len, memorySize: this.size },

@@ -57,7 +57,7 @@ export interface GuestVmOptions {
   /** The kernel image (default: guest/build/kernel.bin of this package). */
   kernelPath?: string;
   kvmPath?: string;
-  /** Stops the guest (poisoning the VM with 'GuestTimeout') when boot or a call takes longer. Default: no limit. */
+  /** Stops the guest (poisoning the VM with 'Timeout') when boot or a call takes longer. Default: no limit. */
   timeoutMs?: number;
   /** Calls without a VM exit (docs/guest.md, "Polling mode"); needs two cores ('PollingUnavailable'). */
   polling?: boolean;
@@ -205,7 +205,7 @@ export class GuestVm {
   /**
    * Stores a cap in the guest's directory through the guest itself. Returns false when
    * the hash was already there (the guest keeps the first copy). Errors: 'BadHash',
-   * 'BadArgument', 'PayloadTooLarge', and the guest's 'DirectoryFull' / 'GuestOutOfMemory'.
+   * 'BadArgument', 'PayloadTooLarge', and the guest's 'DirectoryFull' / 'OutOfMemory'.
    */
   put(hash: Uint8Array, kind: number, bytes: Uint8Array): boolean {
     if (!(hash instanceof Uint8Array) || hash.length !== CAP_HASH_BYTES) throw new NubError('BadHash', `a cap hash is ${CAP_HASH_BYTES} bytes`);
@@ -223,7 +223,7 @@ export class GuestVm {
    * size. Returns how many were new. Errors as `put`, and 'GuestProtocol' (poisoning)
    * when the guest names memory outside itself.
    */
-  putCaps(caps: readonly CapToStore[]): number {
+  putCaps(caps: readonly CapToStore[], timeoutMs?: number): number {
     for (const c of caps) {
       if (!(c.hash instanceof Uint8Array) || c.hash.length !== CAP_HASH_BYTES) throw new NubError('BadHash', `a cap hash is ${CAP_HASH_BYTES} bytes`);
       if (!Number.isInteger(c.kind) || c.kind < 0 || c.kind > MAX_KIND) throw new NubError('BadArgument', `cap kind ${c.kind} is not a u32`);
@@ -233,11 +233,16 @@ export class GuestVm {
       }
     }
     let inserted = 0;
-    for (let i = 0; i < caps.length; i += PUT_CAPS_BATCH) inserted += this.#putBatch(caps.slice(i, i + PUT_CAPS_BATCH));
+    // `timeoutMs` bounds all the batches together; running out poisons ('Timeout').
+    const deadline = timeoutMs === undefined ? undefined : performance.now() + timeoutMs;
+    for (let i = 0; i < caps.length; i += PUT_CAPS_BATCH) {
+      const left = deadline === undefined ? undefined : Math.max(1, Math.ceil(deadline - performance.now()));
+      inserted += this.#putBatch(caps.slice(i, i + PUT_CAPS_BATCH), left);
+    }
     return inserted;
   }
 
-  #putBatch(caps: readonly CapToStore[]): number {
+  #putBatch(caps: readonly CapToStore[], timeoutMs: number | undefined): number {
     if (this.#gone) throw new NubError('Closed', 'the guest VM is closed');
     const records = new Uint8Array(caps.length * CapPut.size);
     const view = new DataView(records.buffer);
@@ -251,7 +256,7 @@ export class GuestVm {
     const mb = this.#mailbox;
     try {
       const seq = mb.send(MailboxOp.values.PUT_CAPS, [caps.length], [records]);
-      if (mb.enter() !== 'doorbell') throw mb.poison(new NubError('GuestProtocol', 'the guest stopped a PUT_CAPS for a host call'));
+      if (mb.enter(timeoutMs) !== 'doorbell') throw mb.poison(new NubError('GuestProtocol', 'the guest stopped a PUT_CAPS for a host call'));
       mb.checkDone(seq);
       // Records the guest reserved (even before a refusal) are in its directory: fill them all.
       caps.forEach((c, i) => {

@@ -13,8 +13,8 @@
  */
 import { Invoke, InvokeMapping, InvokeReply, MailboxOp, Prepare } from '../abi/guest-abi.js';
 import { NubError } from '../errors.js';
-import { CODE_BASE, Exit, PAGE_SIZE } from '../machine/abi.js';
-import type { MemoryView } from '../machine/invoke.js';
+import { CODE_BASE, Exit, HOST_CALL_MAX, HOST_CALL_MIN, PAGE_SIZE } from '../machine/abi.js';
+import { memoryAccess, memoryWrite, type MemoryView } from '../machine/invoke.js';
 import type { GuestVm } from './guest-vm.js';
 import { type GuestStop, MAILBOX_PAYLOAD_CAPACITY, MAILBOX_PAYLOAD_GPA } from './mailbox.js';
 
@@ -102,9 +102,9 @@ interface Region {
 
 /**
  * PREPARE: one guest entry that makes an image runnable (its Image and Data caps must be
- * stored). Errors: the guest's 'GuestCapMissing' / 'GuestBadCap' / 'GuestOutOfMemory'.
+ * stored). Errors: the guest's 'GuestCapMissing' / 'GuestBadCap' / 'OutOfMemory'.
  */
-export function prepareInGuest(guest: GuestVm, spec: GuestImageSpec): PreparedGuestImage {
+export function prepareInGuest(guest: GuestVm, spec: GuestImageSpec, timeoutMs?: number): PreparedGuestImage {
   const { mappings } = spec;
   if (mappings.length > MAX_PREPARE_MAPPINGS) {
     throw new NubError('TooManyMappings', `an image has at most ${MAX_PREPARE_MAPPINGS} mappings here, not ${mappings.length}`);
@@ -122,7 +122,12 @@ export function prepareInGuest(guest: GuestVm, spec: GuestImageSpec): PreparedGu
     InvokeMapping.set(view, at, 'writable', m.writable ? 1 : 0);
     record.set(m.dataHash, at + InvokeMapping.offsets.data_hash);
   });
-  guest.request(MailboxOp.values.PREPARE, [], [record]);
+  // One entry, bounded by `timeoutMs` (running out poisons: the guest is mid-PREPARE).
+  try {
+    guest.mailbox.call(MailboxOp.values.PREPARE, [], [record], timeoutMs);
+  } finally {
+    guest.reader.invalidate();
+  }
 
   const mem = guest.memory;
   const regions: Region[] = [];
@@ -174,8 +179,10 @@ export class GuestInvocationMemory implements MemoryView {
   }
 
   read(address: number, length: number): Uint8Array | undefined {
-    const out = new Uint8Array(length);
+    this.#checkCurrent();
+    ({ address, length } = memoryAccess(address, length));
     const chunks = this.#chunks(address, length, false);
+    const out = new Uint8Array(chunks === undefined ? 0 : length);
     if (chunks === undefined) return undefined;
     const u8s = this.#guest.memory.u8s;
     for (const { region, offset, at, len } of chunks) {
@@ -186,6 +193,8 @@ export class GuestInvocationMemory implements MemoryView {
   }
 
   write(address: number, bytes: Uint8Array): boolean {
+    this.#checkCurrent();
+    ({ address, bytes } = memoryWrite(address, bytes));
     const chunks = this.#chunks(address, bytes.length, true);
     if (chunks === undefined) return false;
     const u8s = this.#guest.memory.u8s;
@@ -202,10 +211,6 @@ export class GuestInvocationMemory implements MemoryView {
 
   /** Splits an access into per-region pieces; undefined when a byte lies outside every region (or a write hits a read-only one). */
   #chunks(address: number, length: number, write: boolean): { region: Region; offset: number; at: number; len: number }[] | undefined {
-    this.#checkCurrent();
-    if (!Number.isSafeInteger(address) || !Number.isSafeInteger(length) || length < 0 || length > TWO_POW_32) {
-      throw new NubError('BadArgument', `memory access of ${length} bytes at ${address}`);
-    }
     const chunks = [];
     for (let at = 0; at < length;) {
       const addr = (address + at) % TWO_POW_32;
@@ -293,7 +298,10 @@ class InvokeCall {
   }
 
   outcome(): GuestInvokeOutcome {
-    return { state: this.#readState(), memory: this.#memory() };
+    const state = this.#readState();
+    const lie = resultLie(state, this.#req);
+    if (lie !== undefined) throw this.#guest.mailbox.poison(new NubError('GuestProtocol', `the guest reported an impossible result: ${lie}`, { details: { state } }));
+    return { state, memory: this.#memory() };
   }
 
   #memory(): GuestInvocationMemory {
@@ -334,6 +342,29 @@ class InvokeCall {
       instructions: Number(view.getBigUint64(INVOKE_GPA + I.instructions, true)),
     };
   }
+}
+
+const EXITS = new Set<number>(Object.values(Exit));
+
+/**
+ * What is impossible in a guest's INVOKE result (docs/machine.md, "Exits"), or undefined
+ * when it could be true: an exit nub does not know, more gas left than given, more
+ * instructions than gas used (every instruction costs at least 1), a pc outside the
+ * code (but for the entry's own PANIC), an exitArg its exit cannot have.
+ */
+export function resultLie(state: GuestInvokeState, req: GuestInvokeRequest): string | undefined {
+  const { exit, exitArg, pc, gasLeft, instructions } = state;
+  if (!EXITS.has(exit)) return `exit ${exit}`;
+  if (gasLeft > req.gas) return `${gasLeft} gas left of ${req.gas}`;
+  if (!Number.isSafeInteger(instructions) || BigInt(instructions) > req.gas - gasLeft) return `${instructions} instructions for ${req.gas - gasLeft} gas`;
+  const entryPc = (CODE_BASE + req.entry) % TWO_POW_32;
+  const atEntry = pc === entryPc && instructions === 0 && gasLeft === req.gas;
+  if (!atEntry && (pc < CODE_BASE || pc > CODE_BASE + req.image.codeLen)) return `pc 0x${pc.toString(16)} outside the ${req.image.codeLen}-byte code`;
+  const arg = exit === Exit.HALT ? (exitArg === state.regs[7] ? undefined : 'a HALT whose exitArg is not φ7')
+    : exit === Exit.PAGE_FAULT ? (exitArg < BigInt(TWO_POW_32) ? undefined : `fault address ${exitArg}`)
+      : exit === Exit.HOST_CALL ? (exitArg >= BigInt(HOST_CALL_MIN) && exitArg <= BigInt(HOST_CALL_MAX) ? undefined : `host call ${exitArg}`)
+        : exitArg === 0n ? undefined : `exitArg ${exitArg} for exit ${exit}`;
+  return arg;
 }
 
 /**

@@ -14,7 +14,7 @@
  * next request enters it again.
  */
 import { FaultRecord, Layout, Mailbox as MailboxLayout, MailboxStatus, Ports } from '../abi/guest-abi.js';
-import { NubError } from '../errors.js';
+import { NubError, type NubErrorCode } from '../errors.js';
 import { decodeExit, KVM_EXIT, KVM_EXIT_IO_OUT, KVM_RUN, KVM_RUN_MIN_SIZE, type PollCall, type VmExit } from '../native/index.js';
 import type { GuestMemory } from './guest-memory.js';
 
@@ -38,10 +38,10 @@ const TWO_POW_32 = 0x1_0000_0000;
 /** What pollRun returns when the guest answered without an exit (native/poller.h kAnswered). */
 const POLL_ANSWERED = 0xffff_ffff;
 
-const STATUS_CODES: Record<number, string> = {
+const STATUS_CODES: Record<number, NubErrorCode> = {
   [MailboxStatus.values.BAD_OP]: 'GuestBadOp',
   [MailboxStatus.values.BAD_ARGS]: 'GuestBadArgs',
-  [MailboxStatus.values.NO_MEMORY]: 'GuestOutOfMemory',
+  [MailboxStatus.values.NO_MEMORY]: 'OutOfMemory',
   [MailboxStatus.values.DIRECTORY_FULL]: 'DirectoryFull',
   [MailboxStatus.values.CAP_MISSING]: 'GuestCapMissing',
   [MailboxStatus.values.BAD_CAP]: 'GuestBadCap',
@@ -74,7 +74,7 @@ export class Mailbox {
 
   /**
    * With `timeoutMs`, a guest entry that takes longer is stopped and poisons the mailbox
-   * ('GuestTimeout'). With `idleSpinTsc` > 0, polling mode (the VM needs pollRun).
+   * ('Timeout'). With `idleSpinTsc` > 0, polling mode (the VM needs pollRun).
    */
   constructor(vm: RunnableVm, mem: GuestMemory, timeoutMs?: number, idleSpinTsc = 0) {
     this.#vm = vm;
@@ -106,9 +106,9 @@ export class Mailbox {
    * not used by any opcode yet). A non-OK status throws a NubError without poisoning.
    * The payload parts are written back to back at MAILBOX_PAYLOAD_GPA.
    */
-  call(op: number, args: readonly number[], payload: readonly Uint8Array[] = []): number {
+  call(op: number, args: readonly number[], payload: readonly Uint8Array[] = [], timeoutMs = this.#timeoutMs): number {
     const seq = this.send(op, args, payload);
-    this.#expectDoorbell(this.enter());
+    this.#expectDoorbell(this.enter(timeoutMs));
     this.checkDone(seq);
     const err = this.statusError(op);
     if (err) throw err;
@@ -263,7 +263,7 @@ export class Mailbox {
           details: { suberror: exit.suberror, data: exit.data },
         });
       case 'interrupted':
-        return new NubError('GuestTimeout', 'the guest did not answer in time (the VM was stopped)');
+        return new NubError('Timeout', 'the guest did not answer in time (the VM was stopped)');
       default:
         return new NubError('UnexpectedExit', `unexpected VM exit ${exit.kind}`, { details: { exit } });
     }

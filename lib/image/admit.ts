@@ -5,7 +5,7 @@
  */
 import {
   DataCap, MAX_CODE_SIZE, MAX_SOURCE_DEPTH, NUM_REGS, compareKeys, formatKey, keysEqual, toHex,
-  type ImageCap, type ImageSlotEntry,
+  type ImageCap, type ImageMappingDef, type ImageSlotEntry,
 } from '../caps/index.js';
 import { NubError } from '../errors.js';
 import { decodeImage, imageContentHash } from './codec.js';
@@ -115,14 +115,28 @@ export function imageCap(image: ImageValue): ImageCap {
   return admit(image).imageCap;
 }
 
+/** Every AdmittedImage admitImage made, so a Sandbox can tell one from a look-alike object. */
+const admittedImages = new WeakSet<AdmittedImage>();
+
 /** Decodes, hashes and admits `image.ssz` bytes, returning the image's Data caps as well. */
 export function admitImage(bytes: Uint8Array): AdmittedImage {
   const image = decodeImage(bytes);
-  const admitted = admit(image);
-  return { image, contentHash: imageContentHash(image), ...admitted };
+  const admitted: AdmittedImage = { image, contentHash: imageContentHash(image), ...admit(image) };
+  admittedImages.add(admitted);
+  return admitted;
 }
 
-/** True when the mapping at `start` draws from a pinned slot, so it is laid read-only. */
-export function mappingIsPinned(cap: ImageCap, start: bigint): boolean {
-  return cap.mappings.some((m) => m.start === start && m.source.length > 0 && cap.pinned.some((p) => keysEqual(p.slot, m.source[0]!)));
+/** True for an AdmittedImage that admitImage returned (not an object shaped like one). */
+export function isAdmittedImage(value: unknown): value is AdmittedImage {
+  return typeof value === 'object' && value !== null && admittedImages.has(value as AdmittedImage);
+}
+
+/**
+ * True when `mapping` draws from a pinned slot (the first key of its own source names
+ * one), so it is laid read-only. Judged per mapping, not by its start: another mapping
+ * at the same address (a zero-size one) must not change it.
+ */
+export function mappingIsPinned(cap: ImageCap, mapping: ImageMappingDef): boolean {
+  const first = mapping.source[0];
+  return first !== undefined && cap.pinned.some((p) => keysEqual(p.slot, first));
 }

@@ -106,12 +106,12 @@ export class ImageBuilder {
         b.addPinnedImage(key, (value.value as { contentHash: Uint8Array }).contentHash);
       } else {
         const cap = materialise((value.value as { desc: DataDescValue }).desc, image.arena);
-        b.addPinnedData(key, cap.bytes(), cap.size);
+        b.addPinnedData(key, cap.leadingBytes(), cap.size);
       }
     }
     for (const { key, value } of image.initialSlots) {
       const cap = materialise(value, image.arena);
-      b.addInitialData(key, cap.bytes(), cap.size);
+      b.addInitialData(key, cap.leadingBytes(), cap.size);
     }
     for (const m of image.memoryMappings) b.addMapping(m.start, m.size, m.source);
     if (image.yieldReceiverSlot.selector === 1) b.setYieldReceiverSlot(image.yieldReceiverSlot.value as Uint8Array);

@@ -1,6 +1,6 @@
 /** `DataDesc`: validation against the arena (SPEC section 3) and materialising into a `DataCap`. */
 import { DataCap, MAX_DATA_PAGES, PAGE_SIZE } from '../caps/index.js';
-import { NubError } from '../errors.js';
+import { NubError, type CodeFamily } from '../errors.js';
 import type { DataDescValue } from './schema.js';
 
 const PAGE = BigInt(PAGE_SIZE);
@@ -14,7 +14,7 @@ function join(base: string, rest: string): string {
  * SPEC order; the per-page checks run page by page. `path` locates the desc in errors.
  */
 export function validateDataDesc(desc: DataDescValue, arenaLen: number, path = ''): void {
-  const fail = (name: string, at: string, message: string): never => {
+  const fail = (name: CodeFamily<'DataDesc'>, at: string, message: string): never => {
     throw new NubError(`DataDesc.${name}`, message, { path: join(path, at) });
   };
   if (desc.size % PAGE !== 0n) fail('SizeNotPageMultiple', 'size', `size ${desc.size} is not a multiple of ${PAGE_SIZE}`);
@@ -40,8 +40,13 @@ export function materialise(desc: DataDescValue, arena: Uint8Array, path = ''): 
   if (desc.size > BigInt(MAX_DATA_PAGES) * PAGE) {
     throw new NubError('DataCap.TooLarge', `size ${desc.size} exceeds the 4 GiB a Data cap can hold`, { path: join(path, 'size') });
   }
-  return DataCap.fromPages(
-    Number(desc.size),
-    desc.pages.map((p) => [p.pageIndex, arena.subarray(p.arenaOff, p.arenaOff + p.len)] as const),
-  );
+  // Refs to the same arena bytes share one view, so a page repeated 2^20 times is stored and hashed once.
+  const views = new Map<number, Uint8Array>();
+  const view = (off: number, len: number): Uint8Array => {
+    const key = off * (PAGE_SIZE + 1) + len;
+    let v = views.get(key);
+    if (v === undefined) views.set(key, (v = arena.subarray(off, off + len)));
+    return v;
+  };
+  return DataCap.fromPages(Number(desc.size), desc.pages.map((p) => [p.pageIndex, view(p.arenaOff, p.len)] as const));
 }

@@ -5,6 +5,6 @@ export {
 } from './schema.js';
 export { decodeImage, encodeImage, imageContentHash } from './codec.js';
 export { validateDataDesc, materialise } from './desc.js';
-export { imageCap, checkImage, admitImage, mappingIsPinned, type AdmittedImage, type AdmittedData } from './admit.js';
+export { imageCap, checkImage, admitImage, isAdmittedImage, mappingIsPinned, type AdmittedImage, type AdmittedData } from './admit.js';
 export { codeMapping } from '../caps/index.js';
 export { ImageBuilder, type EndpointSpec } from './builder.js';

@@ -25,6 +25,30 @@ export interface MemoryView {
   write(address: number, bytes: Uint8Array): boolean;
 }
 
+const TWO_POW_32 = 2 ** 32;
+
+/**
+ * The one reading of a host function's memory access, on every engine: the address is
+ * an integer (a safe-integer number or a bigint) taken mod 2^32, so −4096 is
+ * 0xFFFFF000; the length a safe integer in 0..2^32. Anything else is 'BadArgument'.
+ */
+export function memoryAccess(address: unknown, length: unknown): { address: number; length: number } {
+  let a: number;
+  if (typeof address === 'bigint') a = Number(BigInt.asUintN(32, address));
+  else if (typeof address === 'number' && Number.isSafeInteger(address)) a = ((address % TWO_POW_32) + TWO_POW_32) % TWO_POW_32;
+  else throw new NubError('BadArgument', `memory address ${String(address)} is not an integer`, { path: 'address' });
+  if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0 || length > TWO_POW_32) {
+    throw new NubError('BadArgument', `memory access length ${String(length)} is not an integer in 0..2^32`, { path: 'length' });
+  }
+  return { address: a, length };
+}
+
+/** `memoryAccess` for a write: the bytes must be a Uint8Array. */
+export function memoryWrite(address: unknown, bytes: unknown): { address: number; bytes: Uint8Array } {
+  if (!(bytes instanceof Uint8Array)) throw new NubError('BadArgument', 'the bytes to write are not a Uint8Array', { path: 'bytes' });
+  return { address: memoryAccess(address, bytes.length).address, bytes };
+}
+
 /**
  * A host function for `ecalli imm` (64..2047). `regs` is φ0..φ12 (unsigned) at the
  * call. Returning a value handles the call: φ7 = value and execution continues at
@@ -88,7 +112,18 @@ export function runMachine(input: MachineInput): InvokeResult {
   const phi = () => Array.from({ length: NUM_REGS }, (_, i) => BigInt.asUintN(64, pairToBigInt(state.lo[phiToX(i)], state.hi[phiToX(i)])));
 
   const hook = input.hostCall && ((n: number): boolean => {
-    const view: MemoryView = { read: (a, len) => mem.readBytes(a >>> 0, len), write: (a, bytes) => mem.writeBytes(a >>> 0, bytes) };
+    const view: MemoryView = {
+      read: (a, len) => {
+        const access = memoryAccess(a, len);
+        // More bytes than are mapped cannot all be readable: answer without a byte-by-byte walk.
+        if (access.length > mem.regions.reduce((n, r) => n + r.size, 0)) return undefined;
+        return mem.readBytes(access.address, access.length);
+      },
+      write: (a, bytes) => {
+        const access = memoryWrite(a, bytes);
+        return mem.writeBytes(access.address, access.bytes);
+      },
+    };
     const result = input.hostCall!(n, phi(), view);
     if (result === undefined) return false;
     const v = toU64(result, 'host call result');
@@ -189,9 +224,8 @@ export function endpointInput(
       throw new NubError('Machine.UnresolvedMapping', `mapping at 0x${m.start.toString(16)}: no Data cap at its source`, { path: `memory_mappings[${i}].source` });
     }
     const size = Number(m.size);
-    // A mapping shows the cap's first `size` bytes, zeros past the cap's end.
-    const content = cap.bytes();
-    return { start: Number(m.start), size, writable: !mappingIsPinned(imageCap, m.start), content: content.subarray(0, Math.min(size, content.length)) };
+    // A mapping shows the cap's first `size` bytes, zeros past the cap's end (and past its last stored byte).
+    return { start: Number(m.start), size, writable: !mappingIsPinned(imageCap, m), content: cap.leadingBytes(size) };
   });
 
   const regs: bigint[] = endpoint.initialRegs.slice(0, NUM_REGS);

@@ -33,7 +33,7 @@ function region(start: number, size: number, writable: boolean, content: Uint8Ar
 }
 
 /** Checks one mapping against the layout rules, naming it by index in errors. */
-function checkMapping(m: MappingSpec, index: number): void {
+function checkMapping(m: Pick<MappingSpec, 'start' | 'size'>, index: number): void {
   const where = `memory_mappings[${index}]`;
   if (!Number.isSafeInteger(m.start) || !Number.isSafeInteger(m.size) || m.start % PAGE_SIZE !== 0 || m.size % PAGE_SIZE !== 0) {
     throw new NubError('Machine.MappingNotPageAligned', `mapping at ${m.start} of ${m.size} bytes is not whole pages`, { path: where });
@@ -41,6 +41,22 @@ function checkMapping(m: MappingSpec, index: number): void {
   if (m.start < DATA_BASE || m.start + m.size > ADDRESS_SPACE) {
     throw new NubError('Machine.MappingOutOfRange', `mapping [0x${m.start.toString(16)}, +0x${m.size.toString(16)}) is outside [DATA_BASE, 2^32)`, { path: where });
   }
+}
+
+/**
+ * The layout rules for a set of mappings (whole pages, inside [DATA_BASE, 2^32), no
+ * overlap), without allocating them; `Memory` applies them, and the Sandbox checks an
+ * image's mappings with them at load, so both engines refuse alike.
+ */
+export function checkMappings(mappings: readonly Pick<MappingSpec, 'start' | 'size'>[]): void {
+  mappings.forEach(checkMapping);
+  const sorted = mappings.map((m, index) => ({ m, index })).filter(({ m }) => m.size > 0).sort((x, y) => x.m.start - y.m.start);
+  sorted.forEach(({ m, index }, i) => {
+    const prev = i > 0 ? sorted[i - 1]!.m : undefined;
+    if (prev && prev.start + prev.size > m.start) {
+      throw new NubError('Machine.MappingsOverlap', `mapping at 0x${m.start.toString(16)} overlaps the one at 0x${prev.start.toString(16)}`, { path: `memory_mappings[${index}]` });
+    }
+  });
 }
 
 export class Memory {
@@ -54,17 +70,11 @@ export class Memory {
   private readonly scratchView = new DataView(this.scratch.buffer);
 
   constructor(code: Uint8Array, mappings: readonly MappingSpec[]) {
-    mappings.forEach(checkMapping);
+    checkMappings(mappings);
     const regions: Region[] = [];
     if (code.length > 0) regions.push(region(CODE_BASE, roundUpToPage(code.length), false, code));
-    const sorted = mappings.map((m, index) => ({ m, index })).sort((x, y) => x.m.start - y.m.start);
-    for (const [i, { m, index }] of sorted.entries()) {
-      if (m.size === 0) continue;
-      const prev = i > 0 ? sorted[i - 1].m : undefined;
-      if (prev && prev.start + prev.size > m.start) {
-        throw new NubError('Machine.MappingsOverlap', `mapping at 0x${m.start.toString(16)} overlaps the one at 0x${prev.start.toString(16)}`, { path: `memory_mappings[${index}]` });
-      }
-      regions.push(region(m.start, m.size, m.writable, m.content));
+    for (const m of [...mappings].sort((x, y) => x.start - y.start)) {
+      if (m.size > 0) regions.push(region(m.start, m.size, m.writable, m.content));
     }
     this.regions = regions;
     this.last = regions[0] ?? region(0, 0, false, new Uint8Array(0));

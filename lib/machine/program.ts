@@ -49,6 +49,9 @@ export function gasFrom(program: Program, offset: number): number {
   return program.gasSuffix[offset / 2];
 }
 
+/** Bytes the pre-decoded form takes per byte of code: ten arrays of one entry per halfword (see prepareProgram). */
+export const PROGRAM_BYTES_PER_CODE_BYTE = (1 + 1 + 1 + 4 + 4 + 4 + 1 + 8 + 8 + 1) / 2;
+
 /** Decodes `code` once into the form the interpreter runs. */
 export function prepareProgram(code: Uint8Array): Program {
   const halves = Math.ceil(code.length / 2);

@@ -3,6 +3,5 @@ export {
   Sandbox, SandboxSnapshot, defaultEngine, DEFAULT_GAS, DEFAULT_SANDBOX_MEMORY,
   type SandboxOptions, type FromSnapshotOptions, type InvokeOptions, type HostFunction, type LoadedImage, type CapReader, type SandboxResult, type EngineName,
 } from './sandbox.js';
-export { SandboxErrorCodes, type SandboxErrorCode } from './errors.js';
 export { kvmEngine } from './engine.js';
 export { SandboxPool, type SandboxPoolOptions } from './pool.js';

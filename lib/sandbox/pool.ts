@@ -10,6 +10,7 @@
  * Async invokes run on each VM's own thread, so a pool of two keeps two cores busy.
  */
 import { availableParallelism } from 'node:os';
+import { NubError } from '../errors.js';
 import type { KeyLike } from '../caps/index.js';
 import { Pool, type PoolStats } from '../snapshot/pool.js';
 import { VmCache } from '../snapshot/vm-cache.js';
@@ -19,10 +20,24 @@ export interface SandboxPoolOptions extends Omit<SandboxOptions, 'engine'> {
   /** Sandboxes kept warm (default: the number of CPUs). */
   size?: number;
   /** Prepares the template sandbox before the snapshot: load images, store caps, register host functions. */
-  setup?: (sandbox: Sandbox) => void;
+  /** Prepares the template sandbox (load images, register host functions); `createAsync` awaits one that returns a Promise. */
+  setup?: (sandbox: Sandbox) => void | Promise<void>;
 }
 
 /** A result whose `memory` was read before the sandbox went back to the pool. */
+/** A stand-in for `sandbox` that forwards every call until end(), then throws 'Closed'. */
+function lend(sandbox: Sandbox): { sandbox: Sandbox; end(): void } {
+  let ended = false;
+  const proxy = new Proxy(sandbox, {
+    get(target, key) {
+      if (ended) throw new NubError('Closed', 'this sandbox went back to its pool when the use() callback settled');
+      const value = Reflect.get(target, key, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return { sandbox: proxy, end: () => { ended = true; } };
+}
+
 function detached(result: SandboxResult): SandboxResult {
   return { ...result, memory: result.memory };
 }
@@ -53,9 +68,29 @@ export class SandboxPool implements Disposable {
     let snapshot: SandboxSnapshot;
     {
       using template = Sandbox.create({ ...sandboxOptions, engine: 'kvm' });
-      setup?.(template);
+      const done = setup?.(template);
+      if (done instanceof Promise) {
+        done.catch(() => {}); // refused below; its failure must not go unhandled
+        throw new NubError('BadArgument', 'setup returned a Promise; use SandboxPool.createAsync to await it', { path: 'setup' });
+      }
       snapshot = template.snapshot();
     }
+    return SandboxPool.#fromSnapshot(snapshot, size);
+  }
+
+  /** `create` for a `setup` that returns a Promise: the pool starts once it has settled. */
+  static async createAsync(options: SandboxPoolOptions = {}): Promise<SandboxPool> {
+    const { size = availableParallelism(), setup, ...sandboxOptions } = options;
+    let snapshot: SandboxSnapshot;
+    {
+      using template = Sandbox.create({ ...sandboxOptions, engine: 'kvm' });
+      await setup?.(template);
+      snapshot = template.snapshot();
+    }
+    return SandboxPool.#fromSnapshot(snapshot, size);
+  }
+
+  static #fromSnapshot(snapshot: SandboxSnapshot, size: number): SandboxPool {
     try {
       return new SandboxPool(snapshot, size);
     } catch (err) {
@@ -87,8 +122,19 @@ export class SandboxPool implements Disposable {
   }
 
   /** Borrows a sandbox for several calls (results' memory readable inside `fn`); restored afterwards. */
+  /**
+   * Lends a sandbox to `fn`. The sandbox `fn` gets works only until `fn` settles: kept
+   * and used later (when another borrower has it) every call throws 'Closed'.
+   */
   use<T>(fn: (sandbox: Sandbox) => T | Promise<T>): Promise<T> {
-    return this.#pool.use(fn);
+    return this.#pool.use(async (sandbox) => {
+      const lease = lend(sandbox);
+      try {
+        return await fn(lease.sandbox);
+      } finally {
+        lease.end();
+      }
+    });
   }
 
   /** Closes every sandbox, the idle VMs and the snapshot. Idempotent. */

@@ -17,21 +17,24 @@ import { existsSync } from 'node:fs';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { CapPutLayout } from '../abi/guest-abi.js';
 import { Layout } from '../abi/guest-abi.js';
-import { capHash, decodeCap, encodeCap, keysEqual, lastNonZero, toHex, toKey, type CapValue, type KeyLike } from '../caps/index.js';
+import { capHash, decodeCap, encodeCap, encodedCapLength, keysEqual, toHex, toKey, type CapValue, type KeyLike } from '../caps/index.js';
 import { CapSelector } from '../caps/schema.js';
-import { NubError } from '../errors.js';
+import { NubError, isNubError } from '../errors.js';
 import { CAP_HASH_BYTES, GuestVm, type StoredCap } from '../guest/index.js';
 import type { CapToStore } from '../guest/guest-vm.js';
 import {
-  invokeInGuest, invokeInGuestAsync, panicAtEntry, prepareInGuest,
+  invokeInGuest, invokeInGuestAsync, panicAtEntry, prepareInGuest, MAX_PREPARE_MAPPINGS,
   type GuestHostCall, type GuestImageSpec, type GuestInvokeOutcome, type GuestMapping, type PreparedGuestImage,
 } from '../guest/invoke.js';
-import { admitImage, ImageBuilder, mappingIsPinned, type AdmittedImage } from '../image/index.js';
-import { HOST_CALL_MAX, HOST_CALL_MIN, NUM_REGS } from '../machine/abi.js';
+import { admitImage, ImageBuilder, isAdmittedImage, mappingIsPinned, type AdmittedImage } from '../image/index.js';
+import { DEFAULT_LOAD_TIMEOUT_MS, DEFAULT_SANDBOX_MEMORY, MAX_IMAGES } from '../limits.js';
+import { HOST_CALL_MAX, HOST_CALL_MIN, NUM_REGS, PAGE_SIZE } from '../machine/abi.js';
 import { invokeLocal, type InvokeResult, type MemoryView } from '../machine/invoke.js';
-import { Memory } from '../machine/memory.js';
+import { checkMappings } from '../machine/memory.js';
+import { PROGRAM_BYTES_PER_CODE_BYTE } from '../machine/program.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import type { VmCache } from '../snapshot/vm-cache.js';
+import * as check from './arguments.js';
 
 export type EngineName = 'kvm' | 'local';
 
@@ -50,6 +53,20 @@ export interface SandboxOptions {
    * ('PollingUnavailable' where the process has one). See docs/guest.md, "Polling mode".
    */
   polling?: boolean;
+  /**
+   * Bytes this sandbox may hold for its images and caps (default: memorySize, else
+   * DEFAULT_SANDBOX_MEMORY): every stored cap's bytes plus every loaded image's address
+   * space (code and mappings, which each invoke lays out). Beyond it, loadImage and
+   * putCaps throw 'MemoryBudgetExceeded' before allocating anything.
+   */
+  memoryBudget?: number;
+}
+
+export interface LoadOptions {
+  /** Bound on the guest's work for this load (PUT_CAPS and PREPARE; default DEFAULT_LOAD_TIMEOUT_MS). A load that runs out poisons the sandbox ('Timeout'). */
+  timeoutMs?: number;
+  /** Checked before the load starts ('Cancelled'); loading is synchronous, so a later abort cannot stop it. */
+  signal?: AbortSignal;
 }
 
 export interface InvokeOptions {
@@ -57,9 +74,9 @@ export interface InvokeOptions {
   args?: readonly (bigint | number)[];
   /** Gas for the invocation (default DEFAULT_GAS). */
   gas?: bigint | number;
-  /** Engine kvm: stop the guest after this long ('Timeout'). */
+  /** Engine kvm: stop the guest after this long ('Timeout'); at most MAX_TIMEOUT_MS. */
   timeoutMs?: number;
-  /** Engine kvm, async `invoke` only: aborting stops the guest ('Cancelled'). */
+  /** Engine kvm, async `invoke`: aborting stops the guest ('Cancelled'). Already aborted: no invoke starts, on either call. */
   signal?: AbortSignal;
 }
 
@@ -92,8 +109,7 @@ export interface CapReader {
 export type SandboxResult = InvokeResult;
 
 export const DEFAULT_GAS = 1_000_000_000n;
-/** 64 MiB: room for the examples' largest mapping (8 MiB) stored once and copied once per invoke. */
-export const DEFAULT_SANDBOX_MEMORY = 64 * 1024 * 1024;
+export { DEFAULT_SANDBOX_MEMORY };
 
 /** The engine Sandbox.create picks by default: kvm when the device can be opened read-write. */
 export function defaultEngine(kvmPath = '/dev/kvm'): EngineName {
@@ -111,6 +127,17 @@ interface PreparedImage {
   loaded: LoadedImage;
   spec: GuestImageSpec;
   guest: PreparedGuestImage | undefined;
+  /** Hex hashes of the caps it stored (its Image cap and Data caps). */
+  caps: string[];
+  /** Bytes of its address space (code pages and mappings), counted against the budget. */
+  spaceBytes: number;
+}
+
+/** A stored cap and who needs it: the images that stored it, and whether putCaps did (then it stays). */
+interface StoredEntry {
+  store: CapToStore;
+  images: number;
+  put: boolean;
 }
 
 /** The Image cap's encoding: the union selector, then the container whose first field (the code) is variable-size. */
@@ -131,12 +158,7 @@ function badArgument(message: string): NubError {
   return new NubError('BadArgument', message);
 }
 
-function toU64(v: bigint | number, what: string): bigint {
-  if (typeof v === 'number' && !Number.isSafeInteger(v)) throw badArgument(`${what} ${v} is not an integer`);
-  const b = BigInt(v);
-  if (b < -(1n << 63n) || b >= 1n << 64n) throw badArgument(`${what} ${b} does not fit in 64 bits`);
-  return BigInt.asUintN(64, b);
-}
+const pageRound = (n: number): number => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
 
 /** A CapReader over caps held in this process (engine local). */
 class LocalCapStore implements CapReader {
@@ -146,6 +168,9 @@ class LocalCapStore implements CapReader {
     if (this.#caps.has(key)) return false;
     this.#caps.set(key, { kind: c.kind, bytes: c.bytes });
     return true;
+  }
+  delete(key: string): void {
+    this.#caps.delete(key);
   }
   len(): number {
     return this.#caps.size;
@@ -163,11 +188,17 @@ class LocalCapStore implements CapReader {
   }
 }
 
-/** What the host keeps about a kvm sandbox's guest: images (with their guest ids), caps, host functions. */
+/**
+ * What the host keeps about a kvm sandbox's guest: images (with their guest ids), caps,
+ * host functions, and what the guest still holds of unloaded images (`garbage`, in
+ * bytes, and `guestImages`, the guest's count of prepared images) until a reboot frees it.
+ */
 interface HostState {
   images: Map<string, PreparedImage>;
-  stored: CapToStore[];
+  caps: Map<string, StoredEntry>;
   hostFunctions: Map<number, HostFunction>;
+  garbage: number;
+  guestImages: number;
 }
 
 /** A copy that later loadImage/reset calls on either side cannot change. */
@@ -179,8 +210,12 @@ function copyHostState(state: HostState): HostState {
     if (copy === undefined) copies.set(prepared, (copy = { ...prepared }));
     images.set(key, copy);
   }
-  return { images, stored: [...state.stored], hostFunctions: new Map(state.hostFunctions) };
+  const caps = new Map([...state.caps].map(([k, e]) => [k, { ...e }]));
+  return { images, caps, hostFunctions: new Map(state.hostFunctions), garbage: state.garbage, guestImages: state.guestImages };
 }
+
+/** The guest's refusals that a reboot without the unloaded images can cure. */
+const GUEST_FULL = ['OutOfMemory', 'DirectoryFull'] as const;
 
 /**
  * A kvm sandbox as it was: its guest (memory and vCPU, a lib/snapshot Snapshot) and the
@@ -219,22 +254,37 @@ export interface FromSnapshotOptions {
   vmCache?: VmCache;
 }
 
+/**
+ * What a sandbox is doing: a call must not disturb a run in flight ('Busy'), and a host
+ * function may not call what would disturb the invoke it serves ('Reentrant').
+ */
+type Activity = 'idle' | 'running' | 'hostCall';
+
 export class Sandbox {
   readonly engine: EngineName;
   readonly #options: SandboxOptions;
+  readonly #budget: number;
   #guest: GuestVm | undefined;
   readonly #local: LocalCapStore | undefined;
   #closed = false;
+  #activity: Activity = 'idle';
+  /** Async invokes run one after another: each waits for the one before. */
+  #queue: Promise<unknown> = Promise.resolve();
   /** Counts invokes, so a result's guest memory knows when it has been reused. */
   #epoch = 0;
   #images = new Map<string, PreparedImage>();
-  /** Every cap stored, in order, to restore them into a rebooted guest. */
-  #stored: CapToStore[] = [];
+  /** Every cap stored, by hex hash, to restore them into a rebooted guest. */
+  #caps = new Map<string, StoredEntry>();
   #hostFunctions = new Map<number, HostFunction>();
+  #garbage = 0;
+  #guestImages = 0;
 
   private constructor(options: SandboxOptions, engine: EngineName, restored?: { guest: GuestVm; host: HostState }) {
     this.#options = options;
     this.engine = engine;
+    const budget = options.memoryBudget ?? options.memorySize ?? DEFAULT_SANDBOX_MEMORY;
+    if (!Number.isSafeInteger(budget) || budget <= 0) throw check.badArgument('memoryBudget', `${String(budget)} is not a positive number of bytes`);
+    this.#budget = budget;
     if (restored) {
       this.#guest = restored.guest;
       this.#setHostState(restored.host);
@@ -248,20 +298,23 @@ export class Sandbox {
    * hundreds) and gives it back on close().
    */
   static fromSnapshot(snapshot: SandboxSnapshot, options: FromSnapshotOptions = {}): Sandbox {
+    if (!(snapshot instanceof SandboxSnapshot)) throw check.badArgument('snapshot', 'is not a SandboxSnapshot');
+    const opts = check.options(options, 'options');
     const o = snapshot.options;
     const guest = GuestVm.fromSnapshot(snapshot.guest, {
       ...(o.kvmPath === undefined ? {} : { kvmPath: o.kvmPath }),
       ...(o.polling === undefined ? {} : { polling: o.polling }),
-      ...(options.vmCache === undefined ? {} : { vmCache: options.vmCache }),
+      ...(opts.vmCache === undefined ? {} : { vmCache: opts.vmCache }),
     });
     return new Sandbox(o, 'kvm', { guest, host: copyHostState(snapshot.host) });
   }
 
   /** Boots a guest (engine kvm) or sets up the local engine. */
   static create(options: SandboxOptions = {}): Sandbox {
-    const engine = options.engine ?? defaultEngine(options.kvmPath);
+    const o = check.options(options, 'options');
+    const engine = o.engine ?? defaultEngine(o.kvmPath);
     if (engine !== 'kvm' && engine !== 'local') throw badArgument(`engine '${String(engine)}' is neither 'kvm' nor 'local'`);
-    return new Sandbox(options, engine);
+    return new Sandbox(o, engine);
   }
 
   get closed(): boolean {
@@ -285,52 +338,137 @@ export class Sandbox {
     return this.#local ?? this.#guest!.reader;
   }
 
+  /** Bytes of the memory budget in use: stored caps plus the loaded images' address spaces. */
+  get memoryUsed(): number {
+    let used = 0;
+    for (const e of this.#caps.values()) used += e.store.bytes.length;
+    for (const p of new Set(this.#images.values())) used += p.spaceBytes;
+    return used;
+  }
+
+  get memoryBudget(): number {
+    return this.#budget;
+  }
+
   /**
    * Admits an image (bytes of image.ssz, an ImageBuilder, or an already admitted image)
    * and stores its Image cap and Data caps in the sandbox. Loading the same image again
    * returns the same LoadedImage. Errors: 'BadImage' (cause: the admission error), the
-   * machine's mapping errors ('Machine.MappingsOverlap', ...), the guest's 'DirectoryFull' / 'GuestOutOfMemory'.
+   * machine's mapping errors ('Machine.MappingsOverlap', ...), 'TooManyMappings',
+   * 'TooManyImages', 'MemoryBudgetExceeded', 'Timeout' (poisons), the guest's
+   * 'DirectoryFull' / 'OutOfMemory' (after unloadImage, a full guest is rebooted first).
    */
-  loadImage(image: Uint8Array | ImageBuilder | AdmittedImage): LoadedImage {
-    this.#checkOpen();
-    let admitted: AdmittedImage;
-    try {
-      admitted = image instanceof Uint8Array ? admitImage(image) : image instanceof ImageBuilder ? admitImage(image.encode()) : image;
-    } catch (cause) {
-      if (!(cause instanceof NubError)) throw cause;
-      throw new NubError('BadImage', `the image was not admitted: ${cause.message}`, { cause, ...(cause.path === undefined ? {} : { path: cause.path }) });
-    }
+  loadImage(image: Uint8Array | ImageBuilder | AdmittedImage, options: LoadOptions = {}): LoadedImage {
+    this.#idle();
+    const opts = check.options(options, 'options');
+    const timeoutMs = check.timeoutMs(opts.timeoutMs) ?? DEFAULT_LOAD_TIMEOUT_MS;
+    const signal = check.signal(opts.signal);
+    if (signal?.aborted) throw new NubError('Cancelled', 'the load was cancelled before it started', { cause: signal.reason });
+    const admitted = this.#admit(image);
     const known = this.#images.get(toHex(admitted.contentHash));
     if (known) return known.loaded;
+    if (new Set(this.#images.values()).size >= MAX_IMAGES) {
+      throw new NubError('TooManyImages', `a sandbox holds at most ${MAX_IMAGES} images; unloadImage() one first`);
+    }
 
     const imageCap = admitted.imageCap;
-    const imageStore = toStore({ kind: 'Image', value: imageCap });
-    const caps = [imageStore, ...[...admitted.dataCaps.values()].map((d) => toStore({ kind: 'Data', value: d.cap }, d.hash))];
+    const mappings = this.#mappingsOf(admitted);
+    const dataCaps = [...admitted.dataCaps.values()].map((d) => ({ cap: { kind: 'Data', value: d.cap } as CapValue, hash: d.hash }));
+    const imageValue: CapValue = { kind: 'Image', value: imageCap };
+    // Engine local also keeps the pre-decoded program: a budget bounds it, not the image's code size.
+    const decoded = this.#local ? Math.ceil(imageCap.code.length * PROGRAM_BYTES_PER_CODE_BYTE) : 0;
+    const spaceBytes = pageRound(imageCap.code.length) + decoded + mappings.reduce((n, m) => n + m.size, 0);
+    // The budget is checked on sizes computed without encoding: a declared 4 GiB slot must cost nothing to refuse.
+    const fresh = new Map<string, number>();
+    for (const { cap, hash } of dataCaps) if (!this.#caps.has(toHex(hash))) fresh.set(toHex(hash), encodedCapLength(cap));
+    const needed = spaceBytes + encodedCapLength(imageValue) + [...fresh.values()].reduce((a, b) => a + b, 0);
+    this.#checkBudget(needed, 'this image');
+
+    const imageStore = toStore(imageValue);
+    const caps = [imageStore, ...dataCaps.map(({ cap, hash }) => toStore(cap, hash))];
     const loaded: LoadedImage = { contentHash: admitted.contentHash, imageHash: imageStore.hash, admitted };
     const spec: GuestImageSpec = {
       imageHash: imageStore.hash,
       codeOffset: codeOffsetIn(imageStore.bytes, imageCap.code.length),
       codeLen: imageCap.code.length,
-      mappings: this.#mappingsOf(admitted),
+      mappings,
     };
-    this.#putStores(caps);
-    const prepared: PreparedImage = { loaded, spec, guest: this.#guest && prepareInGuest(this.#guest, spec) };
+    const prepared: PreparedImage = { loaded, spec, guest: undefined, caps: caps.map((c) => toHex(c.hash)), spaceBytes };
+    const deadline = performance.now() + timeoutMs;
+    this.#activity = 'running';
+    try {
+      this.#intoGuest(() => {
+        this.#putStores(caps, deadline);
+        if (this.#guest) {
+          prepared.guest = prepareInGuest(this.#guest, spec, remaining(deadline));
+          this.#guestImages++;
+        }
+      });
+    } finally {
+      this.#activity = 'idle';
+    }
+    for (const c of caps) this.#caps.get(toHex(c.hash))!.images++;
     this.#images.set(toHex(admitted.contentHash), prepared);
     this.#images.set(toHex(imageStore.hash), prepared);
     return loaded;
   }
 
-  /** Stores caps (any kind), each under its cap hash. Returns how many were new. */
-  putCaps(caps: readonly CapValue[]): number {
-    this.#checkOpen();
-    return this.#putStores(caps.map((c) => toStore(c)));
+  /**
+   * Forgets a loaded image (its LoadedImage, content hash or Image cap hash) and the caps
+   * only it stored; its budget is free again at once. On kvm the guest keeps their bytes
+   * until it is next rebooted, which a load that finds the guest full does by itself.
+   * Returns false when no such image is loaded.
+   */
+  unloadImage(image: LoadedImage | Uint8Array): boolean {
+    this.#idle();
+    const prepared = this.#images.get(toHex(this.#imageHash(image)));
+    if (prepared === undefined) return false;
+    this.#images.delete(toHex(prepared.loaded.contentHash));
+    this.#images.delete(toHex(prepared.loaded.imageHash));
+    for (const key of prepared.caps) {
+      const entry = this.#caps.get(key)!;
+      if (--entry.images > 0 || entry.put) continue;
+      this.#caps.delete(key);
+      this.#local?.delete(key);
+      this.#garbage += entry.store.bytes.length;
+    }
+    if (this.#guest) this.#garbage += prepared.spaceBytes;
+    return true;
   }
 
-  /** Registers `fn` for `ecalli number` (64..2047), replacing any earlier one. */
+  /** Stores caps (any kind), each under its cap hash. Returns how many were new. Errors as loadImage. */
+  putCaps(caps: readonly CapValue[]): number {
+    this.#idle();
+    if (!Array.isArray(caps)) throw check.badArgument('caps', 'is not an array of caps');
+    caps.forEach((c, i) => {
+      const ok = typeof c === 'object' && c !== null && typeof c.kind === 'string' && Object.hasOwn(CapSelector, c.kind) && typeof c.value === 'object' && c.value !== null;
+      if (!ok) throw check.badArgument(`caps[${i}]`, 'is not a cap ({ kind, value })');
+    });
+    let stores: CapToStore[];
+    try {
+      const sizes = caps.map((c) => encodedCapLength(c));
+      this.#checkBudget(sizes.reduce((a, b) => a + b, 0), 'these caps');
+      stores = caps.map((c) => toStore(c));
+    } catch (err) {
+      if (isNubError(err)) throw err;
+      throw check.badArgument('caps', `a cap does not encode: ${String(err)}`);
+    }
+    this.#activity = 'running';
+    let inserted: number;
+    try {
+      inserted = this.#intoGuest(() => this.#putStores(stores, performance.now() + DEFAULT_LOAD_TIMEOUT_MS));
+    } finally {
+      this.#activity = 'idle';
+    }
+    for (const s of stores) this.#caps.get(toHex(s.hash))!.put = true;
+    return inserted;
+  }
+
+  /** Registers `fn` for `ecalli number` (64..2047), replacing any earlier one. Allowed inside a host function. */
   registerHostFunction(number: number, fn: HostFunction): void {
     this.#checkOpen();
     if (!Number.isInteger(number) || number < HOST_CALL_MIN || number > HOST_CALL_MAX) {
-      throw badArgument(`host function numbers are ${HOST_CALL_MIN}..${HOST_CALL_MAX}, not ${number}`);
+      throw badArgument(`host function numbers are ${HOST_CALL_MIN}..${HOST_CALL_MAX}, not ${String(number)}`);
     }
     if (typeof fn !== 'function') throw badArgument('a host function must be a function');
     this.#hostFunctions.set(number, fn);
@@ -347,46 +485,64 @@ export class Sandbox {
   /**
    * Invokes endpoint `endpoint` of a loaded image (or its content or Image cap hash) on
    * this thread. On kvm this is the fastest path (no thread hand-off); `timeoutMs`
-   * works, `signal` cannot (the event loop is blocked while the guest runs).
+   * works, `signal` only when already aborted (the event loop is blocked while the guest runs).
    */
   invokeSync(image: LoadedImage | Uint8Array, endpoint: KeyLike, opts: InvokeOptions = {}): SandboxResult {
+    this.#idle();
     const call = this.#prepareCall(image, endpoint, opts);
     if (call.early) return call.early;
-    if (call.local) return this.#invokeLocal(call.prepared, call.key, call.args, call.gas);
-    const epoch = ++this.#epoch;
-    return this.#result(invokeInGuest(this.#guest!, call.request, this.#guestOptions(opts), epoch, () => this.#epoch), call.gas);
+    this.#activity = 'running';
+    try {
+      if (call.local) return this.#invokeLocal(call.prepared, call.key, call.args, call.gas);
+      const epoch = ++this.#epoch;
+      return this.#result(invokeInGuest(this.#guest!, call.request, this.#guestOptions(call), epoch, () => this.#epoch), call.gas);
+    } finally {
+      this.#activity = 'idle';
+    }
   }
 
   /**
    * Invokes on the VM's own thread, leaving the event loop free; `signal` and
    * `timeoutMs` stop a guest that runs too long. Engine local runs synchronously.
+   * Invokes on one sandbox run one at a time, in call order.
    */
-  async invoke(image: LoadedImage | Uint8Array, endpoint: KeyLike, opts: InvokeOptions = {}): Promise<SandboxResult> {
+  invoke(image: LoadedImage | Uint8Array, endpoint: KeyLike, opts: InvokeOptions = {}): Promise<SandboxResult> {
+    try {
+      this.#checkOpen();
+      if (this.#activity === 'hostCall') throw reentrant('invoke');
+      this.#prepareCall(image, endpoint, opts); // bad arguments fail now, not after the queue
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const run = this.#queue.then(() => this.#invokeNow(image, endpoint, opts));
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  async #invokeNow(image: LoadedImage | Uint8Array, endpoint: KeyLike, opts: InvokeOptions): Promise<SandboxResult> {
+    this.#idle();
     const call = this.#prepareCall(image, endpoint, opts);
     if (call.early) return call.early;
-    if (call.local) {
-      if (opts.signal?.aborted) throw new NubError('Cancelled', 'the invoke was cancelled before it started', { cause: opts.signal.reason });
-      return this.#invokeLocal(call.prepared, call.key, call.args, call.gas);
+    this.#activity = 'running';
+    try {
+      if (call.local) return this.#invokeLocal(call.prepared, call.key, call.args, call.gas);
+      const epoch = ++this.#epoch;
+      const outcome = await invokeInGuestAsync(this.#guest!, call.request, this.#guestOptions(call), epoch, () => this.#epoch);
+      return this.#result(outcome, call.gas);
+    } finally {
+      this.#activity = 'idle';
     }
-    const epoch = ++this.#epoch;
-    const outcome = await invokeInGuestAsync(this.#guest!, call.request, this.#guestOptions(opts), epoch, () => this.#epoch);
-    return this.#result(outcome, call.gas);
   }
 
   /**
-   * Engine kvm: replaces the guest with a freshly booted one holding the same caps and
-   * host functions (after 'Poisoned'; harmless otherwise). Engine local: nothing to do.
+   * Engine kvm: replaces the guest with a freshly booted one holding the same caps,
+   * images and host functions (after 'Poisoned'; harmless otherwise), and frees what
+   * unloaded images left in the guest. Engine local: nothing to do.
    */
   reset(): void {
-    this.#checkOpen();
+    this.#idle();
     if (this.#guest === undefined) return;
-    this.#guest.close();
-    this.#guest = undefined;
-    const guest = this.#boot();
-    this.#guest = guest;
-    guest.putCaps(this.#stored);
-    for (const prepared of new Set(this.#images.values())) prepared.guest = prepareInGuest(guest, prepared.spec);
-    for (const n of this.#hostFunctions.keys()) this.#writeHostFunctionBit(n, true);
+    this.#reboot();
   }
 
   /**
@@ -395,7 +551,7 @@ export class Sandbox {
    * Engine local: 'Unsupported'.
    */
   snapshot(): SandboxSnapshot {
-    this.#checkOpen();
+    this.#idle();
     if (this.#guest === undefined) throw new NubError('Unsupported', 'snapshots need engine kvm');
     return new SandboxSnapshot(this.#guest.snapshot(), copyHostState(this.#hostState()), this.#options);
   }
@@ -407,16 +563,23 @@ export class Sandbox {
    * `memory` turns stale.
    */
   restore(snapshot: SandboxSnapshot): void {
-    this.#checkOpen();
+    this.#idle();
+    if (!(snapshot instanceof SandboxSnapshot)) throw check.badArgument('snapshot', 'is not a SandboxSnapshot');
     if (this.#guest === undefined) throw new NubError('Unsupported', 'snapshots need engine kvm');
     this.#guest.restore(snapshot.guest);
     this.#setHostState(copyHostState(snapshot.host));
     this.#epoch++;
   }
 
-  /** Stops the guest and frees its memory. Idempotent; every later call throws 'Closed'. */
+  /**
+   * Stops the guest and frees its memory. Idempotent; every later call throws 'Closed'.
+   * An async invoke in flight rejects with 'Closed'. Not from inside a host function ('Reentrant').
+   */
   close(): void {
+    if (this.#closed) return;
+    if (this.#activity === 'hostCall') throw reentrant('close');
     this.#closed = true;
+    this.#epoch++; // results' memory views end here
     this.#guest?.close();
   }
 
@@ -438,81 +601,165 @@ export class Sandbox {
     });
   }
 
+  /** A fresh guest with every cap, image and host function the host keeps (and nothing unloaded). */
+  #reboot(): void {
+    this.#guest!.close();
+    this.#guest = undefined;
+    const guest = this.#boot();
+    this.#guest = guest;
+    this.#garbage = 0;
+    this.#guestImages = 0;
+    guest.putCaps([...this.#caps.values()].map((e) => e.store));
+    for (const prepared of new Set(this.#images.values())) {
+      prepared.guest = prepareInGuest(guest, prepared.spec);
+      this.#guestImages++;
+    }
+    for (const n of this.#hostFunctions.keys()) this.#writeHostFunctionBit(n, true);
+  }
+
+  /** Runs a guest request; when the guest is full of what unloadImage dropped, reboots it without and tries once more. */
+  #intoGuest<T>(request: () => T): T {
+    if (this.#guest && this.#garbage > 0 && this.#guestImages >= MAX_IMAGES) this.#reboot();
+    try {
+      return request();
+    } catch (err) {
+      if (!(this.#guest && this.#garbage > 0 && GUEST_FULL.some((c) => isNubError(err, c)))) throw err;
+      this.#reboot();
+      return request();
+    }
+  }
+
   #hostState(): HostState {
-    return { images: this.#images, stored: this.#stored, hostFunctions: this.#hostFunctions };
+    return { images: this.#images, caps: this.#caps, hostFunctions: this.#hostFunctions, garbage: this.#garbage, guestImages: this.#guestImages };
   }
 
   #setHostState(state: HostState): void {
     this.#images = state.images;
-    this.#stored = state.stored;
+    this.#caps = state.caps;
     this.#hostFunctions = state.hostFunctions;
+    this.#garbage = state.garbage;
+    this.#guestImages = state.guestImages;
   }
 
   #checkOpen(): void {
     if (this.#closed) throw new NubError('Closed', 'the sandbox is closed');
   }
 
-  #putStores(caps: CapToStore[]): number {
+  /** Open, and not running anything this call would disturb. */
+  #idle(): void {
+    this.#checkOpen();
+    if (this.#activity === 'hostCall') throw reentrant('this call');
+    if (this.#activity === 'running') throw new NubError('Busy', 'the sandbox is running an invoke or a load; await it first (async invokes queue)');
+  }
+
+  #checkBudget(bytes: number, what: string): void {
+    const used = this.memoryUsed;
+    if (used + bytes > this.#budget) {
+      throw new NubError('MemoryBudgetExceeded', `${what} needs ${bytes} bytes; ${used} of the sandbox's ${this.#budget}-byte budget are in use`, {
+        details: { needed: bytes, used, budget: this.#budget },
+      });
+    }
+  }
+
+  #admit(image: unknown): AdmittedImage {
+    if (isAdmittedImage(image)) return image;
+    if (!(image instanceof Uint8Array || image instanceof ImageBuilder)) {
+      throw check.badArgument('image', 'is not image bytes (a Uint8Array), an ImageBuilder or an admitted image');
+    }
+    try {
+      return admitImage(image instanceof Uint8Array ? image : image.encode());
+    } catch (cause) {
+      if (!(cause instanceof NubError)) throw cause;
+      throw new NubError('BadImage', `the image was not admitted: ${cause.message}`, { cause, ...(cause.path === undefined ? {} : { path: cause.path }) });
+    }
+  }
+
+  #putStores(caps: CapToStore[], deadline: number): number {
     let inserted: number;
     if (this.#local) inserted = caps.filter((c) => this.#local!.put(c)).length;
-    else inserted = this.#guest!.putCaps(caps);
-    this.#stored.push(...caps);
+    else inserted = this.#guest!.putCaps(caps, remaining(deadline));
+    for (const store of caps) {
+      const key = toHex(store.hash);
+      if (!this.#caps.has(key)) this.#caps.set(key, { store, images: 0, put: false });
+    }
     return inserted;
   }
 
   /** The image's mappings as the guest takes them, checked with the machine's rules (the same errors as engine local). */
   #mappingsOf(admitted: AdmittedImage): GuestMapping[] {
     const imageCap = admitted.imageCap;
+    if (imageCap.mappings.length > MAX_PREPARE_MAPPINGS) {
+      throw new NubError('TooManyMappings', `an image has at most ${MAX_PREPARE_MAPPINGS} mappings, not ${imageCap.mappings.length}`);
+    }
     const mappings = imageCap.mappings.map((m, i) => {
       const data = m.source.length === 1 ? admitted.dataCaps.get(toHex(m.source[0]!)) : undefined;
       if (data === undefined) {
         throw new NubError('Machine.UnresolvedMapping', `mapping at 0x${m.start.toString(16)}: no Data cap at its source`, { path: `memory_mappings[${i}].source` });
       }
-      const mapping: GuestMapping = { start: Number(m.start), size: Number(m.size), writable: !mappingIsPinned(imageCap, m.start), dataHash: data.hash };
-      if (mapping.writable) {
-        const bytes = data.cap.bytes();
-        mapping.initial = bytes.subarray(0, Math.min(lastNonZero(bytes) + 1, mapping.size)); // restored before every invoke; zeros are cheaper
-      }
-      return mapping;
+      return { start: Number(m.start), size: Number(m.size), writable: !mappingIsPinned(imageCap, m), dataHash: data.hash, data: data.cap };
     });
     // The reference's own checks (page-aligned, inside [DATA_BASE, 2^32), no overlap), so both engines refuse alike.
-    new Memory(new Uint8Array(0), mappings.map((m) => ({ ...m, content: new Uint8Array(0) })));
-    return mappings.filter((m) => m.size > 0); // an empty mapping maps nothing
+    checkMappings(mappings);
+    return mappings.filter((m) => m.size > 0).map(({ data, ...m }) => ({
+      ...m,
+      ...(m.writable ? { initial: data.leadingBytes(m.size) } : {}), // restored before every invoke; zeros are cheaper
+    }));
   }
 
-  #prepareCall(image: LoadedImage | Uint8Array, endpoint: KeyLike, opts: InvokeOptions) {
-    this.#checkOpen();
-    const hash = image instanceof Uint8Array ? image : image.contentHash;
-    if (!(hash instanceof Uint8Array) || hash.length !== CAP_HASH_BYTES) throw badArgument('an image is a LoadedImage or a 32-byte hash');
+  #imageHash(image: unknown): Uint8Array {
+    const hash = image instanceof Uint8Array ? image : typeof image === 'object' && image !== null ? (image as LoadedImage).contentHash : undefined;
+    if (!(hash instanceof Uint8Array) || hash.length !== CAP_HASH_BYTES) throw check.badArgument('image', 'is not a LoadedImage or a 32-byte hash');
+    return hash;
+  }
+
+  #prepareCall(image: LoadedImage | Uint8Array, endpoint: KeyLike, options: InvokeOptions) {
+    const opts = check.options(options, 'options');
+    const hash = this.#imageHash(image);
+    const args = check.args(opts.args, 4);
+    const gas = check.gas(opts.gas, DEFAULT_GAS);
+    const timeoutMs = check.timeoutMs(opts.timeoutMs);
+    const signal = check.signal(opts.signal);
     const prepared = this.#images.get(toHex(hash));
     if (prepared === undefined) throw new NubError('UnknownImage', `no image ${toHex(hash)} is loaded in this sandbox`);
     const imageCap = prepared.loaded.admitted.imageCap;
-    const key = toKey(endpoint);
+    let key: Uint8Array;
+    try {
+      key = toKey(endpoint);
+    } catch (cause) {
+      throw new NubError('BadArgument', `endpoint: ${(cause as Error).message}`, { path: 'endpoint', cause });
+    }
     const ep = imageCap.endpoints.find((e) => keysEqual(e.key, key));
     if (ep === undefined) throw new NubError('UnknownEndpoint', `the image has no endpoint [${Array.from(key).join(',')}]`);
-    const argList = opts.args ?? [];
-    if (argList.length > 4) throw badArgument(`${argList.length} arguments given; at most 4 go to φ7..φ10`);
-    const args = argList.map((a, i) => toU64(a, `argument ${i}`));
-    const gas = opts.gas === undefined ? DEFAULT_GAS : BigInt(opts.gas);
-    if (gas < 0n || gas >= 1n << 64n) throw badArgument(`gas ${gas} is not a u64`);
-    if (opts.timeoutMs !== undefined && !(Number.isFinite(opts.timeoutMs) && opts.timeoutMs > 0)) throw badArgument(`timeoutMs ${opts.timeoutMs} is not a positive number`);
-    const common = { prepared, key, args, gas };
+    if (signal?.aborted) throw new NubError('Cancelled', 'the invoke was cancelled before it started', { cause: signal.reason });
+    const common = { prepared, key, args, gas, timeoutMs, signal };
     if (this.#local) return { ...common, local: true as const, early: undefined, request: undefined };
 
     const regs = ep.initialRegs.slice(0, NUM_REGS);
     args.forEach((v, i) => { regs[7 + i] = v; });
     if (ep.entryPc >= 1n << 32n) {
+      // The Invoke record's entry is a u32: the host answers (a PANIC at the entry), as the reference does.
       const state = panicAtEntry(ep.entryPc, regs, gas);
-      return { ...common, local: false as const, early: { ...state, gasUsed: 0n, memory: [] }, request: undefined };
+      return { ...common, local: false as const, early: this.#result({ state, memory: this.#entryMemory(prepared) }, gas), request: undefined };
     }
     const request = { image: prepared.guest!, entry: Number(ep.entryPc), regs, gas };
     return { ...common, local: false as const, early: undefined, request };
   }
 
-  #guestOptions(opts: InvokeOptions): { timeoutMs?: number; signal?: AbortSignal; hostCall: GuestHostCall } {
+  /** The writable mappings as a PANIC at the entry leaves them: their initial bytes (what the reference reports). */
+  #entryMemory(prepared: PreparedImage): { writableMappings(): { start: number; bytes: Uint8Array }[] } {
     return {
-      ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
-      ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+      writableMappings: () => prepared.spec.mappings.filter((m) => m.writable).sort((a, b) => a.start - b.start).map((m) => {
+        const bytes = new Uint8Array(m.size);
+        bytes.set(m.initial ?? new Uint8Array(0));
+        return { start: m.start, bytes };
+      }),
+    };
+  }
+
+  #guestOptions(call: { timeoutMs: number | undefined; signal: AbortSignal | undefined }): { timeoutMs?: number; signal?: AbortSignal; hostCall: GuestHostCall } {
+    return {
+      ...(call.timeoutMs === undefined ? {} : { timeoutMs: call.timeoutMs }),
+      ...(call.signal === undefined ? {} : { signal: call.signal }),
       hostCall: (n, regs, memory) => this.#callHostFunction(n, regs, memory),
     };
   }
@@ -520,8 +767,17 @@ export class Sandbox {
   #callHostFunction(n: number, regs: bigint[], memory: MemoryView): bigint | undefined {
     const fn = this.#hostFunctions.get(n);
     if (fn === undefined) return undefined;
-    const value = fn(regs, memory, n);
-    return value === undefined ? undefined : toU64(value, `host function ${n}'s result`);
+    // Usable until the sandbox closes (on kvm also until the next invoke: 'StaleMemory').
+    const view: MemoryView = {
+      read: (address, length) => (this.#checkOpen(), memory.read(address, length)),
+      write: (address, bytes) => (this.#checkOpen(), memory.write(address, bytes)),
+    };
+    this.#activity = 'hostCall';
+    try {
+      return check.hostResult(fn(regs, view, n), n);
+    } finally {
+      this.#activity = 'running';
+    }
   }
 
   #invokeLocal(prepared: PreparedImage, key: Uint8Array, args: bigint[], gas: bigint): SandboxResult {
@@ -535,6 +791,7 @@ export class Sandbox {
         throw failure;
       }
     };
+    this.#epoch++;
     try {
       return invokeLocal(admitted.imageCap, admitted, key, { args, gas, hostCall });
     } catch (err) {
@@ -545,7 +802,7 @@ export class Sandbox {
     }
   }
 
-  #result(outcome: GuestInvokeOutcome, gas: bigint): SandboxResult {
+  #result(outcome: { state: GuestInvokeOutcome['state']; memory: { writableMappings(): { start: number; bytes: Uint8Array }[] } }, gas: bigint): SandboxResult {
     const { state, memory } = outcome;
     let bytes: { start: number; bytes: Uint8Array }[] | undefined;
     return {
@@ -565,4 +822,13 @@ export class Sandbox {
     const byte = mem.u8(gpa);
     mem.writeU8(gpa, on ? byte | (1 << (n & 7)) : byte & ~(1 << (n & 7)));
   }
+}
+
+function reentrant(what: string): NubError {
+  return new NubError('Reentrant', `${what} is not allowed inside a host function (only registerHostFunction, unregisterHostFunction, reader and the memory view are)`);
+}
+
+/** Milliseconds left until `deadline` (at least 1). */
+function remaining(deadline: number): number {
+  return Math.max(1, Math.ceil(deadline - performance.now()));
 }

@@ -17,6 +17,17 @@ import { PAGE_SIZE } from './page-bitmap.js';
 
 const EMPTY = new Uint8Array(0);
 
+let windowOf: (m: ImmutableMapping) => Uint8Array;
+
+/**
+ * lib/snapshot's own read-only window on a mapping, for copies without a copy (never
+ * written: a write would be SIGSEGV). A function of this module, not a method, so no
+ * holder of an ImmutableMapping can reach it.
+ */
+export function readOnlyWindow(m: ImmutableMapping): Uint8Array {
+  return windowOf(m);
+}
+
 export class ImmutableMapping implements Disposable {
   /** The mapped buffer; undefined for a zero-size view. */
   readonly #buffer: ArrayBuffer | undefined;
@@ -95,10 +106,8 @@ export class ImmutableMapping implements Disposable {
     return true;
   }
 
-  /** @internal a read-only window for lib/snapshot's own copies (never written). */
-  unsafeBytes(): Uint8Array {
-    this.#range(0, 0);
-    return this.#bytes;
+  static {
+    windowOf = (m) => m.#range(0, m.length);
   }
 
   #range(offset: number, length: number): Uint8Array {

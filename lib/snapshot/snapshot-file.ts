@@ -17,10 +17,11 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { defineStruct } from '../abi/struct.js';
-import { NubError } from '../errors.js';
+import { NubError, fromSystemError } from '../errors.js';
 import { GuestMemory } from '../guest/guest-memory.js';
 import { walkVaSpaces } from '../guest/vmem.js';
 import { maxMemorySize, MemoryFile } from '../native/index.js';
+import { readOnlyWindow } from './immutable-mapping.js';
 import { PAGE_SIZE } from './page-bitmap.js';
 import { Snapshot, type VcpuState } from './snapshot.js';
 import { decodeVcpuState, encodeVcpuState, VCPU_STATE_SIZE } from './vcpu-codec.js';
@@ -106,7 +107,7 @@ function checksum(file: Uint8Array): Uint8Array {
 
 /** The file bytes of `snapshot`. */
 export function encodeSnapshot(snapshot: Snapshot): Uint8Array {
-  const memory = snapshot.memory.unsafeBytes();
+  const memory = readOnlyWindow(snapshot.memory);
   const pages = reachablePages(new GuestMemory(memory.buffer as ArrayBuffer), snapshot.vcpu.sregs);
   const indexAt = SnapshotHeader.size + VCPU_STATE_SIZE;
   const dataAt = indexAt + pages.length * 4;
@@ -177,7 +178,12 @@ export function decodeSnapshot(file: Uint8Array): Snapshot {
 }
 
 export function saveSnapshot(snapshot: Snapshot, path: string): void {
-  writeFileSync(path, encodeSnapshot(snapshot));
+  const bytes = encodeSnapshot(snapshot);
+  try {
+    writeFileSync(path, bytes);
+  } catch (err) {
+    throw fromSystemError(err, `cannot write the snapshot to ${path}`);
+  }
 }
 
 export function loadSnapshot(path: string): Snapshot {

@@ -17,7 +17,7 @@
  */
 import { NubError } from '../errors.js';
 import { KVM_EXIT, MemoryFile, Vm, type Fpu, type Regs, type Sregs } from '../native/index.js';
-import { ImmutableMapping } from './immutable-mapping.js';
+import { ImmutableMapping, readOnlyWindow } from './immutable-mapping.js';
 import { bitmapBytes, copyPages, countPages, PAGE_SIZE, withoutPages } from './page-bitmap.js';
 
 /** What the vCPU resumes with. */
@@ -134,7 +134,7 @@ export class Snapshot implements Disposable {
     } else {
       copy = orPages(vm.privatePages(), this.#delta);
     }
-    copyPages(copy, this.memory.unsafeBytes(), new Uint8Array(vm.memory));
+    copyPages(copy, readOnlyWindow(this.memory), new Uint8Array(vm.memory));
     stats.copiedPages = countPages(copy);
     if (this.#vcpuBlob === undefined) {
       vm.setSregs(this.vcpu.sregs);

@@ -124,23 +124,23 @@ describeKvm('native addon', function () {
   it('rejects malformed register objects, naming the field', () =>
     withVm((vm) => {
       const regs = vm.getRegs();
-      assert.throws(() => vm.setRegs({ ...regs, rip: -1n }), { code: 'InvalidArgument', path: 'regs.rip' });
-      assert.throws(() => vm.setRegs({ ...regs, rax: 2n ** 64n }), { code: 'InvalidArgument', path: 'regs.rax' });
-      assert.throws(() => vm.setRegs({ ...regs, r9: 'x' as unknown as bigint }), { code: 'InvalidArgument', path: 'regs.r9' });
-      assert.throws(() => vm.setRegs(null as never), { code: 'InvalidArgument', path: 'regs' });
+      assert.throws(() => vm.setRegs({ ...regs, rip: -1n }), { code: 'BadArgument', path: 'regs.rip' });
+      assert.throws(() => vm.setRegs({ ...regs, rax: 2n ** 64n }), { code: 'BadArgument', path: 'regs.rax' });
+      assert.throws(() => vm.setRegs({ ...regs, r9: 'x' as unknown as bigint }), { code: 'BadArgument', path: 'regs.r9' });
+      assert.throws(() => vm.setRegs(null as never), { code: 'BadArgument', path: 'regs' });
       const sregs = vm.getSregs();
       assert.throws(() => vm.setSregs({ ...sregs, cs: { ...sregs.cs, selector: 0x10000 } }), {
-        code: 'InvalidArgument',
+        code: 'BadArgument',
         path: 'sregs.cs.selector',
       });
-      assert.throws(() => vm.setFpu({ ...vm.getFpu(), xmm: new Uint8Array(3) }), { code: 'InvalidArgument', path: 'fpu.xmm' });
+      assert.throws(() => vm.setFpu({ ...vm.getFpu(), xmm: new Uint8Array(3) }), { code: 'BadArgument', path: 'fpu.xmm' });
     }));
 
   it('rejects bad memory sizes and options', () => {
     for (const memorySize of [0, -4096, 4097, 1.5, Number.NaN, maxMemorySize() + 4096, '4096' as unknown as number]) {
-      assert.throws(() => Vm.create({ memorySize }), { code: 'InvalidArgument', path: 'opts.memorySize' }, String(memorySize));
+      assert.throws(() => Vm.create({ memorySize }), { code: 'BadArgument', path: 'opts.memorySize' }, String(memorySize));
     }
-    assert.throws(() => Vm.create({ memorySize: 4096, dirtyLog: 1 as unknown as boolean }), { code: 'InvalidArgument' });
+    assert.throws(() => Vm.create({ memorySize: 4096, dirtyLog: 1 as unknown as boolean }), { code: 'BadArgument' });
   });
 
   it('says what to do when the device is missing, and types a non-KVM file', () => {

@@ -15,6 +15,7 @@ import { Sandbox, type SandboxSnapshot } from '../../lib/sandbox/index.js';
 import { VmCache } from '../../lib/snapshot/vm-cache.js';
 import { A, assemble, X } from '../unit/machine-asm.js';
 import { describeKvm } from './kvm-available.js';
+import { expectNubError as rejectsWith } from '../support/nub-error.js';
 
 const FIB = fileURLToPath(new URL('../../../examples/fib/fib.ssz', import.meta.url));
 const NO_GAS_LIMIT = (1n << 64n) - 1n;
@@ -30,10 +31,6 @@ function fib(n: number): bigint {
 const FIVE = new ImageBuilder().setCode(assemble(A.addi(X.a0, X.zero, 5), A.ecalli(0))).addEndpoint([1], { entryPc: 0 });
 /** Endpoint 1 counts in a0 forever: `addi a0, a0, 1; jal zero, -4`. */
 const endlessLoop = new ImageBuilder().setCode(assemble(A.addi(X.a0, X.a0, 1), A.jal(X.zero, -4))).addEndpoint([1], { entryPc: 0 });
-
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => err instanceof NubError && err.code === code);
-}
 
 describeKvm('reliability: sandboxes under abuse', function () {
   this.timeout(120_000);

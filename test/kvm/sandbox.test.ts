@@ -5,7 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { MailboxOp, SelftestFault } from '../../lib/abi/guest-abi.js';
 import { Exit } from '../../lib/machine/abi.js';
 import { Sandbox, type LoadedImage } from '../../lib/sandbox/index.js';
-import { expectCode, sandboxSuite, testImage } from '../unit/sandbox-suite.js';
+import { sandboxSuite, testImage } from '../unit/sandbox-suite.js';
+import { expectNubError as expectCode } from '../support/nub-error.js';
 import { describeKvm } from './kvm-available.js';
 
 const ENDLESS = 6;

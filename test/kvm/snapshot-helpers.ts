@@ -27,7 +27,7 @@ export class Guest {
   }
   /**
    * After a restore: the host's mailbox state starts over (the old one may be poisoned).
-   * With `timeoutMs`, a guest entry that takes longer poisons it with 'GuestTimeout'.
+   * With `timeoutMs`, a guest entry that takes longer poisons it with 'Timeout'.
    */
   reset(timeoutMs?: number): this {
     this.mailbox = new Mailbox(this.vm, this.mem, timeoutMs);

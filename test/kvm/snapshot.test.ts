@@ -7,7 +7,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Layout, MailboxOp, SelftestFault } from '../../lib/abi/guest-abi.js';
-import { NubError } from '../../lib/errors.js';
 import { Vm } from '../../lib/native/index.js';
 import { ImmutableMapping } from '../../lib/snapshot/immutable-mapping.js';
 import { countPages } from '../../lib/snapshot/page-bitmap.js';
@@ -16,6 +15,7 @@ import { Snapshot } from '../../lib/snapshot/snapshot.js';
 import { SeededRandom } from '../unit/seeded-random.js';
 import { describeKvm } from './kvm-available.js';
 import { Guest, MEMORY_SIZE } from './snapshot-helpers.js';
+import { expectNubError as assertThrowsCode } from '../support/nub-error.js';
 
 const PAGES = MEMORY_SIZE / 4096;
 
@@ -26,10 +26,6 @@ function caps(seed: number, n: number): { hash: Uint8Array; bytes: Uint8Array }[
 
 function assertSameMemory(snapshot: Snapshot, guest: Guest): void {
   assert.ok(snapshot.memory.equals(0, guest.memoryBytes), 'guest memory equals the snapshot');
-}
-
-function assertThrowsCode(fn: () => unknown, code: string): void {
-  assert.throws(fn, (err: unknown) => err instanceof NubError && err.code === code);
 }
 
 describeKvm('snapshots of the guest kernel', function () {

@@ -1,4 +1,5 @@
 // The host end of the mailbox against fake vCPUs: every exit the guest can produce.
+import type { NubErrorCode } from '../../lib/errors.js';
 import assert from 'node:assert/strict';
 import { FaultRecord, Layout, Mailbox as MailboxLayout, MailboxStatus, Ports } from '../../lib/abi/guest-abi.js';
 import { GuestMemory } from '../../lib/guest/guest-memory.js';
@@ -112,12 +113,12 @@ describe('mailbox (host end)', () => {
     assert.equal(vm.runs, 1, 'a poisoned mailbox never enters the guest again');
   });
 
-  const fatalExits: [string, { reason: number; port?: number }, string][] = [
+  const fatalExits: [string, { reason: number; port?: number }, NubErrorCode][] = [
     ['hlt', { reason: KVM_EXIT.HLT }, 'GuestHalted'],
     ['a triple fault', { reason: KVM_EXIT.SHUTDOWN }, 'GuestTripleFault'],
     ['a failed entry', { reason: KVM_EXIT.FAIL_ENTRY }, 'VmEntryFailed'],
     ['a KVM internal error', { reason: KVM_EXIT.INTERNAL_ERROR }, 'KvmInternalError'],
-    ['a timeout', { reason: KVM_EXIT.INTR }, 'GuestTimeout'],
+    ['a timeout', { reason: KVM_EXIT.INTR }, 'Timeout'],
     ['an unknown port', { reason: KVM_EXIT.IO, port: 0x99 }, 'UnexpectedExit'],
     ['an mmio access', { reason: KVM_EXIT.MMIO }, 'UnexpectedExit'],
   ];

@@ -4,8 +4,8 @@ import {
   CapType, CNodeCapType, DataCap, DataCapType, Key, KeyList, OptionKey, PAGE_SIZE, TypeCapType, capHash,
   byteListRoot, compareKeys, decodeCap, encodeCap, toKey, typeChainExtend, typeChainStart, type CapValue,
 } from '../../lib/caps/index.js';
-import { isNubError } from '../../lib/errors.js';
 import { byteListRoot as refByteListRoot, chunks, containerRoot, listRoot, merkleize, mixIn, refZeroHash, sha256 } from './caps-ssz-reference.test.js';
+import { expectNubError as assertCode } from '../support/nub-error.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
@@ -14,15 +14,6 @@ function bytesOf(n: number, seed: number): Uint8Array {
   let x = seed;
   for (let i = 0; i < n; i++) { x = (x * 1103515245 + 12345) >>> 0; out[i] = x >>> 24; }
   return out;
-}
-
-function assertCode(fn: () => unknown, code: string, path?: string): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(isNubError(err), `expected NubError, got ${String(err)}`);
-    assert.equal(err.code, code);
-    if (path !== undefined) assert.equal(err.path, path);
-    return true;
-  });
 }
 
 /** Reference root of a DataCap's page list: List[Vector[uint8, 4096], 2^20]. */

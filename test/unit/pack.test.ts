@@ -17,6 +17,7 @@ import { Exit, invokeLocal } from '../../lib/machine/index.js';
 import { command as packCommand } from '../../lib/cli/commands/pack.js';
 import { compileForPvm, missingTools } from '../../bench/support/qemu-harness.js';
 import { SeededRandom } from './seeded-random.js';
+import { expectNubError as packError } from '../support/nub-error.js';
 
 // ---- hand assembly (RV64, registers by number: ra=1 sp=2 a0=10 a1=11 a5=15 a6=16) ----
 
@@ -186,17 +187,6 @@ function program(overrides: { f?: number[]; endpoints?: Uint8Array; extraSymbols
     ],
     { pad: overrides.pad ?? 0 },
   );
-}
-
-function packError(fn: () => unknown, code: string): NubError {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof NubError, `expected a NubError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    return err;
-  }
-  assert.fail(`expected ${code}`);
 }
 
 describe('nub pack', () => {

@@ -3,12 +3,13 @@
  * test/unit/sandbox.test.ts (engine local) and test/kvm/sandbox.test.ts (engine kvm).
  */
 import assert from 'node:assert/strict';
-import { isNubError, NubError } from '../../lib/errors.js';
+import { NubError } from '../../lib/errors.js';
 import { ImageBuilder } from '../../lib/image/index.js';
 import { DATA_BASE, Exit } from '../../lib/machine/abi.js';
 import { DataCap } from '../../lib/caps/index.js';
 import { Sandbox, type EngineName, type LoadedImage, type SandboxOptions } from '../../lib/sandbox/index.js';
 import { A, assemble, X } from './machine-asm.js';
+import { expectNubError } from '../support/nub-error.js';
 
 export const RW_PAGE = DATA_BASE + 0x1000;
 const STACK_TOP = 0x8000_0000;
@@ -41,16 +42,6 @@ export function testImage(): ImageBuilder {
     .addPinnedData(7, pinned).addMapping(DATA_BASE, 0x1000, 7)
     .addInitialData(8, Uint8Array.of(1, 2, 3), 0x2000).addMapping(RW_PAGE, 0x2000, 8)
     .addStack(9, STACK_TOP, 0x4000);
-}
-
-export async function expectCode(p: Promise<unknown> | (() => unknown), code: string): Promise<NubError> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (err) {
-    assert.ok(isNubError(err, code), `expected NubError ${code}, got ${err instanceof NubError ? err.code : String(err)}`);
-    return err as NubError;
-  }
-  assert.fail(`expected NubError ${code}, nothing was thrown`);
 }
 
 export function sandboxSuite(engine: EngineName, options: SandboxOptions = {}): void {
@@ -117,9 +108,9 @@ export function sandboxSuite(engine: EngineName, options: SandboxOptions = {}): 
     assert.equal(r.exitArg, 2047n);
     const boom = new Error('boom');
     sandbox.registerHostFunction(100, () => { throw boom; });
-    const err = await expectCode(() => sandbox.invokeSync(image, 2, { args: [1n] }), 'HostFunctionFailed');
+    const err = await expectNubError(() => sandbox.invokeSync(image, 2, { args: [1n] }), 'HostFunctionFailed');
     assert.equal(err.cause, boom);
-    await expectCode(sandbox.invoke(image, 2, { args: [1n] }), 'HostFunctionFailed');
+    await expectNubError(sandbox.invoke(image, 2, { args: [1n] }), 'HostFunctionFailed');
     assert.equal(sandbox.invokeSync(image, 1, { args: [1n, 2n] }).regs[7], 3n, 'the sandbox is still usable');
   });
 
@@ -130,17 +121,17 @@ export function sandboxSuite(engine: EngineName, options: SandboxOptions = {}): 
   });
 
   it('refuses bad input with stable codes', async () => {
-    const bad = await expectCode(() => sandbox.loadImage(Uint8Array.of(1, 2, 3)), 'BadImage');
+    const bad = await expectNubError(() => sandbox.loadImage(Uint8Array.of(1, 2, 3)), 'BadImage');
     assert.ok(bad.cause instanceof NubError && bad.cause.code.startsWith('Decode.'));
-    await expectCode(() => sandbox.invokeSync(image, 99), 'UnknownEndpoint');
-    await expectCode(() => sandbox.invokeSync(new Uint8Array(32), 1), 'UnknownImage');
-    await expectCode(() => sandbox.invokeSync(image, 1, { args: [1, 2, 3, 4, 5] }), 'BadArgument');
-    await expectCode(() => sandbox.registerHostFunction(63, () => 0n), 'BadArgument');
+    await expectNubError(() => sandbox.invokeSync(image, 99), 'UnknownEndpoint');
+    await expectNubError(() => sandbox.invokeSync(new Uint8Array(32), 1), 'UnknownImage');
+    await expectNubError(() => sandbox.invokeSync(image, 1, { args: [1, 2, 3, 4, 5] }), 'BadArgument');
+    await expectNubError(() => sandbox.registerHostFunction(63, () => 0n), 'BadArgument');
     const aborted = AbortSignal.abort();
-    await expectCode(sandbox.invoke(image, 1, { signal: aborted }), 'Cancelled');
+    await expectNubError(sandbox.invoke(image, 1, { signal: aborted }), 'Cancelled');
     sandbox.close();
-    await expectCode(() => sandbox.invokeSync(image, 1), 'Closed');
-    await expectCode(() => sandbox.loadImage(testImage()), 'Closed');
+    await expectNubError(() => sandbox.invokeSync(image, 1), 'Closed');
+    await expectNubError(() => sandbox.loadImage(testImage()), 'Closed');
   });
 
   it('stores caps and reads them back through the reader', () => {

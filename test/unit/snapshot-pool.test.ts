@@ -16,13 +16,13 @@ function fakes(opts: { failCreateAfter?: number } = {}) {
   const made: Fake[] = [];
   const adapter: PoolAdapter<Fake> = {
     create() {
-      if (opts.failCreateAfter !== undefined && made.length >= opts.failCreateAfter) throw new NubError('NoMoreVms', 'cannot create');
+      if (opts.failCreateAfter !== undefined && made.length >= opts.failCreateAfter) throw new NubError('ENOMEM', 'cannot create');
       const f = { id: made.length, dirty: false, broken: false, failReset: false, closed: false };
       made.push(f);
       return f;
     },
     reset(f) {
-      if (f.failReset) throw new NubError('RestoreFailed', 'cannot reset');
+      if (f.failReset) throw new NubError('Internal', 'cannot reset');
       f.dirty = false;
     },
     isBroken: (f) => f.broken,
@@ -112,6 +112,6 @@ describe('snapshot: Pool', () => {
     const starved = small.use(() => 0);
     letGo();
     await first;
-    await assert.rejects(starved, (e: unknown) => e instanceof NubError && e.code === 'NoMoreVms');
+    await assert.rejects(starved, (e: unknown) => e instanceof NubError && e.code === 'ENOMEM');
   });
 });

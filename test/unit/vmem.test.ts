@@ -6,6 +6,7 @@ import {
   type Mapping, type MappingKind, type SpaceAwareMapping, type WalkedSpace,
 } from '../../lib/guest/vmem.js';
 import { SeededRandom } from './seeded-random.js';
+import { expectNubError as assertCode } from '../support/nub-error.js';
 
 const KiB4 = 0x1000;
 const RW: MappingKind = { type: 'basic', readable: true, writable: true, executable: false };
@@ -42,10 +43,6 @@ function sdmWalk(mem: GuestMemory, root: number, va: number): bigint[] {
 }
 
 const bit = (e: bigint, n: number) => ((e >> BigInt(n)) & 1n) === 1n;
-
-function assertCode(fn: () => unknown, code: string): void {
-  assert.throws(fn, (err) => isNubError(err, code));
-}
 
 describe('vmem: map and virtToPhys', () => {
   it('maps a 4 KiB page with the hardware bits the SDM prescribes', () => {

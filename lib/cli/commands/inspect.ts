@@ -1,5 +1,5 @@
 /** `nub inspect image.ssz [--json]`: what an image holds, or why it is not admitted. */
-import { readFile } from 'node:fs/promises';
+import { readInputFile } from '../../image/read-file.js';
 import { formatKey, toHex } from '../../caps/index.js';
 import { NubError } from '../../errors.js';
 import { admitImage, mappingIsPinned, type AdmittedImage } from '../../image/index.js';
@@ -33,7 +33,7 @@ export function describeImage(admitted: AdmittedImage) {
     mappings: cap.mappings.map((m) => ({
       start: hex0x(m.start),
       size: hex0x(m.size),
-      access: mappingIsPinned(cap, m.start) ? 'read-only' : 'writable',
+      access: mappingIsPinned(cap, m) ? 'read-only' : 'writable',
       source: m.source.map(formatKey).join('/'),
     })),
     slots: [...cap.pinned.map((s) => ({ s, pinned: true })), ...cap.initial.map((s) => ({ s, pinned: false }))].map(({ s, pinned }) => {
@@ -91,7 +91,7 @@ export const command: Command = {
       console.error(usage);
       return 2;
     }
-    const bytes = await readFile(files[0]!);
+    const bytes = readInputFile(files[0]!);
     try {
       const d = describeImage(admitImage(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)));
       console.log(json ? JSON.stringify(d, null, 2) : render(d));

@@ -1,8 +1,8 @@
 /** `nub pack prog.elf -o prog.ssz`: an SDK-built RISC-V ELF executable to a canonical image. */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
+import { readInputFile } from '../../image/read-file.js';
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
-import { NubError } from '../../errors.js';
 import { DEFAULT_STACK_SIZE, packElf } from '../../pack/index.js';
 
 const usage = `usage: nub pack PROG.elf -o PROG.ssz [--stack-size BYTES] [--quiet]
@@ -16,14 +16,6 @@ instructions PVM2 cannot run, naming the function and address.
   --stack-size BYTES    stack size, rounded up to whole pages
   -q, --quiet           print nothing on success`;
 
-function readInput(file: string): Uint8Array {
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
-    throw new NubError(code, `cannot read ${file}: ${(err as Error).message}`, { syscall: 'open', cause: err });
-  }
-}
 
 export const command: Command = {
   summary: 'pack a RISC-V ELF executable into an image',
@@ -52,7 +44,7 @@ export const command: Command = {
     const input = positionals[0]!;
     // packElf refuses a size that is not a positive whole number (Pack.Layout).
     const options = values['stack-size'] === undefined ? {} : { stackSize: Number(values['stack-size']) };
-    const result = packElf(readInput(input), options);
+    const result = packElf(readInputFile(input), options);
     writeFileSync(values.output, result.image);
     for (const w of result.warnings) console.error(`nub pack: warning: ${w}`);
     if (!values.quiet) {

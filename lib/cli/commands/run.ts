@@ -1,5 +1,5 @@
 /** `nub run image.ssz [--endpoint K] [--arg N]... [--gas N] [--engine kvm|local] [--json]`: invoke one endpoint. */
-import { readFile } from 'node:fs/promises';
+import { readInputFile } from '../../image/read-file.js';
 import { parseArgs } from 'node:util';
 import { NubError } from '../../errors.js';
 import { admitImage } from '../../image/index.js';
@@ -78,7 +78,7 @@ export const command: Command = {
     const args = values.arg!.map((a, i) => parseU64(a, `argument ${i}`));
     const gas = values.gas === undefined ? DEFAULT_GAS : parseU64(values.gas, 'gas');
 
-    const admitted = admitImage(new Uint8Array(await readFile(positionals[0]!)));
+    const admitted = admitImage(readInputFile(positionals[0]!));
     const started = process.hrtime.bigint();
     const result = await engine.invoke(admitted, key, { args, gas });
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;

@@ -1,0 +1,156 @@
+/**
+ * Issue 14 on engine kvm: the shared hostile suite, and what only a real guest shows:
+ * close() releasing the VM at once, concurrent and mid-invoke calls, a lying guest
+ * kernel, bounded loads, unloadImage freeing guest memory, the pool's setup.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { Invoke } from '../../lib/abi/guest-abi.js';
+import { NubError } from '../../lib/errors.js';
+import { MAILBOX_PAYLOAD_GPA } from '../../lib/guest/mailbox.js';
+import { ImageBuilder } from '../../lib/image/index.js';
+import { DATA_BASE, Exit } from '../../lib/machine/abi.js';
+import { Sandbox, SandboxPool } from '../../lib/sandbox/index.js';
+import { expectNubError } from '../support/nub-error.js';
+import { A, assemble } from '../unit/machine-asm.js';
+import { hostileSuite } from '../unit/hostile-suite.js';
+import { testImage } from '../unit/sandbox-suite.js';
+import { describeKvm } from './kvm-available.js';
+
+const NO_GAS_LIMIT = (1n << 64n) - 1n;
+
+/** Mappings of this process backed by a KVM vCPU (kvm_run) or guest memory. */
+function vmMappings(): number {
+  return readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('kvm-vcpu') || l.includes('nub-guest-memory')).length;
+}
+
+describeKvm('hostile input (issue 14), engine kvm', function () {
+  this.timeout(120_000);
+  hostileSuite('kvm');
+
+  it('item 3: close() unmaps kvm_run and guest memory at once, without waiting for a GC', () => {
+    const before = vmMappings();
+    for (let i = 0; i < 3; i++) {
+      const s = Sandbox.create({ engine: 'kvm', memorySize: 4 << 20 });
+      const img = s.loadImage(testImage());
+      assert.equal(s.invokeSync(img, 1, { args: [1n, 2n] }).regs[7], 3n);
+      assert.ok(vmMappings() > before);
+      s.close();
+      assert.equal(vmMappings(), before, `after close ${i}`);
+    }
+  });
+
+  describe('one sandbox, many callers', () => {
+    let sandbox: Sandbox;
+    let image: ReturnType<Sandbox['loadImage']>;
+    beforeEach(() => {
+      sandbox = Sandbox.create({ engine: 'kvm', memorySize: 16 << 20 });
+      image = sandbox.loadImage(testImage());
+    });
+    afterEach(() => sandbox.close());
+
+    it('item 9: concurrent invokes queue; invokeSync, loadImage, reset and restore during one are Busy; nothing is poisoned', async () => {
+      const results = await Promise.all([1n, 2n, 3n].map((a) => sandbox.invoke(image, 1, { args: [a, 10n] })));
+      assert.deepEqual(results.map((r) => r.regs[7]), [11n, 12n, 13n]);
+      const running = sandbox.invoke(image, 6, { gas: NO_GAS_LIMIT, timeoutMs: 300 });
+      await new Promise((r) => setTimeout(r, 20));
+      expectNubError(() => sandbox.invokeSync(image, 1), 'Busy');
+      expectNubError(() => sandbox.loadImage(new ImageBuilder().setCode(assemble(A.ecalli(0))).addEndpoint(1, { entryPc: 0 })), 'Busy');
+      expectNubError(() => sandbox.reset(), 'Busy');
+      await expectNubError(running, 'Timeout');
+      assert.equal(sandbox.poisonedBy, undefined);
+      assert.equal(sandbox.invokeSync(image, 1, { args: [2n, 3n] }).regs[7], 5n);
+    });
+
+    it('item 11: a snapshot() refused during an invoke does not kick it', async () => {
+      sandbox.registerHostFunction(100, (regs) => regs[7] * 2n);
+      const running = sandbox.invoke(image, 2, { args: [20n] });
+      expectNubError(() => sandbox.snapshot(), 'Busy');
+      assert.equal((await running).regs[7], 41n);
+    });
+
+    it('item 13: a guest kernel that lies in any reported field poisons the sandbox (GuestProtocol) instead of returning the lie', () => {
+      const lies: [string, (v: DataView) => void][] = [
+        ['exit', (v) => v.setUint32(MAILBOX_PAYLOAD_GPA + Invoke.offsets.exit, 0x7fff_ffff, true)],
+        ['gas left', (v) => v.setBigUint64(MAILBOX_PAYLOAD_GPA + Invoke.offsets.gas, 18446744073709541615n, true)],
+        ['pc', (v) => v.setUint32(MAILBOX_PAYLOAD_GPA + Invoke.offsets.pc, 0xffff_ffff, true)],
+        ['instructions', (v) => v.setBigUint64(MAILBOX_PAYLOAD_GPA + Invoke.offsets.instructions, 18_000_000_000_000_000_000n, true)],
+        ['exitArg', (v) => v.setBigUint64(MAILBOX_PAYLOAD_GPA + Invoke.offsets.exit_arg, 99n, true)],
+      ];
+      for (const [field, lie] of lies) {
+        const guest = sandbox.guest!;
+        const mailbox = guest.mailbox;
+        const enter = mailbox.enter.bind(mailbox);
+        // A hostile kernel: the real guest runs, then the record it hands back is rewritten.
+        mailbox.enter = (...a: Parameters<typeof enter>) => {
+          const stop = enter(...a);
+          lie(new DataView(guest.memory.view.buffer));
+          return stop;
+        };
+        expectNubError(() => sandbox.invokeSync(image, 1, { args: [2n, 3n], gas: 1000n }), 'GuestProtocol');
+        expectNubError(() => sandbox.invokeSync(image, 1), 'Poisoned');
+        sandbox.reset();
+        image = sandbox.loadImage(testImage());
+        assert.equal(sandbox.invokeSync(image, 1, { args: [2n, 3n] }).regs[7], 5n, `after the ${field} lie`);
+      }
+    });
+
+    it('item 7: loadImage takes a timeout (a load that runs out poisons, reset() recovers) and an aborted signal', () => {
+      const big = new ImageBuilder().setCode(assemble(...Array.from({ length: 64 << 10 }, () => A.addi(10, 10, 1)), A.ecalli(0))).addEndpoint(1, { entryPc: 0 });
+      const started = performance.now();
+      expectNubError(() => sandbox.loadImage(big, { timeoutMs: 50 }), 'Timeout');
+      assert.ok(performance.now() - started < 5_000);
+      expectNubError(() => sandbox.invokeSync(image, 1), 'Poisoned');
+      sandbox.reset();
+      expectNubError(() => sandbox.loadImage(big, { signal: AbortSignal.abort() }), 'Cancelled');
+      assert.equal(sandbox.invokeSync(image, 1, { args: [2n, 3n] }).regs[7], 5n);
+    });
+
+    it('item 18: loading and unloading many images never fills the guest (it is rebooted without the unloaded ones)', () => {
+      using small = Sandbox.create({ engine: 'kvm', memorySize: 4 << 20 });
+      for (let i = 0; i < 80; i++) {
+        const img = small.loadImage(new ImageBuilder().setCode(assemble(A.addi(10, 0, i), A.ecalli(0))).addEndpoint(1, { entryPc: 0 })
+          .addInitialData(2, Uint8Array.of(i), 64 << 10).addMapping(DATA_BASE, 64 << 10, 2));
+        const r = small.invokeSync(img, 1);
+        assert.equal(r.exit, Exit.HALT);
+        assert.equal(r.regs[7], BigInt(i));
+        small.unloadImage(img);
+      }
+    });
+  });
+
+  it('item 20: SandboxPool refuses an async setup (BadArgument, no unhandled rejection); createAsync awaits it', async () => {
+    let unhandled = 0;
+    const onUnhandled = (): void => { unhandled++; };
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      expectNubError(() => SandboxPool.create({ size: 1, memorySize: 4 << 20, setup: async () => { throw new Error('late'); } }), 'BadArgument');
+      let loaded: ReturnType<Sandbox['loadImage']> | undefined;
+      const pool = await SandboxPool.createAsync({ size: 1, memorySize: 4 << 20, setup: async (s) => {
+        await new Promise((r) => setTimeout(r, 5));
+        loaded = s.loadImage(testImage());
+      } });
+      try {
+        assert.equal((await pool.invoke(loaded!, 1, { args: [4n, 5n] })).regs[7], 9n);
+        let kept: Sandbox | undefined;
+        await pool.use((s) => { kept = s; });
+        expectNubError(() => kept!.invokeSync(loaded!, 1), 'Closed');
+      } finally {
+        pool.close();
+      }
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal(unhandled, 0);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
+  it('item 12: timeoutMs of 2^31 is BadArgument and the sandbox is not poisoned', () => {
+    using s = Sandbox.create({ engine: 'kvm', memorySize: 4 << 20 });
+    const img = s.loadImage(testImage());
+    const err = expectNubError(() => s.invokeSync(img, 1, { timeoutMs: 2 ** 31 }), 'BadArgument');
+    assert.ok(err instanceof NubError);
+    assert.equal(s.poisonedBy, undefined);
+    assert.equal(s.invokeSync(img, 1, { args: [1n, 1n] }).regs[7], 2n);
+  });
+});

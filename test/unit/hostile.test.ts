@@ -1,0 +1,3 @@
+import { hostileSuite } from './hostile-suite.js';
+
+describe('hostile input (issue 14), engine local', () => hostileSuite('local'));
