@@ -223,7 +223,7 @@ function randomCase(seed: number): EngineInput {
 }
 
 /** The fields both engines must agree on (`instructions` too: both count completed instructions alike). */
-function comparable(res: Omit<EngineResult, 'runNs' | 'prepareNs'>) {
+function comparable(res: Omit<EngineResult, 'runNs' | 'prepareNs' | 'compileNs' | 'codeBytes'>) {
   return { exit: res.exit, exitArg: res.exitArg, regs: res.regs, pc: res.pc, gasLeft: res.gasLeft, memory: res.memory, instructions: res.instructions };
 }
 
