@@ -736,6 +736,7 @@ static void assign_homes(struct jit *j) {
     uint32_t uses[PVM_REG_SLOTS] = {0};
     for (uint32_t i = 0; i < j->prog->insn_count; i++) {
         const struct pvm_insn *in = &j->prog->insns[i];
+        if (in->handler == PVM_H_ILLEGAL) continue; /* its fields may name any register 0..31 */
         uses[in->rd]++;
         uses[in->rs1]++;
         uses[in->rs2]++;

@@ -1,8 +1,9 @@
 /**
- * Differential tests: the in-guest C engine (through its host harness) against the
- * reference interpreter (lib/machine `runMachine`) on the same inputs. Every field
- * both report must be identical: exit, exit argument, registers, pc, gas left,
- * writable memory and the count of completed instructions.
+ * Differential tests: the in-guest C engine's interpreter and recompiler (through its
+ * host harness) against the reference interpreter (lib/machine `runMachine`) on the
+ * same inputs. Every field they report must be identical: exit, exit argument,
+ * registers, pc, gas left, writable memory, and for the two interpreters the count of
+ * completed instructions (generated code does not count them).
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -231,12 +232,20 @@ function reference(input: EngineInput) {
   return comparable(runMachine({ program: input.code, mappings: input.mappings, entry: input.entry, regs: input.regs, gas: input.gas }));
 }
 
-/** Runs both engines; a mismatch names the case so it can be replayed. */
+/** Runs all three engines; a mismatch names the case so it can be replayed. */
 function agree(input: EngineInput, what: string) {
   const expected = reference(input);
-  const actual = comparable(runEngine(input));
   const hex = Buffer.from(input.code).toString('hex');
-  assert.deepEqual(actual, expected, `${what}: engines disagree (entry ${input.entry}, gas ${input.gas}, code ${hex})`);
+  const replay = `(entry ${input.entry}, gas ${input.gas}, code ${hex})`;
+  assert.deepEqual(comparable(runEngine(input)), expected, `${what}: interpreter disagrees ${replay}`);
+  let compiled;
+  try {
+    compiled = comparable(runEngine({ ...input, engine: 'recompiler' }));
+  } catch (err) {
+    throw new Error(`${what}: recompiler failed ${replay}: ${(err as Error).message}`);
+  }
+  assert.deepEqual({ ...compiled, instructions: expected.instructions }, expected, `${what}: recompiler disagrees ${replay}`);
+  assert.equal(compiled.instructions, 0);
   return expected;
 }
 
@@ -267,9 +276,9 @@ describeEngine('engine vs reference interpreter', function () {
     }
   });
 
-  it('agrees on 400 seeded random programs', () => {
+  it('agrees on 4000 seeded random programs', () => {
     const exits = new Map<number, number>();
-    for (let seed = 1; seed <= 400; seed++) {
+    for (let seed = 1; seed <= 4000; seed++) {
       const res = agree(randomCase(seed), `seed ${seed}`);
       exits.set(res.exit, (exits.get(res.exit) ?? 0) + 1);
     }
@@ -312,6 +321,8 @@ describeEngine('engine vs reference interpreter', function () {
         const ref = invokeLocal(admitted.imageCap, admitted, c.endpoint, { args: c.args.map((a) => BigInt(a)), gas: input.gas });
         const engine = comparable(runEngine(input));
         assert.deepEqual(engine, comparable(ref), `${path} endpoint ${c.endpoint} args ${c.args}`);
+        const compiled = comparable(runEngine({ ...input, engine: 'recompiler' }));
+        assert.deepEqual({ ...compiled, instructions: ref.instructions }, comparable(ref), `${path} endpoint ${c.endpoint} args ${c.args}: recompiler`);
         if (c.result !== undefined) assert.equal(engine.exitArg, BigInt(c.result), `${path} endpoint ${c.endpoint}: wrong result`);
         cases++;
       }
