@@ -307,6 +307,86 @@ describeEngine('engine vs reference interpreter', function () {
     assert.ok(boundaries > 50, `only ${boundaries} programs used gas`);
   });
 
+  it('agrees on self-loops and jumps into the middle of a block, at every gas amount', () => {
+    // t0 counts down; the loop is `addi; bne` back to the addi. Without the fallthrough the
+    // addi is in the middle of the block that starts at the lui, so each back edge charges a block suffix.
+    const N = 7;
+    for (const marker of [false, true]) {
+      const loop = [I(-1, 5, 0, 5, 0x13), B(-4, 0, 5, 1)];
+      const { code } = assemble([{ halves: words(...li32(5, N), ...(marker ? [FALLTHROUGH] : []), ...loop, I(3, 10, 0, 10, 0x13), ecalli(0)) }]);
+      const full = agree({ code, mappings: [], entry: 0, regs: [], gas: 1_000_000n }, `self-loop ${marker}`);
+      assert.equal(full.exit, Exit.HALT);
+      const used = 1_000_000n - full.gasLeft;
+      let stops = 0;
+      for (let gas = 0n; gas <= used; gas++) stops += +(agree({ code, mappings: [], entry: 0, regs: [], gas }, `self-loop ${marker}, gas ${gas}`).exit === Exit.OUT_OF_GAS);
+      assert.ok(stops > N, `only ${stops} out-of-gas stops`);
+    }
+  });
+
+  it('agrees on deep recursion through jal and jalr', () => {
+    // f(a0): if a0 == 0 return; push ra; a0 -= 1; f(a0); pop ra; a1 += 1; return. 16 bytes of stack per level.
+    const body = [
+      J(8, 1), ecalli(0), //                      0: jal ra, f; 4: ecalli 0
+      B(36, 0, 10, 0), //                          8: f: beq a0, x0, done
+      I(-16, 2, 0, 2, 0x13), S(8, 1, 2, 3, 0x23), // 12: addi sp, -16; 16: sd ra, 8(sp)
+      I(-1, 10, 0, 10, 0x13), J(-16, 1), //       20: addi a0, -1; 24: jal ra, f
+      I(8, 2, 3, 1, 0x03), I(16, 2, 0, 2, 0x13), // 28: ld ra, 8(sp); 32: addi sp, 16
+      I(1, 11, 0, 11, 0x13), I(0, 1, 0, 0, 0x67), // 36: addi a1, 1; 40: ret
+      I(0, 1, 0, 0, 0x67), //                     44: done: ret
+    ];
+    const { code } = assemble([{ halves: words(...body) }]);
+    const STACK = 16 * PAGE_SIZE;
+    const mappings = [{ start: RW_START, size: STACK, writable: true, content: new Uint8Array(0) }];
+    for (const depth of [0, 1, 2, 100, 4095, 4096, 4097, 20_000]) {
+      const regs = Array.from({ length: 13 }, () => 0n);
+      regs[1] = BigInt(RW_START + STACK); // sp
+      regs[7] = BigInt(depth); // a0
+      const res = agree({ code, mappings, entry: 0, regs, gas: 10_000_000n }, `recursion depth ${depth}`);
+      // 4096 levels fill the stack exactly; one more faults below it.
+      assert.equal(res.exit, depth <= 4096 ? Exit.HALT : Exit.PAGE_FAULT, `depth ${depth}`);
+    }
+  });
+
+  it('agrees on accesses straddling pages of every kind', () => {
+    // Boundaries between: read-only | writable, writable | unmapped, unmapped | writable,
+    // two writable mappings, and the top of the address space | address 0 (unmapped).
+    const A = DATA_BASE, B2 = DATA_BASE + 4 * PAGE_SIZE;
+    const mappings: MappingSpec[] = [
+      { start: A, size: PAGE_SIZE, writable: false, content: Uint8Array.from({ length: 64 }, (_, i) => i + 1) },
+      { start: A + PAGE_SIZE, size: PAGE_SIZE, writable: true, content: Uint8Array.from({ length: PAGE_SIZE }, (_, i) => (i * 7) & 255) },
+      { start: B2, size: PAGE_SIZE, writable: true, content: Uint8Array.of(9, 8, 7) },
+      { start: B2 + PAGE_SIZE, size: PAGE_SIZE, writable: true, content: Uint8Array.of(1, 2, 3) },
+      { start: 2 ** 32 - PAGE_SIZE, size: PAGE_SIZE, writable: true, content: Uint8Array.of(5) },
+    ];
+    const boundaries = [A + PAGE_SIZE, A + 2 * PAGE_SIZE, B2, B2 + PAGE_SIZE, 2 ** 32];
+    const kinds = [...[0, 1, 2, 3, 4, 5, 6].map((f3) => ({ load: true, f3 })), ...[0, 1, 2, 3].map((f3) => ({ load: false, f3 }))];
+    const exits = new Set<number>();
+    for (const boundary of boundaries) {
+      for (let back = 0; back <= 8; back++) {
+        for (const { load, f3 } of kinds) {
+          const addr = (boundary - back) >>> 0;
+          const access = load ? I(0, 5, f3, 6, 0x03) : S(0, 7, 5, f3, 0x23);
+          const { code } = assemble([{ halves: words(...li32(5, addr | 0), access, ecalli(0)) }]);
+          const regs = Array.from({ length: 13 }, () => 0x1122334455667788n);
+          const res = agree({ code, mappings, entry: 0, regs, gas: 1000n }, `${load ? 'load' : 'store'} f3 ${f3} at ${addr.toString(16)}`);
+          exits.add(res.exit);
+        }
+      }
+    }
+    assert.deepEqual([...exits].sort(), [Exit.HALT, Exit.PAGE_FAULT]);
+  });
+
+  it('translates and runs random bytes as code', () => {
+    const exits = new Set<number>();
+    for (let seed = 1; seed <= 300; seed++) {
+      const r = rng(seed);
+      const code = Uint8Array.from({ length: 2 + 2 * r.below(200) }, () => r.below(256));
+      const regs = Array.from({ length: 13 }, () => r.u64());
+      exits.add(agree({ code, mappings: layout(r), entry: 0, regs, gas: BigInt(r.below(5000)) }, `random bytes ${seed}`).exit);
+    }
+    assert.ok(exits.size >= 3, `random bytes ended in only ${[...exits]}`);
+  });
+
   it('agrees on the example programs', function () {
     const images = exampleImages();
     if (images.length === 0) {
