@@ -731,15 +731,33 @@ static void emit_stub(struct jit *j, const struct stub *s) {
     }
 }
 
-/* The three φ registers the program names least stay in frame slots; the rest get host registers. */
-static void assign_homes(struct jit *j) {
-    uint32_t uses[PVM_REG_SLOTS] = {0};
-    for (uint32_t i = 0; i < j->prog->insn_count; i++) {
-        const struct pvm_insn *in = &j->prog->insns[i];
+/*
+ * The three φ registers used least stay in frame slots; the rest get host registers.
+ * A use counts 1 + 16 per loop (backward static branch) around it, so the registers of
+ * inner loops win; the loop depth of every instruction comes from a prefix sum over
+ * the loops' ranges (`depth` is scratch of n + 1 entries), linear in the code size.
+ */
+static void assign_homes(struct jit *j, int32_t *depth) {
+    const struct pvm_program *p = j->prog;
+    uint64_t uses[PVM_REG_SLOTS] = {0};
+    for (uint32_t i = 0; i <= p->insn_count; i++) depth[i] = 0;
+    for (uint32_t i = 0; i < p->insn_count; i++) {
+        uint32_t t = p->insns[i].target;
+        int is_jump = p->insns[i].handler >= PVM_H_BEQ && p->insns[i].handler <= PVM_H_JAL;
+        if (is_jump && t != PVM_NO_TARGET && t <= i) {
+            depth[t]++;
+            depth[i + 1]--;
+        }
+    }
+    int64_t d = 0;
+    for (uint32_t i = 0; i < p->insn_count; i++) {
+        const struct pvm_insn *in = &p->insns[i];
+        d += depth[i];
         if (in->handler == PVM_H_ILLEGAL) continue; /* its fields may name any register 0..31 */
-        uses[in->rd]++;
-        uses[in->rs1]++;
-        uses[in->rs2]++;
+        uint64_t weight = 1 + 16 * (uint64_t)(d < 4 ? d : 4);
+        uses[in->rd] += weight;
+        uses[in->rs1] += weight;
+        uses[in->rs2] += weight;
     }
     for (uint32_t x = 0; x < PVM_REG_SLOTS; x++) j->home[x] = -1;
     for (uint32_t k = 0; k < HOME_REGS; k++) {
@@ -772,7 +790,7 @@ int pvm_compile(struct pvm_program *prog, const struct pvm_code_arena *arena) {
 
     struct jit j = {.prog = prog, .stub_cap = 3 * n};
     struct pvm_jit_code *c = a->alloc(a->ctx, sizeof *c, _Alignof(struct pvm_jit_code));
-    size_t work_size = (size_t)j.stub_cap * sizeof *j.stubs + (size_t)n * 4;
+    size_t work_size = (size_t)j.stub_cap * sizeof *j.stubs + (size_t)n * 8; /* stubs, prologue[n], depth[n] */
     void *work = a->alloc(a->ctx, work_size, 8);
     uint32_t *body = a->alloc(a->ctx, (size_t)n * 4, 4);
     void *exec = 0;
@@ -789,7 +807,7 @@ int pvm_compile(struct pvm_program *prog, const struct pvm_code_arena *arena) {
     j.prologue = (uint32_t *)((uint8_t *)work + (size_t)j.stub_cap * sizeof *j.stubs);
     j.body = body;
     j.e = (struct x86_buf){.p = code, .cap = (uint32_t)bound};
-    assign_homes(&j);
+    assign_homes(&j, (int32_t *)(j.prologue + n));
 
     /* Layout: jalr table, then the trampoline, exit and thunks, then the code, then the stubs. */
     int ok = 1;
