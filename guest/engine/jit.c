@@ -648,6 +648,22 @@ static int emit_insn(struct jit *j, uint32_t i) {
         if (!emit_jump_to(j, i, in->target, 0, 0)) return 0;
         break;
     case PVM_H_JALR: {
+        const struct pvm_insn *prev = &p->insns[i - (i > 0)];
+        if (i > 0 && !block_start(p, i) && prev->handler == PVM_H_LI && prev->rd == in->rs1) {
+            /*
+             * `auipc ra, hi; jalr ra, lo(ra)` (a call): on the straight-line path from the
+             * auipc the target is a constant. Entries from elsewhere take the general path below.
+             */
+            uint32_t t = ((uint32_t)(prev->imm + in->imm) & ~1u) - PVM_CODE_BASE;
+            uint32_t entry = t < p->code_len ? p->index_of_half[t / 2] : 0;
+            if (entry & PVM_BLOCK_START) {
+                put_imm(j, in->rd, next_pc);
+                if (!add_stub(j, STUB_ENTER, (entry & PVM_INDEX_MASK) - 1, x_jmp(e), 1)) return 0;
+            } else {
+                emit_leave(j, PVM_EXIT_PANIC, pc, 0);
+            }
+            j->body[i] = e->pos;
+        }
         /* target = (rs1 + imm) & ~1, a block start of the code (table entry non-zero), else PANIC with rd unwritten */
         if (in->rs1 && in_reg(j, in->rs1)) x_lea(e, 0, RAX, x_mem(j->home[in->rs1], (int32_t)in->imm));
         else {

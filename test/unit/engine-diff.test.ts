@@ -347,6 +347,23 @@ describeEngine('engine vs reference interpreter', function () {
     }
   });
 
+  it('agrees on auipc + jalr calls, also when the jalr is entered from elsewhere', () => {
+    // 0: auipc ra, 0; 4: jalr ra, OFF(ra); 8: ecalli 0; 12: beq x0, x0, 4 (into the jalr, ra from the caller);
+    // 16: ecalli 0; 20: f: addi a0, a0, 1; 24: jalr x0, 0(ra)
+    for (const off of [20, 21, 22, 24, 400]) {
+      const body = [U(0, 1, 0x17), I(off, 1, 0, 1, 0x67), ecalli(0), B(-8, 0, 0, 0), ecalli(0), I(1, 10, 0, 10, 0x13), I(0, 1, 0, 0, 0x67)];
+      const { code } = assemble([{ halves: words(...body) }]);
+      for (const entry of [0, 12]) {
+        for (const ra of [CODE_BASE, CODE_BASE + 4, CODE_BASE + 8]) {
+          const regs = Array.from({ length: 13 }, () => 0n);
+          regs[0] = BigInt(ra);
+          const full = agree({ code, mappings: [], entry, regs, gas: 10_000n }, `call offset ${off}, entry ${entry}, ra ${ra}`);
+          for (let gas = 0n; gas < 10_000n - full.gasLeft; gas += 7n) agree({ code, mappings: [], entry, regs, gas }, `call offset ${off}, entry ${entry}, gas ${gas}`);
+        }
+      }
+    }
+  });
+
   it('agrees on accesses straddling pages of every kind', () => {
     // Boundaries between: read-only | writable, writable | unmapped, unmapped | writable,
     // two writable mappings, and the top of the address space | address 0 (unmapped).
