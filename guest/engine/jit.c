@@ -858,7 +858,7 @@ int pvm_compile(struct pvm_program *prog, const struct pvm_code_arena *arena) {
     a->free(a->ctx, work, work_size);
     c->used = j.e.pos;
     prog->jit = c;
-    if (!ok || arena->seal(arena->ctx, code, (size_t)bound)) {
+    if (!ok || arena->seal(arena->ctx, code, c->used)) {
         pvm_jit_free(prog);
         return PVM_ERR_TRANSLATION;
     }

@@ -53,10 +53,12 @@ enum pvm_engine {
 /*
  * Where the recompiler's code lives. `alloc` returns `size` bytes the translator may
  * write (page-aligned), and in *exec the address the same bytes will execute at (the
- * same pointer, or an alias); `seal` makes the range read+execute and no longer
- * writable (W^X), returning 0 on success; `free` releases it. The code is
- * position-independent apart from absolute calls into this engine (the slow memory
- * paths), so an alias at another address works.
+ * same pointer, or an alias); `seal` is told that the first `used` bytes are the code
+ * (the arena may reuse the rest) and makes them read+execute and no longer writable
+ * (W^X), returning 0 on success; `free` releases an allocation that was never sealed,
+ * or a sealed one with its `size` from alloc. pvm_compile calls alloc and then seal or
+ * free, nothing in between. The code is position-independent apart from absolute calls
+ * into this engine (the slow memory paths), so an alias at another address works.
  */
 struct pvm_code_arena {
     void *(*alloc)(void *ctx, size_t size, void **exec);

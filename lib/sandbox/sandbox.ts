@@ -25,6 +25,7 @@ import type { CapToStore } from '../guest/guest-vm.js';
 import {
   invokeInGuest, invokeInGuestAsync, panicAtEntry, prepareInGuest,
   type GuestHostCall, type GuestImageSpec, type GuestInvokeOutcome, type GuestMapping, type PreparedGuestImage,
+  type KvmEngine,
 } from '../guest/invoke.js';
 import { admitImage, ImageBuilder, mappingIsPinned, type AdmittedImage } from '../image/index.js';
 import { HOST_CALL_MAX, HOST_CALL_MIN, NUM_REGS } from '../machine/abi.js';
@@ -40,6 +41,8 @@ export interface SandboxOptions {
   memorySize?: number;
   /** Default: 'kvm' when /dev/kvm can be opened, else 'local'. */
   engine?: EngineName;
+  /** Engine kvm: how the guest runs PVM2 code (default 'recompiler': translated to x86-64; 'interpreter': the guest's interpreter). */
+  kvmEngine?: KvmEngine;
   kvmPath?: string;
   kernelPath?: string;
 }
@@ -252,6 +255,8 @@ export class Sandbox {
   static create(options: SandboxOptions = {}): Sandbox {
     const engine = options.engine ?? defaultEngine(options.kvmPath);
     if (engine !== 'kvm' && engine !== 'local') throw badArgument(`engine '${String(engine)}' is neither 'kvm' nor 'local'`);
+    const kvmEngine = options.kvmEngine;
+    if (kvmEngine !== undefined && kvmEngine !== 'recompiler' && kvmEngine !== 'interpreter') throw badArgument(`kvmEngine '${String(kvmEngine)}' is neither 'recompiler' nor 'interpreter'`);
     return new Sandbox(options, engine);
   }
 
@@ -495,7 +500,7 @@ export class Sandbox {
       const state = panicAtEntry(ep.entryPc, regs, gas);
       return { ...common, local: false as const, early: { ...state, gasUsed: 0n, memory: [] }, request: undefined };
     }
-    const request = { image: prepared.guest!, entry: Number(ep.entryPc), regs, gas };
+    const request = { image: prepared.guest!, entry: Number(ep.entryPc), regs, gas, engine: this.#options.kvmEngine ?? 'recompiler' };
     return { ...common, local: false as const, early: undefined, request };
   }
 

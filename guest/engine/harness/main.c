@@ -43,9 +43,9 @@ static void *arena_alloc(void *ctx, size_t size, void **exec) {
     return p;
 }
 
-static int arena_seal(void *ctx, void *p, size_t size) {
+static int arena_seal(void *ctx, void *p, size_t used) {
     (void)ctx;
-    return mprotect(p, size, PROT_READ | PROT_EXEC);
+    return mprotect(p, used, PROT_READ | PROT_EXEC);
 }
 
 static void arena_free(void *ctx, void *p, size_t size) {
