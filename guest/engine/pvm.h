@@ -52,7 +52,7 @@ enum pvm_engine {
 
 /*
  * Where the recompiler's code lives. `alloc` returns `size` bytes the translator may
- * write (page-aligned), and in *exec the address the same bytes will execute at (the
+ * write (at least 64-byte aligned), and in *exec the address the same bytes will execute at (the
  * same pointer, or an alias); `seal` is told that the first `used` bytes are the code
  * (the arena may reuse the rest) and makes them read+execute and no longer writable
  * (W^X), returning 0 on success; `free` releases an allocation that was never sealed,

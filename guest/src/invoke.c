@@ -45,23 +45,24 @@ static const struct pvm_allocator heap_allocator = {alloc_heap, free_nothing, NU
  * guest memory: written through the linear map (never executable there), executed at
  * NUB_CODE_ALIAS_VA (never writable there), so sealing has nothing to change. A bump
  * allocator: translations live as long as the guest, and a sealed one keeps only the
- * bytes it used.
+ * bytes it used, rounded to a cache line (the mapping's permissions are the whole
+ * arena's, so translations need not start on pages).
  */
 static uint64_t arena_used;
-static uint64_t page_round(uint64_t n) { return (n + NUB_PAGE_SIZE - 1) & ~(uint64_t)(NUB_PAGE_SIZE - 1); }
+static uint64_t line_round(uint64_t n) { return (n + 63) & ~(uint64_t)63; }
 static void *arena_alloc(void *ctx, size_t size, void **exec) {
     (void)ctx;
-    if (page_round(size) > NUB_CODE_ARENA_SIZE - arena_used) return NULL;
+    if (line_round(size) > NUB_CODE_ARENA_SIZE - arena_used) return NULL;
     void *p = (uint8_t *)(uintptr_t)heap_end_va() + arena_used; /* the arena starts where the heap ends */
     *exec = (void *)(uintptr_t)(NUB_CODE_ALIAS_VA + arena_used);
-    arena_used += page_round(size);
+    arena_used += line_round(size);
     return p;
 }
 /* pvm_compile allocates, then seals or frees, with nothing in between: the block is the arena's last. */
 static uint64_t arena_offset(void *p) { return (uint64_t)(uintptr_t)p - heap_end_va(); }
 static int arena_seal(void *ctx, void *p, size_t used) {
     (void)ctx;
-    arena_used = arena_offset(p) + page_round(used);
+    arena_used = arena_offset(p) + line_round(used);
     return 0;
 }
 static void arena_free(void *ctx, void *p, size_t size) {
