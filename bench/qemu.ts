@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { admitImage } from '../lib/image/index.js';
 import { Exit, exitName, invokeLocal } from '../lib/machine/index.js';
-import { buildLinuxExamples, loadExamples, missingTools, runUnderQemu, type Example, type ExampleCase } from './support/qemu-harness.js';
+import { best, buildLinuxExamples, loadExamples, measureQemu, missingTools, type Example, type ExampleCase } from './support/qemu-harness.js';
 
 const GAS = 1n << 62n;
 
@@ -26,15 +26,6 @@ interface Row {
   instructions: number;
   localSeconds: number;
   qemuSeconds?: number;
-}
-
-function best<T extends { seconds: number }>(repeat: number, run: () => T): T {
-  let fastest: T | undefined;
-  for (let i = 0; i < repeat; i++) {
-    const r = run();
-    if (fastest === undefined || r.seconds < fastest.seconds) fastest = r;
-  }
-  return fastest!;
 }
 
 function check(what: string, got: bigint, c: ExampleCase): void {
@@ -52,14 +43,6 @@ function measureLocal(example: Example, repeat: number): { instructions: number;
     check(`${example.name} (local)`, run.exitArg, c);
     return { instructions: run.instructions, seconds };
   });
-}
-
-function measureQemu(example: Example, binary: string, repeat: number): number {
-  const lightest = example.cases[0]!;
-  const startup = best(repeat, () => runUnderQemu(binary, lightest)).seconds;
-  const full = best(repeat, () => runUnderQemu(binary, example.bench));
-  check(`${example.name} (qemu)`, full.result, example.bench);
-  return Math.max(full.seconds - startup, 1e-6);
 }
 
 function printTable(rows: Row[]): void {

@@ -92,3 +92,50 @@ export function runUnderQemu(binary: string, c: Pick<ExampleCase, 'endpoint' | '
   }
   return { result: BigInt(run.stdout.trim()), seconds };
 }
+
+/** The fastest of `repeat` runs. */
+export function best<T extends { seconds: number }>(repeat: number, run: () => T): T {
+  let fastest: T | undefined;
+  for (let i = 0; i < repeat; i++) {
+    const r = run();
+    if (fastest === undefined || r.seconds < fastest.seconds) fastest = r;
+  }
+  return fastest!;
+}
+
+/**
+ * qemu-riscv64's time for an example's bench case, in seconds: its wall time minus
+ * that of the example's lightest case (qemu's start-up), each the best of `repeat`.
+ */
+export function measureQemu(example: Example, binary: string, repeat: number): number {
+  const lightest = example.cases[0]!;
+  const startup = best(repeat, () => runUnderQemu(binary, lightest)).seconds;
+  const full = best(repeat, () => runUnderQemu(binary, example.bench));
+  if (full.result !== example.bench.result) throw new Error(`${example.name} (qemu): gave ${full.result}, expected ${example.bench.result}`);
+  return Math.max(full.seconds - startup, 1e-6);
+}
+
+/**
+ * Builds every example for this host with gcc -O2 (`outDir/<name>`, driven by
+ * bench/baseline/native_main.c): the same source as the image, through the Linux
+ * build's endpoint table. The SDK's memory functions and -ffreestanding and
+ * -fno-tree-loop-distribute-patterns match the RISC-V build; -malign-data=abi keeps
+ * the endpoint table's rows at their ABI stride.
+ */
+export function buildNativeExamples(outDir: string, root = findRepoRoot()): void {
+  const sdk = join(root, 'examples', 'sdk');
+  for (const example of loadExamples(root)) {
+    const run = spawnSync('gcc', ['-O2', '-malign-data=abi', '-std=c11', '-ffreestanding', '-fno-tree-loop-distribute-patterns', '-DNUB_TARGET_LINUX',
+      `-I${sdk}`, join(root, 'examples', example.name, `${example.name}.c`), join(sdk, 'mem.c'), join(root, 'bench', 'baseline', 'native_main.c'),
+      '-o', join(outDir, example.name)], { encoding: 'utf8' });
+    if (run.status !== 0) throw new Error(`gcc ${example.name} failed:\n${run.stderr}`);
+  }
+}
+
+/** Runs a native build's endpoint `repeat` times in one process: its result and the fastest run in seconds. */
+export function runNative(binary: string, c: Pick<ExampleCase, 'endpoint' | 'args'>, repeat: number): { result: bigint; seconds: number } {
+  const run = spawnSync(binary, [String(repeat), String(c.endpoint), ...c.args.map(String)], { encoding: 'utf8' });
+  const m = /^(\d+) (\d+)\n$/.exec(run.stdout);
+  if (run.status !== 0 || !m) throw new Error(`${binary} ${c.endpoint} ${c.args.join(' ')} failed (status ${run.status}): ${run.stdout}${run.stderr}`);
+  return { result: BigInt(m[1]!), seconds: Number(m[2]) / 1e9 };
+}

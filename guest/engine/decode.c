@@ -348,6 +348,7 @@ static void *allocate(const struct pvm_allocator *a, size_t size, size_t align) 
 
 void pvm_program_free(struct pvm_program *prog) {
     if (!prog) return;
+    pvm_jit_free(prog);
     struct pvm_allocator a = prog->alloc;
     if (prog->insns) a.free(a.ctx, prog->insns, (size_t)(prog->insn_count + 1) * sizeof *prog->insns);
     if (prog->index_of_half) a.free(a.ctx, prog->index_of_half, (size_t)prog->half_count * sizeof *prog->index_of_half);

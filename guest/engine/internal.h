@@ -12,6 +12,15 @@
 #define PVM_SINK_SLOT 16
 #define PVM_REG_SLOTS 17
 
+/* φ0..φ12 are x1, x2, x5..x15. */
+static const uint8_t pvm_phi_slot[PVM_NUM_REGS] = {1, 2, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+
+/*
+ * Internal exit of both engines at an `ecalli` (pc = the ecalli, exit_arg = its number):
+ * pvm_execute's dispatcher turns it into HALT, PANIC or HOST_CALL, in one place for both.
+ */
+#define PVM_EXIT_ECALLI 0x100u
+
 /* What the interpreter executes; an immediate form has its own handler (ADDI vs ADD). */
 #define PVM_HANDLERS(X) \
     X(ILLEGAL) X(END) X(NOP) X(LI) \
@@ -68,7 +77,23 @@ struct pvm_program {
     uint32_t half_count;
     uint8_t *code_pages;     /* the code, zero-padded to whole pages */
     uint32_t code_page_count;
+    struct pvm_jit_code *jit; /* the x86-64 translation (jit.c), or NULL */
 };
+
+/*
+ * The instruction index a run starting at `pc` enters: any instruction of the linear
+ * decode (a resume after OUT_OF_GAS need not be at a block start) or END just past the
+ * code; PVM_NO_TARGET for anything else (a PANIC with nothing charged).
+ */
+static inline uint32_t pvm_entry_index(const struct pvm_program *prog, uint32_t pc) {
+    uint32_t start = pc - PVM_CODE_BASE;
+    uint32_t entry = start % 2 == 0 && start / 2 < prog->half_count ? prog->index_of_half[start / 2] : 0;
+    return entry ? (entry & PVM_INDEX_MASK) - 1 : PVM_NO_TARGET;
+}
+
+/* jit.c: runs the translation (like the interpreter, it may return PVM_EXIT_ECALLI); frees it. */
+uint32_t pvm_jit_run(const struct pvm_program *prog, struct pvm_memory *mem, struct pvm_state *st);
+void pvm_jit_free(struct pvm_program *prog);
 
 /* A page-table entry: the page's address with the permission bits in its low bits. */
 #define PVM_PERM_READ ((uintptr_t)1)
@@ -93,8 +118,9 @@ static inline uintptr_t pvm_page_entry(const struct pvm_memory *mem, uint32_t ad
  * success, else 1 with *fault = the lowest address (mod 2^32, so a wrapping access's
  * low end counts as lowest) lacking the permission; a faulting store writes nothing.
  */
-int pvm_load_slow(const struct pvm_memory *mem, uint32_t addr, unsigned size, uint64_t *value, uint32_t *fault);
-int pvm_store_slow(struct pvm_memory *mem, uint32_t addr, unsigned size, uint64_t value, uint32_t *fault);
+#define PVM_HIDDEN __attribute__((visibility("hidden"))) /* generated code takes their addresses: no GOT */
+PVM_HIDDEN int pvm_load_slow(const struct pvm_memory *mem, uint32_t addr, unsigned size, uint64_t *value, uint32_t *fault);
+PVM_HIDDEN int pvm_store_slow(struct pvm_memory *mem, uint32_t addr, unsigned size, uint64_t value, uint32_t *fault);
 
 /*
  * Zeroing and copying a word at a time: under nested virtualisation every guest

@@ -38,6 +38,34 @@ enum pvm_error {
     PVM_ERR_BAD_MAPPING = 3,
     /* pvm_map: a backing page not 4-byte aligned (permission bits live in the low bits). */
     PVM_ERR_MISALIGNED_PAGE = 4,
+    /* pvm_compile: the translation would exceed the arena's max_size. */
+    PVM_ERR_TRANSLATION_TOO_LARGE = 5,
+    /* pvm_compile: the translator failed an internal bound, or the arena could not seal the code. */
+    PVM_ERR_TRANSLATION = 6,
+};
+
+/* Which engine pvm_execute runs: the threaded interpreter, or the program's x86-64 translation (pvm_compile). */
+enum pvm_engine {
+    PVM_ENGINE_INTERPRETER = 0,
+    PVM_ENGINE_RECOMPILER = 1,
+};
+
+/*
+ * Where the recompiler's code lives. `alloc` returns `size` bytes the translator may
+ * write (at least 64-byte aligned), and in *exec the address the same bytes will execute at (the
+ * same pointer, or an alias); `seal` is told that the first `used` bytes are the code
+ * (the arena may reuse the rest) and makes them read+execute and no longer writable
+ * (W^X), returning 0 on success; `free` releases an allocation that was never sealed,
+ * or a sealed one with its `size` from alloc. pvm_compile calls alloc and then seal or
+ * free, nothing in between. The code is position-independent apart from absolute calls
+ * into this engine (the slow memory paths), so an alias at another address works.
+ */
+struct pvm_code_arena {
+    void *(*alloc)(void *ctx, size_t size, void **exec);
+    int (*seal)(void *ctx, void *write, size_t size);
+    void (*free)(void *ctx, void *write, size_t size);
+    void *ctx;
+    size_t max_size; /* the largest translation to accept (PVM_ERR_TRANSLATION_TOO_LARGE beyond) */
 };
 
 /* A pre-decoded program; immutable once prepared, so runs may share it. */
@@ -75,10 +103,23 @@ void pvm_memory_free(struct pvm_memory *mem);
 int pvm_map(struct pvm_memory *mem, uint32_t start, uint32_t size, uint8_t *const *pages, int writable);
 
 /*
+ * Translates the program to x86-64 code in memory from `arena` (once; the translation
+ * is kept with the program and freed with it). Time and memory are linear in the code
+ * size; the code size bound is checked against arena->max_size before any work.
+ */
+int pvm_compile(struct pvm_program *prog, const struct pvm_code_arena *arena);
+/* Bytes of x86-64 code and jalr table of the translation; 0 before pvm_compile. */
+size_t pvm_compiled_size(const struct pvm_program *prog);
+
+/*
  * Runs from st->pc until an exit and fills in st->exit, st->exit_arg, st->pc,
  * st->gas and st->regs. Entering at st->pc charges the gas from that instruction to
- * the end of its block, like any jump. Returns st->exit.
+ * the end of its block, like any jump. Returns st->exit. Both engines give the same
+ * exits, registers, pc, gas and memory; the recompiler (which needs pvm_compile first,
+ * else PANIC) does not count st->instructions (0).
  */
+uint32_t pvm_execute(const struct pvm_program *prog, struct pvm_memory *mem, struct pvm_state *st, enum pvm_engine engine);
+/* pvm_execute with the interpreter. */
 uint32_t pvm_run(const struct pvm_program *prog, struct pvm_memory *mem, struct pvm_state *st);
 
 #endif /* PVM_H */

@@ -122,10 +122,7 @@ static inline uint64_t orc_b(uint64_t x) {
     return r;
 }
 
-/* φ0..φ12 are x1, x2, x5..x15. */
-static const uint8_t phi_slot[PVM_NUM_REGS] = {1, 2, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-
-uint32_t pvm_run(const struct pvm_program *prog, struct pvm_memory *mem, struct pvm_state *st) {
+static uint32_t interpret(const struct pvm_program *prog, struct pvm_memory *mem, struct pvm_state *st) {
     static const void *const labels[PVM_HANDLER_COUNT] = {
 #define PVM_X(name) [PVM_H_##name] = &&op_##name,
         PVM_HANDLERS(PVM_X)
@@ -139,7 +136,7 @@ uint32_t pvm_run(const struct pvm_program *prog, struct pvm_memory *mem, struct 
     uint64_t r[PVM_REG_SLOTS];
     r[0] = r[3] = r[4] = r[PVM_SINK_SLOT] = 0; /* the slots no φ register lives in */
 #pragma GCC unroll 16
-    for (unsigned i = 0; i < PVM_NUM_REGS; i++) r[phi_slot[i]] = st->regs[i];
+    for (unsigned i = 0; i < PVM_NUM_REGS; i++) r[pvm_phi_slot[i]] = st->regs[i];
     /*
      * Make GCC forget that the slots hold st->regs: otherwise it keeps copies of them in
      * registers, spills gas and the instruction count to the stack instead, and gives
@@ -151,20 +148,15 @@ uint32_t pvm_run(const struct pvm_program *prog, struct pvm_memory *mem, struct 
     uint64_t gas = st->gas, instructions = 0, exit_arg = 0;
     uint32_t exit, fault = 0;
 
-    /*
-     * The run may start at any instruction of the linear decode: a resume after
-     * OUT_OF_GAS need not be at a block start. (A new invocation's entry must be one:
-     * the caller checks it with pvm_is_block_start.)
-     */
-    uint32_t start = st->pc - PVM_CODE_BASE;
-    uint32_t entry = start % 2 == 0 && start / 2 < prog->half_count ? prog->index_of_half[start / 2] : 0;
-    if (!entry) {
+    /* (A new invocation's entry must be a block start: the caller checks it with pvm_is_block_start.) */
+    uint32_t entry = pvm_entry_index(prog, st->pc);
+    if (entry == PVM_NO_TARGET) {
         st->exit = PVM_EXIT_PANIC;
         st->exit_arg = 0;
         st->instructions = 0;
         return PVM_EXIT_PANIC;
     }
-    ins = base + (entry & PVM_INDEX_MASK) - 1;
+    ins = base + entry;
 
 #define RD r[ins->rd]
 #define RS1 r[ins->rs1]
@@ -309,19 +301,7 @@ uint32_t pvm_run(const struct pvm_program *prog, struct pvm_memory *mem, struct 
     }
 
     op_FALLTHROUGH: ENTER(ins + 1);
-    op_ECALLI: {
-        int64_t n = ins->imm;
-        if (n == 0) {
-            exit = PVM_EXIT_HALT;
-            exit_arg = r[10]; /* φ7 = a0 */
-            goto stop;
-        }
-        if (n < PVM_HOST_CALL_MIN) goto panic_undone; /* kernel operations 1..63 and negative numbers */
-        exit = PVM_EXIT_HOST_CALL;
-        exit_arg = (uint64_t)n;
-        ins++;
-        goto stop;
-    }
+    op_ECALLI: exit = PVM_EXIT_ECALLI; exit_arg = IMM; goto stop;
     op_ECALLJAR: exit = PVM_EXIT_ECALL; ins++; goto stop;
     op_TRAP: exit = PVM_EXIT_TRAP; goto stop;
     op_END: exit = PVM_EXIT_PANIC; goto stop;
@@ -347,11 +327,48 @@ uint32_t pvm_run(const struct pvm_program *prog, struct pvm_memory *mem, struct 
 
 stop:
 #pragma GCC unroll 16
-    for (unsigned i = 0; i < PVM_NUM_REGS; i++) st->regs[i] = r[phi_slot[i]];
+    for (unsigned i = 0; i < PVM_NUM_REGS; i++) st->regs[i] = r[pvm_phi_slot[i]];
     st->pc = PVM_CODE_BASE + ins->offset;
     st->gas = gas;
     st->instructions = instructions;
     st->exit = exit;
     st->exit_arg = exit_arg;
     return exit;
+}
+
+/*
+ * What an `ecalli` does, for both engines: st->pc is the ecalli, st->exit_arg its
+ * number. Returns 1 if the run goes on at st->pc (an operation done in the engine),
+ * else 0 with the exit filled in. Kernel operations 1..63 belong here.
+ */
+static int ecalli(struct pvm_state *st) {
+    int64_t n = (int64_t)st->exit_arg;
+    if (n == 0) {
+        st->exit = PVM_EXIT_HALT;
+        st->exit_arg = st->regs[7];
+    } else if (n < PVM_HOST_CALL_MIN) { /* kernel operations 1..63 and negative numbers: not completed */
+        st->exit = PVM_EXIT_PANIC;
+        st->exit_arg = 0;
+        st->instructions--;
+    } else {
+        st->exit = PVM_EXIT_HOST_CALL;
+        st->pc += 4; /* an ecalli is never compressed */
+    }
+    return 0;
+}
+
+uint32_t pvm_execute(const struct pvm_program *prog, struct pvm_memory *mem, struct pvm_state *st, enum pvm_engine engine) {
+    uint64_t instructions = 0;
+    for (;;) {
+        uint32_t exit = engine == PVM_ENGINE_RECOMPILER ? pvm_jit_run(prog, mem, st) : interpret(prog, mem, st);
+        int more = exit == PVM_EXIT_ECALLI && ecalli(st);
+        instructions += st->instructions;
+        if (!more) break;
+    }
+    st->instructions = engine == PVM_ENGINE_RECOMPILER ? 0 : instructions; /* generated code does not count */
+    return st->exit;
+}
+
+uint32_t pvm_run(const struct pvm_program *prog, struct pvm_memory *mem, struct pvm_state *st) {
+    return pvm_execute(prog, mem, st, PVM_ENGINE_INTERPRETER);
 }

@@ -77,6 +77,10 @@
 #define NUB_HOST_REPLY_RESUME 0x1u
 #define NUB_HOST_REPLY_ABORT 0x2u
 
+/* Invoke.engine: the PVM2 engine that runs the invoke. */
+#define NUB_ENGINE_INTERPRETER 0x0u
+#define NUB_ENGINE_RECOMPILER 0x1u
+
 /* Header at the start of the guest kernel image. */
 struct nub_kernel_header {
     uint64_t magic;
@@ -250,7 +254,7 @@ struct nub_invoke {
     uint64_t exit_arg;
     uint64_t instructions;
     uint32_t host_reply;
-    uint32_t _pad0;
+    uint32_t engine;
 };
 _Static_assert(sizeof(struct nub_invoke) == 152, "nub_invoke size");
 _Static_assert(offsetof(struct nub_invoke, image_id) == 0, "nub_invoke.image_id offset");
@@ -262,7 +266,7 @@ _Static_assert(offsetof(struct nub_invoke, exit) == 124, "nub_invoke.exit offset
 _Static_assert(offsetof(struct nub_invoke, exit_arg) == 128, "nub_invoke.exit_arg offset");
 _Static_assert(offsetof(struct nub_invoke, instructions) == 136, "nub_invoke.instructions offset");
 _Static_assert(offsetof(struct nub_invoke, host_reply) == 144, "nub_invoke.host_reply offset");
-_Static_assert(offsetof(struct nub_invoke, _pad0) == 148, "nub_invoke._pad0 offset");
+_Static_assert(offsetof(struct nub_invoke, engine) == 148, "nub_invoke.engine offset");
 
 /* One memory mapping of a PREPARE. */
 struct nub_invoke_mapping {

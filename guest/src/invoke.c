@@ -23,6 +23,7 @@ struct prepared_image {
     struct pvm_program *program;
     struct pvm_memory *memory;
     uint32_t code_len;
+    bool translation_tried; /* pvm_compile ran (on the first recompiler invoke); pvm_compiled_size says if it worked */
 };
 
 static struct prepared_image *images[MAX_IMAGES];
@@ -38,6 +39,38 @@ static void free_nothing(void *ctx, void *ptr, size_t size) {
     (void)ctx, (void)ptr, (void)size;
 }
 static const struct pvm_allocator heap_allocator = {alloc_heap, free_nothing, NULL};
+
+/*
+ * The recompiler's code goes to the code arena, the last NUB_CODE_ARENA_SIZE bytes of
+ * guest memory: written through the linear map (never executable there), executed at
+ * NUB_CODE_ALIAS_VA (never writable there), so sealing has nothing to change. A bump
+ * allocator: translations live as long as the guest, and a sealed one keeps only the
+ * bytes it used, rounded to a cache line (the mapping's permissions are the whole
+ * arena's, so translations need not start on pages).
+ */
+static uint64_t arena_used;
+static uint64_t line_round(uint64_t n) { return (n + 63) & ~(uint64_t)63; }
+static void *arena_alloc(void *ctx, size_t size, void **exec) {
+    (void)ctx;
+    if (line_round(size) > NUB_CODE_ARENA_SIZE - arena_used) return NULL;
+    void *p = (uint8_t *)(uintptr_t)heap_end_va() + arena_used; /* the arena starts where the heap ends */
+    *exec = (void *)(uintptr_t)(NUB_CODE_ALIAS_VA + arena_used);
+    arena_used += line_round(size);
+    return p;
+}
+/* pvm_compile allocates, then seals or frees, with nothing in between: the block is the arena's last. */
+static uint64_t arena_offset(void *p) { return (uint64_t)(uintptr_t)p - heap_end_va(); }
+static int arena_seal(void *ctx, void *p, size_t used) {
+    (void)ctx;
+    arena_used = arena_offset(p) + line_round(used);
+    return 0;
+}
+static void arena_free(void *ctx, void *p, size_t size) {
+    (void)ctx, (void)size;
+    arena_used = arena_offset(p);
+}
+_Static_assert(NUB_ENGINE_INTERPRETER == PVM_ENGINE_INTERPRETER && NUB_ENGINE_RECOMPILER == PVM_ENGINE_RECOMPILER, "Invoke.engine is an enum pvm_engine");
+static const struct pvm_code_arena code_arena = {arena_alloc, arena_seal, arena_free, NULL, NUB_CODE_ARENA_SIZE};
 
 static const struct nub_directory_entry *find(const volatile uint8_t *volatile_hash) {
     uint8_t hash[32];
@@ -126,10 +159,10 @@ _Static_assert(SAME_OFFSET(gas) && SAME_OFFSET(regs) && SAME_OFFSET(pc) && SAME_
 #undef SAME_OFFSET
 
 /* Runs until an exit the host does not handle; a handled host call is one exit on NUB_PORT_HOST_CALL. */
-static void run(const struct prepared_image *image, volatile struct nub_invoke *inv, struct pvm_state *st) {
+static void run(const struct prepared_image *image, volatile struct nub_invoke *inv, struct pvm_state *st, enum pvm_engine engine) {
     uint64_t instructions = 0;
     for (;;) {
-        pvm_run(image->program, image->memory, st);
+        pvm_execute(image->program, image->memory, st, engine);
         instructions += st->instructions;
         st->instructions = instructions; /* the whole invoke's, across host calls */
         if (st->exit != PVM_EXIT_HOST_CALL || !host_handles(st->exit_arg)) return;
@@ -144,9 +177,16 @@ static void run(const struct prepared_image *image, volatile struct nub_invoke *
 uint32_t handle_invoke(volatile struct nub_mailbox *mb, uint8_t *payload) {
     volatile struct nub_invoke *inv = (volatile struct nub_invoke *)payload;
     if (mb->payload_len != sizeof(struct nub_invoke)) return NUB_STATUS_BAD_ARGS;
-    uint32_t id = inv->image_id, entry = inv->entry;
+    uint32_t id = inv->image_id, entry = inv->entry, wanted = inv->engine;
     if (id >= image_count) return NUB_STATUS_CAP_MISSING;
-    const struct prepared_image *image = images[id];
+    if (wanted > PVM_ENGINE_RECOMPILER) return NUB_STATUS_BAD_ARGS;
+    struct prepared_image *image = images[id];
+    if (wanted == PVM_ENGINE_RECOMPILER && !image->translation_tried) {
+        image->translation_tried = true;
+        pvm_compile(image->program, &code_arena); /* on failure (the arena is full) the image stays interpreted */
+    }
+    /* An image the arena had no room for runs in the interpreter (its instruction count then shows it). */
+    enum pvm_engine engine = wanted == PVM_ENGINE_RECOMPILER && pvm_compiled_size(image->program) ? PVM_ENGINE_RECOMPILER : PVM_ENGINE_INTERPRETER;
 
     compiler_barrier(); /* the record is the state from here on */
     struct pvm_state *st = (struct pvm_state *)(payload + offsetof(struct nub_invoke, gas));
@@ -158,6 +198,6 @@ uint32_t handle_invoke(volatile struct nub_mailbox *mb, uint8_t *payload) {
         st->instructions = 0;
         return NUB_STATUS_OK;
     }
-    run(image, inv, st);
+    run(image, inv, st, engine);
     return NUB_STATUS_OK;
 }

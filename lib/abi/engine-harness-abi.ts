@@ -26,6 +26,9 @@ export const EngineRequest = defineStruct('pvm_harness_request', 'One engine run
   gas: 'u64',
   /** φ0..φ12, u64 each. */
   regs: ['u64', 13],
+  /** enum pvm_engine: 0 interpreter, 1 recompiler (translated by pvm_compile before the run). */
+  engine: 'u32',
+  _pad0: 'u32',
 });
 
 export const EngineMapping = defineStruct('pvm_harness_mapping', 'One memory mapping of a request.', {
@@ -48,6 +51,10 @@ export const EngineResponse = defineStruct('pvm_harness_response', 'How the run 
   run_ns: 'u64',
   /** Time spent in pvm_prepare. */
   prepare_ns: 'u64',
+  /** Time spent in pvm_compile (0 for the interpreter). */
+  compile_ns: 'u64',
+  /** Bytes of x86-64 code pvm_compile reserved (0 for the interpreter). */
+  code_bytes: 'u64',
   /** Instructions completed (statistics, as lib/machine counts them). */
   instructions: 'u64',
 });

@@ -319,6 +319,13 @@ export const InvokeReply = defineConstants('NUB_HOST_REPLY', 'Invoke.host_reply,
   ABORT: 2,
 });
 
+/** Which PVM2 engine runs an invoke: the values of enum pvm_engine (guest/engine/pvm.h; guest/src/invoke.c asserts they agree). */
+export const InvokeEngine = defineConstants('NUB_ENGINE', 'Invoke.engine: the PVM2 engine that runs the invoke.', {
+  INTERPRETER: 0,
+  /** Translated to x86-64 on the image's first such invoke; an image the code arena has no room for is interpreted. */
+  RECOMPILER: 1,
+});
+
 /** The PREPARE record, at the start of the payload; InvokeMapping records follow it. */
 export const Prepare = defineStruct('nub_prepare', 'A PREPARE request and its result.', {
   /** The Image cap's hash in the directory. */
@@ -356,7 +363,8 @@ export const Invoke = defineStruct('nub_invoke', 'An INVOKE request and its resu
   instructions: 'u64',
   /** In, after a host call: an InvokeReply value. */
   host_reply: 'u32',
-  _pad0: 'u32',
+  /** In: an InvokeEngine value. */
+  engine: 'u32',
 });
 
 /** One memory mapping of a PREPARE (they follow the Prepare record). */
@@ -379,6 +387,6 @@ export const InvokeMapping = defineStruct('nub_invoke_mapping', 'One memory mapp
 
 /** Everything `scripts/gen-abi.mjs` emits into the C header, in order. */
 export const GUEST_ABI = {
-  constants: [Layout, Ports, BootMagic, DirectoryEntryState, MailboxOp, SelftestFault, MailboxStatus, CapPutLayout, InvokeReply],
+  constants: [Layout, Ports, BootMagic, DirectoryEntryState, MailboxOp, SelftestFault, MailboxStatus, CapPutLayout, InvokeReply, InvokeEngine],
   structs: [KernelHeader, BootInfo, DirectoryHeader, DirectoryEntry, FaultRecord, Mailbox, CapPut, Prepare, Invoke, InvokeMapping],
 };

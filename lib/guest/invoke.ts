@@ -11,7 +11,7 @@
  * restarts the vCPU at the kernel's resume point: the sandbox stays usable and the
  * invoke throws 'Timeout' or 'Cancelled'.
  */
-import { Invoke, InvokeMapping, InvokeReply, MailboxOp, Prepare } from '../abi/guest-abi.js';
+import { Invoke, InvokeEngine, InvokeMapping, InvokeReply, MailboxOp, Prepare } from '../abi/guest-abi.js';
 import { NubError } from '../errors.js';
 import { CODE_BASE, Exit, HOST_CALL_MAX, HOST_CALL_MIN, PAGE_SIZE } from '../machine/abi.js';
 import { memoryAccess, memoryWrite, type MemoryView } from '../machine/invoke.js';
@@ -59,7 +59,13 @@ export interface GuestInvokeRequest {
   /** φ0..φ12. */
   regs: readonly bigint[];
   gas: bigint;
+  /** The guest's engine (default the recompiler). */
+  engine?: KvmEngine;
 }
+
+/** The PVM2 engines of the guest (InvokeEngine). */
+export type KvmEngine = 'recompiler' | 'interpreter';
+const ENGINE_VALUES: Record<KvmEngine, number> = { recompiler: InvokeEngine.values.RECOMPILER, interpreter: InvokeEngine.values.INTERPRETER };
 
 export interface GuestInvokeState {
   exit: number;
@@ -264,6 +270,7 @@ class InvokeCall {
     view.setBigUint64(INVOKE_GPA + I.gas, req.gas, true);
     for (let i = 0; i < NUM_REGS; i++) view.setBigUint64(INVOKE_GPA + I.regs + 8 * i, req.regs[i] ?? 0n, true);
     mem.u8s.fill(0, INVOKE_GPA + I.pc, INVOKE_GPA + Invoke.size); // the outputs and host_reply of the previous call
+    view.setUint32(INVOKE_GPA + I.engine, ENGINE_VALUES[req.engine ?? 'recompiler'], true);
     this.#seq = this.#guest.mailbox.send(MailboxOp.values.INVOKE, [], [], Invoke.size);
   }
 

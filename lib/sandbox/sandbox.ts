@@ -25,6 +25,7 @@ import type { CapToStore } from '../guest/guest-vm.js';
 import {
   invokeInGuest, invokeInGuestAsync, panicAtEntry, prepareInGuest, MAX_PREPARE_MAPPINGS,
   type GuestHostCall, type GuestImageSpec, type GuestInvokeOutcome, type GuestMapping, type PreparedGuestImage,
+  type KvmEngine,
 } from '../guest/invoke.js';
 import { admitImage, ImageBuilder, isAdmittedImage, mappingIsPinned, type AdmittedImage } from '../image/index.js';
 import { DEFAULT_LOAD_TIMEOUT_MS, DEFAULT_SANDBOX_MEMORY, MAX_IMAGES } from '../limits.js';
@@ -43,6 +44,8 @@ export interface SandboxOptions {
   memorySize?: number;
   /** Default: 'kvm' when /dev/kvm can be opened, else 'local'. */
   engine?: EngineName;
+  /** Engine kvm: how the guest runs PVM2 code (default 'recompiler': translated to x86-64; 'interpreter': the guest's interpreter). */
+  kvmEngine?: KvmEngine;
   kvmPath?: string;
   kernelPath?: string;
   /**
@@ -314,6 +317,8 @@ export class Sandbox {
     const o = check.options(options, 'options');
     const engine = o.engine ?? defaultEngine(o.kvmPath);
     if (engine !== 'kvm' && engine !== 'local') throw badArgument(`engine '${String(engine)}' is neither 'kvm' nor 'local'`);
+    const kvmEngine = o.kvmEngine;
+    if (kvmEngine !== undefined && kvmEngine !== 'recompiler' && kvmEngine !== 'interpreter') throw badArgument(`kvmEngine '${String(kvmEngine)}' is neither 'recompiler' nor 'interpreter'`);
     return new Sandbox(o, engine);
   }
 
@@ -741,7 +746,7 @@ export class Sandbox {
       const state = panicAtEntry(ep.entryPc, regs, gas);
       return { ...common, local: false as const, early: this.#result({ state, memory: this.#entryMemory(prepared) }, gas), request: undefined };
     }
-    const request = { image: prepared.guest!, entry: Number(ep.entryPc), regs, gas };
+    const request = { image: prepared.guest!, entry: Number(ep.entryPc), regs, gas, engine: this.#options.kvmEngine ?? 'recompiler' };
     return { ...common, local: false as const, early: undefined, request };
   }
 

@@ -1,8 +1,9 @@
 /**
- * Differential tests: the in-guest C engine (through its host harness) against the
- * reference interpreter (lib/machine `runMachine`) on the same inputs. Every field
- * both report must be identical: exit, exit argument, registers, pc, gas left,
- * writable memory and the count of completed instructions.
+ * Differential tests: the in-guest C engine's interpreter and recompiler (through its
+ * host harness) against the reference interpreter (lib/machine `runMachine`) on the
+ * same inputs. Every field they report must be identical: exit, exit argument,
+ * registers, pc, gas left, writable memory, and for the two interpreters the count of
+ * completed instructions (generated code does not count them).
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -223,7 +224,7 @@ function randomCase(seed: number): EngineInput {
 }
 
 /** The fields both engines must agree on (`instructions` too: both count completed instructions alike). */
-function comparable(res: Omit<EngineResult, 'runNs' | 'prepareNs'>) {
+function comparable(res: Omit<EngineResult, 'runNs' | 'prepareNs' | 'compileNs' | 'codeBytes'>) {
   return { exit: res.exit, exitArg: res.exitArg, regs: res.regs, pc: res.pc, gasLeft: res.gasLeft, memory: res.memory, instructions: res.instructions };
 }
 
@@ -231,12 +232,20 @@ function reference(input: EngineInput) {
   return comparable(runMachine({ program: input.code, mappings: input.mappings, entry: input.entry, regs: input.regs, gas: input.gas }));
 }
 
-/** Runs both engines; a mismatch names the case so it can be replayed. */
+/** Runs all three engines; a mismatch names the case so it can be replayed. */
 function agree(input: EngineInput, what: string) {
   const expected = reference(input);
-  const actual = comparable(runEngine(input));
   const hex = Buffer.from(input.code).toString('hex');
-  assert.deepEqual(actual, expected, `${what}: engines disagree (entry ${input.entry}, gas ${input.gas}, code ${hex})`);
+  const replay = `(entry ${input.entry}, gas ${input.gas}, code ${hex})`;
+  assert.deepEqual(comparable(runEngine(input)), expected, `${what}: interpreter disagrees ${replay}`);
+  let compiled;
+  try {
+    compiled = comparable(runEngine({ ...input, engine: 'recompiler' }));
+  } catch (err) {
+    throw new Error(`${what}: recompiler failed ${replay}: ${(err as Error).message}`);
+  }
+  assert.deepEqual({ ...compiled, instructions: expected.instructions }, expected, `${what}: recompiler disagrees ${replay}`);
+  assert.equal(compiled.instructions, 0);
   return expected;
 }
 
@@ -267,9 +276,9 @@ describeEngine('engine vs reference interpreter', function () {
     }
   });
 
-  it('agrees on 400 seeded random programs', () => {
+  it('agrees on 4000 seeded random programs', () => {
     const exits = new Map<number, number>();
-    for (let seed = 1; seed <= 400; seed++) {
+    for (let seed = 1; seed <= 4000; seed++) {
       const res = agree(randomCase(seed), `seed ${seed}`);
       exits.set(res.exit, (exits.get(res.exit) ?? 0) + 1);
     }
@@ -298,6 +307,103 @@ describeEngine('engine vs reference interpreter', function () {
     assert.ok(boundaries > 50, `only ${boundaries} programs used gas`);
   });
 
+  it('agrees on self-loops and jumps into the middle of a block, at every gas amount', () => {
+    // t0 counts down; the loop is `addi; bne` back to the addi. Without the fallthrough the
+    // addi is in the middle of the block that starts at the lui, so each back edge charges a block suffix.
+    const N = 7;
+    for (const marker of [false, true]) {
+      const loop = [I(-1, 5, 0, 5, 0x13), B(-4, 0, 5, 1)];
+      const { code } = assemble([{ halves: words(...li32(5, N), ...(marker ? [FALLTHROUGH] : []), ...loop, I(3, 10, 0, 10, 0x13), ecalli(0)) }]);
+      const full = agree({ code, mappings: [], entry: 0, regs: [], gas: 1_000_000n }, `self-loop ${marker}`);
+      assert.equal(full.exit, Exit.HALT);
+      const used = 1_000_000n - full.gasLeft;
+      let stops = 0;
+      for (let gas = 0n; gas <= used; gas++) stops += +(agree({ code, mappings: [], entry: 0, regs: [], gas }, `self-loop ${marker}, gas ${gas}`).exit === Exit.OUT_OF_GAS);
+      assert.ok(stops > N, `only ${stops} out-of-gas stops`);
+    }
+  });
+
+  it('agrees on deep recursion through jal and jalr', () => {
+    // f(a0): if a0 == 0 return; push ra; a0 -= 1; f(a0); pop ra; a1 += 1; return. 16 bytes of stack per level.
+    const body = [
+      J(8, 1), ecalli(0), //                      0: jal ra, f; 4: ecalli 0
+      B(36, 0, 10, 0), //                          8: f: beq a0, x0, done
+      I(-16, 2, 0, 2, 0x13), S(8, 1, 2, 3, 0x23), // 12: addi sp, -16; 16: sd ra, 8(sp)
+      I(-1, 10, 0, 10, 0x13), J(-16, 1), //       20: addi a0, -1; 24: jal ra, f
+      I(8, 2, 3, 1, 0x03), I(16, 2, 0, 2, 0x13), // 28: ld ra, 8(sp); 32: addi sp, 16
+      I(1, 11, 0, 11, 0x13), I(0, 1, 0, 0, 0x67), // 36: addi a1, 1; 40: ret
+      I(0, 1, 0, 0, 0x67), //                     44: done: ret
+    ];
+    const { code } = assemble([{ halves: words(...body) }]);
+    const STACK = 16 * PAGE_SIZE;
+    const mappings = [{ start: RW_START, size: STACK, writable: true, content: new Uint8Array(0) }];
+    for (const depth of [0, 1, 2, 100, 4095, 4096, 4097, 20_000]) {
+      const regs = Array.from({ length: 13 }, () => 0n);
+      regs[1] = BigInt(RW_START + STACK); // sp
+      regs[7] = BigInt(depth); // a0
+      const res = agree({ code, mappings, entry: 0, regs, gas: 10_000_000n }, `recursion depth ${depth}`);
+      // 4096 levels fill the stack exactly; one more faults below it.
+      assert.equal(res.exit, depth <= 4096 ? Exit.HALT : Exit.PAGE_FAULT, `depth ${depth}`);
+    }
+  });
+
+  it('agrees on auipc + jalr calls, also when the jalr is entered from elsewhere', () => {
+    // 0: auipc ra, 0; 4: jalr ra, OFF(ra); 8: ecalli 0; 12: beq x0, x0, 4 (into the jalr, ra from the caller);
+    // 16: ecalli 0; 20: f: addi a0, a0, 1; 24: jalr x0, 0(ra)
+    for (const off of [20, 21, 22, 24, 400]) {
+      const body = [U(0, 1, 0x17), I(off, 1, 0, 1, 0x67), ecalli(0), B(-8, 0, 0, 0), ecalli(0), I(1, 10, 0, 10, 0x13), I(0, 1, 0, 0, 0x67)];
+      const { code } = assemble([{ halves: words(...body) }]);
+      for (const entry of [0, 12]) {
+        for (const ra of [CODE_BASE, CODE_BASE + 4, CODE_BASE + 8]) {
+          const regs = Array.from({ length: 13 }, () => 0n);
+          regs[0] = BigInt(ra);
+          const full = agree({ code, mappings: [], entry, regs, gas: 10_000n }, `call offset ${off}, entry ${entry}, ra ${ra}`);
+          for (let gas = 0n; gas < 10_000n - full.gasLeft; gas += 7n) agree({ code, mappings: [], entry, regs, gas }, `call offset ${off}, entry ${entry}, gas ${gas}`);
+        }
+      }
+    }
+  });
+
+  it('agrees on accesses straddling pages of every kind', () => {
+    // Boundaries between: read-only | writable, writable | unmapped, unmapped | writable,
+    // two writable mappings, and the top of the address space | address 0 (unmapped).
+    const A = DATA_BASE, B2 = DATA_BASE + 4 * PAGE_SIZE;
+    const mappings: MappingSpec[] = [
+      { start: A, size: PAGE_SIZE, writable: false, content: Uint8Array.from({ length: 64 }, (_, i) => i + 1) },
+      { start: A + PAGE_SIZE, size: PAGE_SIZE, writable: true, content: Uint8Array.from({ length: PAGE_SIZE }, (_, i) => (i * 7) & 255) },
+      { start: B2, size: PAGE_SIZE, writable: true, content: Uint8Array.of(9, 8, 7) },
+      { start: B2 + PAGE_SIZE, size: PAGE_SIZE, writable: true, content: Uint8Array.of(1, 2, 3) },
+      { start: 2 ** 32 - PAGE_SIZE, size: PAGE_SIZE, writable: true, content: Uint8Array.of(5) },
+    ];
+    const boundaries = [A + PAGE_SIZE, A + 2 * PAGE_SIZE, B2, B2 + PAGE_SIZE, 2 ** 32];
+    const kinds = [...[0, 1, 2, 3, 4, 5, 6].map((f3) => ({ load: true, f3 })), ...[0, 1, 2, 3].map((f3) => ({ load: false, f3 }))];
+    const exits = new Set<number>();
+    for (const boundary of boundaries) {
+      for (let back = 0; back <= 8; back++) {
+        for (const { load, f3 } of kinds) {
+          const addr = (boundary - back) >>> 0;
+          const access = load ? I(0, 5, f3, 6, 0x03) : S(0, 7, 5, f3, 0x23);
+          const { code } = assemble([{ halves: words(...li32(5, addr | 0), access, ecalli(0)) }]);
+          const regs = Array.from({ length: 13 }, () => 0x1122334455667788n);
+          const res = agree({ code, mappings, entry: 0, regs, gas: 1000n }, `${load ? 'load' : 'store'} f3 ${f3} at ${addr.toString(16)}`);
+          exits.add(res.exit);
+        }
+      }
+    }
+    assert.deepEqual([...exits].sort(), [Exit.HALT, Exit.PAGE_FAULT]);
+  });
+
+  it('translates and runs random bytes as code', () => {
+    const exits = new Set<number>();
+    for (let seed = 1; seed <= 300; seed++) {
+      const r = rng(seed);
+      const code = Uint8Array.from({ length: 2 + 2 * r.below(200) }, () => r.below(256));
+      const regs = Array.from({ length: 13 }, () => r.u64());
+      exits.add(agree({ code, mappings: layout(r), entry: 0, regs, gas: BigInt(r.below(5000)) }, `random bytes ${seed}`).exit);
+    }
+    assert.ok(exits.size >= 3, `random bytes ended in only ${[...exits]}`);
+  });
+
   it('agrees on the example programs', function () {
     const images = exampleImages();
     if (images.length === 0) {
@@ -312,6 +418,8 @@ describeEngine('engine vs reference interpreter', function () {
         const ref = invokeLocal(admitted.imageCap, admitted, c.endpoint, { args: c.args.map((a) => BigInt(a)), gas: input.gas });
         const engine = comparable(runEngine(input));
         assert.deepEqual(engine, comparable(ref), `${path} endpoint ${c.endpoint} args ${c.args}`);
+        const compiled = comparable(runEngine({ ...input, engine: 'recompiler' }));
+        assert.deepEqual({ ...compiled, instructions: ref.instructions }, comparable(ref), `${path} endpoint ${c.endpoint} args ${c.args}: recompiler`);
         if (c.result !== undefined) assert.equal(engine.exitArg, BigInt(c.result), `${path} endpoint ${c.endpoint}: wrong result`);
         cases++;
       }

@@ -28,7 +28,13 @@ export interface EngineInput {
   /** φ0..φ12; missing ones are 0. */
   regs: readonly bigint[];
   gas: bigint;
+  /** enum pvm_engine; default the interpreter. */
+  engine?: EngineKind;
 }
+
+/** The C engine's two ways to run (enum pvm_engine in guest/engine/pvm.h). */
+export const ENGINE_KINDS = { interpreter: 0, recompiler: 1 } as const;
+export type EngineKind = keyof typeof ENGINE_KINDS;
 
 export interface EngineResult {
   exit: number;
@@ -39,9 +45,12 @@ export interface EngineResult {
   /** Final bytes of every writable mapping, ascending by start (as lib/machine reports them). */
   memory: { start: number; bytes: Uint8Array }[];
   instructions: number;
-  /** Time inside pvm_run and pvm_prepare, measured by the harness. */
+  /** Time inside pvm_execute, pvm_prepare and pvm_compile, measured by the harness. */
   runNs: bigint;
   prepareNs: bigint;
+  compileNs: bigint;
+  /** Bytes of the recompiler's translation (0 for the interpreter). */
+  codeBytes: number;
 }
 
 export function encodeRequest(input: EngineInput): Uint8Array {
@@ -54,6 +63,7 @@ export function encodeRequest(input: EngineInput): Uint8Array {
   EngineRequest.set(view, 0, 'mapping_count', input.mappings.length);
   EngineRequest.set(view, 0, 'pc', (CODE_BASE + input.entry) >>> 0);
   EngineRequest.set(view, 0, 'gas', input.gas);
+  EngineRequest.set(view, 0, 'engine', ENGINE_KINDS[input.engine ?? 'interpreter']);
   for (let i = 0; i < NUM_REGS; i++) view.setBigUint64(EngineRequest.offsets.regs + 8 * i, BigInt.asUintN(64, input.regs[i] ?? 0n), true);
   let at = EngineRequest.size;
   bytes.set(input.code, at);
@@ -95,6 +105,8 @@ export function decodeResponse(bytes: Uint8Array, mappings: readonly MappingSpec
     instructions: Number(EngineResponse.get(view, 0, 'instructions')),
     runNs: EngineResponse.get(view, 0, 'run_ns'),
     prepareNs: EngineResponse.get(view, 0, 'prepare_ns'),
+    compileNs: EngineResponse.get(view, 0, 'compile_ns'),
+    codeBytes: Number(EngineResponse.get(view, 0, 'code_bytes')),
   };
 }
 

@@ -16,14 +16,18 @@ struct pvm_harness_request {
     uint32_t pc;
     uint64_t gas;
     uint64_t regs[13];
+    uint32_t engine;
+    uint32_t _pad0;
 };
-_Static_assert(sizeof(struct pvm_harness_request) == 128, "pvm_harness_request size");
+_Static_assert(sizeof(struct pvm_harness_request) == 136, "pvm_harness_request size");
 _Static_assert(offsetof(struct pvm_harness_request, magic) == 0, "pvm_harness_request.magic offset");
 _Static_assert(offsetof(struct pvm_harness_request, code_len) == 4, "pvm_harness_request.code_len offset");
 _Static_assert(offsetof(struct pvm_harness_request, mapping_count) == 8, "pvm_harness_request.mapping_count offset");
 _Static_assert(offsetof(struct pvm_harness_request, pc) == 12, "pvm_harness_request.pc offset");
 _Static_assert(offsetof(struct pvm_harness_request, gas) == 16, "pvm_harness_request.gas offset");
 _Static_assert(offsetof(struct pvm_harness_request, regs) == 24, "pvm_harness_request.regs offset");
+_Static_assert(offsetof(struct pvm_harness_request, engine) == 128, "pvm_harness_request.engine offset");
+_Static_assert(offsetof(struct pvm_harness_request, _pad0) == 132, "pvm_harness_request._pad0 offset");
 
 /* One memory mapping of a request. */
 struct pvm_harness_mapping {
@@ -49,9 +53,11 @@ struct pvm_harness_response {
     uint64_t regs[13];
     uint64_t run_ns;
     uint64_t prepare_ns;
+    uint64_t compile_ns;
+    uint64_t code_bytes;
     uint64_t instructions;
 };
-_Static_assert(sizeof(struct pvm_harness_response) == 160, "pvm_harness_response size");
+_Static_assert(sizeof(struct pvm_harness_response) == 176, "pvm_harness_response size");
 _Static_assert(offsetof(struct pvm_harness_response, magic) == 0, "pvm_harness_response.magic offset");
 _Static_assert(offsetof(struct pvm_harness_response, exit) == 4, "pvm_harness_response.exit offset");
 _Static_assert(offsetof(struct pvm_harness_response, pc) == 8, "pvm_harness_response.pc offset");
@@ -61,6 +67,8 @@ _Static_assert(offsetof(struct pvm_harness_response, gas) == 24, "pvm_harness_re
 _Static_assert(offsetof(struct pvm_harness_response, regs) == 32, "pvm_harness_response.regs offset");
 _Static_assert(offsetof(struct pvm_harness_response, run_ns) == 136, "pvm_harness_response.run_ns offset");
 _Static_assert(offsetof(struct pvm_harness_response, prepare_ns) == 144, "pvm_harness_response.prepare_ns offset");
-_Static_assert(offsetof(struct pvm_harness_response, instructions) == 152, "pvm_harness_response.instructions offset");
+_Static_assert(offsetof(struct pvm_harness_response, compile_ns) == 152, "pvm_harness_response.compile_ns offset");
+_Static_assert(offsetof(struct pvm_harness_response, code_bytes) == 160, "pvm_harness_response.code_bytes offset");
+_Static_assert(offsetof(struct pvm_harness_response, instructions) == 168, "pvm_harness_response.instructions offset");
 
 #endif /* PVM_HARNESS_ABI_H */

@@ -4,11 +4,13 @@
  * argv[1], or stdin, runs it and writes the response to stdout. Malformed input:
  * a message on stderr and exit status 2.
  */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "../pvm.h"
@@ -30,6 +32,25 @@ static void host_free(void *ctx, void *ptr, size_t size) {
     (void)ctx;
     (void)size;
     free(ptr);
+}
+
+/* The recompiler's arena: fresh pages, written, then read+execute only (W^X). */
+static void *arena_alloc(void *ctx, size_t size, void **exec) {
+    (void)ctx;
+    void *p = mmap(0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return 0;
+    *exec = p;
+    return p;
+}
+
+static int arena_seal(void *ctx, void *p, size_t used) {
+    (void)ctx;
+    return mprotect(p, used, PROT_READ | PROT_EXEC);
+}
+
+static void arena_free(void *ctx, void *p, size_t size) {
+    (void)ctx;
+    munmap(p, size);
 }
 
 static uint8_t *read_all(FILE *in, size_t *len) {
@@ -82,7 +103,14 @@ int main(int argc, char **argv) {
     struct pvm_program *prog;
     uint64_t t0 = now_ns();
     if (pvm_prepare(&alloc, code, req.code_len, &prog)) fail("pvm_prepare failed");
-    uint64_t prepare_ns = now_ns() - t0;
+    uint64_t prepare_ns = now_ns() - t0, compile_ns = 0;
+    if (req.engine > PVM_ENGINE_RECOMPILER) fail("bad engine");
+    if (req.engine == PVM_ENGINE_RECOMPILER) {
+        struct pvm_code_arena arena = {arena_alloc, arena_seal, arena_free, 0, (size_t)1 << 30};
+        t0 = now_ns();
+        if (pvm_compile(prog, &arena)) fail("pvm_compile failed");
+        compile_ns = now_ns() - t0;
+    }
     struct pvm_memory *mem;
     if (pvm_memory_create(&alloc, prog, &mem)) fail("pvm_memory_create failed");
 
@@ -112,13 +140,14 @@ int main(int argc, char **argv) {
     uint64_t run_ns = 0;
     if (pvm_is_block_start(prog, req.pc)) {
         t0 = now_ns();
-        pvm_run(prog, mem, &st);
+        pvm_execute(prog, mem, &st, (enum pvm_engine)req.engine);
         run_ns = now_ns() - t0;
     }
 
     struct pvm_harness_response res = {
         .magic = PVM_HARNESS_RESPONSE_MAGIC, .exit = st.exit, .pc = st.pc, .exit_arg = st.exit_arg, .gas = st.gas,
-        .run_ns = run_ns, .prepare_ns = prepare_ns, .instructions = st.instructions,
+        .run_ns = run_ns, .prepare_ns = prepare_ns, .compile_ns = compile_ns, .code_bytes = pvm_compiled_size(prog),
+        .instructions = st.instructions,
     };
     memcpy(res.regs, st.regs, sizeof res.regs);
     fwrite(&res, sizeof res, 1, stdout);

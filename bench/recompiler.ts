@@ -1,0 +1,90 @@
+/**
+ * The recompiler (guest/engine/jit.c, run natively by the engine harness) against the
+ * same C compiled for this host with gcc -O2, against qemu-riscv64 running the RISC-V
+ * Linux build, and against the C engine's interpreter, on every example's bench case,
+ * all measured in this run:
+ *
+ *   node dist/bench/recompiler.js [--repeat N]
+ *
+ * Times: the harness's clock around pvm_execute (no translation), the native
+ * driver's clock around the endpoint call, qemu's wall time minus its start-up (its
+ * lightest case); each the best of N (default 3). Translation: pvm_compile's time per
+ * PVM instruction of the program; `load` is pvm_prepare + pvm_compile, what the
+ * engine adds to loadImage.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { admitImage } from '../lib/image/index.js';
+import { Exit } from '../lib/machine/abi.js';
+import { prepareProgram } from '../lib/machine/index.js';
+import { exampleInput, harnessBuilt, runEngine, type EngineKind } from '../test/unit/engine-harness.js';
+import { best, buildLinuxExamples, buildNativeExamples, loadExamples, measureQemu, missingTools, runNative, type Example } from './support/qemu-harness.js';
+
+function measureEngine(example: Example, engine: EngineKind, repeat: number) {
+  const admitted = admitImage(new Uint8Array(readFileSync(example.imagePath)));
+  const input = exampleInput(admitted, example.bench.endpoint, example.bench.args.map(BigInt), 1n << 62n);
+  const run = best(repeat, () => {
+    const r = runEngine({ ...input, engine });
+    if (r.exit !== Exit.HALT || r.exitArg !== example.bench.result) throw new Error(`${example.name} (${engine}): exit ${r.exit}, result ${r.exitArg}`);
+    return { ...r, seconds: Number(r.runNs) / 1e9 };
+  });
+  return { ...run, staticInstructions: prepareProgram(input.code).instructions.length };
+}
+
+const geomean = (xs: number[]) => Math.exp(xs.reduce((s, x) => s + Math.log(x), 0) / xs.length);
+
+function main(): void {
+  const { values } = parseArgs({ options: { repeat: { type: 'string', default: '3' } } });
+  const repeat = Number(values.repeat);
+  if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`--repeat wants a positive integer, got ${values.repeat}`);
+  if (!harnessBuilt()) throw new Error('guest/build/engine-harness is not built (run `zx scripts/build-engine-harness.mjs`)');
+
+  const work = mkdtempSync(join(tmpdir(), 'nub-bench-recompiler-'));
+  const missing = missingTools();
+  if (missing) console.log(`qemu columns skipped: ${missing}`);
+  try {
+    buildNativeExamples(work);
+    const linux = join(work, 'linux');
+    if (!missing) {
+      rmSync(linux, { recursive: true, force: true });
+      buildLinuxExamples(linux);
+    }
+    const header = ['example', 'native ms', 'jit ms', 'jit/native', 'qemu ms', 'qemu/jit', 'interp ms', 'interp/jit', 'insns', 'translate µs', 'µs/insn', 'load µs', 'code KiB'];
+    const rows: string[][] = [];
+    const ratios: number[] = [];
+    for (const example of loadExamples()) {
+      const native = best(repeat, () => runNative(join(work, example.name), example.bench, 5));
+      if (native.result !== example.bench.result) throw new Error(`${example.name} (native): gave ${native.result}`);
+      const jit = measureEngine(example, 'recompiler', repeat);
+      const interp = measureEngine(example, 'interpreter', repeat);
+      const qemu = missing ? undefined : measureQemu(example, join(linux, example.name), repeat);
+      const compileUs = Number(jit.compileNs) / 1e3;
+      ratios.push(jit.seconds / native.seconds);
+      rows.push([
+        example.name,
+        (native.seconds * 1e3).toFixed(1),
+        (jit.seconds * 1e3).toFixed(1),
+        `${(jit.seconds / native.seconds).toFixed(2)}x`,
+        qemu === undefined ? '-' : (qemu * 1e3).toFixed(1),
+        qemu === undefined ? '-' : `${(qemu / jit.seconds).toFixed(2)}x`,
+        (interp.seconds * 1e3).toFixed(1),
+        `${(interp.seconds / jit.seconds).toFixed(2)}x`,
+        String(jit.staticInstructions),
+        compileUs.toFixed(0),
+        (compileUs / jit.staticInstructions).toFixed(3),
+        ((Number(jit.prepareNs) + Number(jit.compileNs)) / 1e3).toFixed(0),
+        (jit.codeBytes / 1024).toFixed(1),
+      ]);
+    }
+    console.log(`recompiled PVM2 vs gcc -O2 x86-64 vs qemu-riscv64 vs the C interpreter, best of ${repeat}`);
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+    for (const line of [header, ...rows]) console.log(line.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  '));
+    console.log(`geometric mean jit/native: ${geomean(ratios).toFixed(2)}x (target <= 1.5x)`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main();
