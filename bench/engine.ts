@@ -19,7 +19,7 @@ if (!harnessBuilt()) {
 const GAS = 1n << 50n;
 const millions = (n: number) => (n / 1e6).toFixed(1);
 console.log('example     instructions   reference (M insn/s)   engine (M insn/s)   speed-up');
-for (const { path, expected } of exampleImages()) {
+for (const { path, expected } of exampleImages({ nativeHarness: true })) {
   if (!expected.bench) continue;
   const name = path.split('/').at(-1)!.replace(/\.ssz$/, '');
   const input = exampleInput(admitImage(readFileSync(path)), expected.bench.endpoint, expected.bench.args.map((a) => BigInt(a)), GAS);

@@ -127,7 +127,7 @@ const name = (path: string): string => path.split('/').at(-1)!.replace(/\.ssz$/,
 function engines() {
   using kvm = Sandbox.create({ engine: 'kvm' });
   using local = Sandbox.create({ engine: 'local' });
-  return exampleImages().filter(({ expected }) => expected.bench).map(({ path, expected }) => {
+  return exampleImages({ nativeHarness: true }).filter(({ expected }) => expected.bench).map(({ path, expected }) => {
     const bench = expected.bench!;
     const bytes = new Uint8Array(readFileSync(path));
     const args = bench.args.map((a) => BigInt(a));

@@ -18,8 +18,14 @@ inline constexpr const char kPollingUnavailable[] = "PollingUnavailable";
 inline constexpr const char kUnknownImage[] = "UnknownImage";
 // the image has no such endpoint
 inline constexpr const char kUnknownEndpoint[] = "UnknownEndpoint";
-// a result's memory was read after a later invoke reused it
+// a result's memory (or a minted result cap) was read after a later invoke reused it
 inline constexpr const char kStaleMemory[] = "StaleMemory";
+// an argument cap { hash } names no cap stored in this sandbox
+inline constexpr const char kUnknownCap[] = "UnknownCap";
+// sandbox.instance(): no such Instance in this sandbox
+inline constexpr const char kUnknownInstance[] = "UnknownInstance";
+// bytes() of a result cap that is not a Data cap
+inline constexpr const char kWrongKind[] = "WrongKind";
 // loading would take the sandbox past its memory budget (SandboxOptions.memoryBudget)
 inline constexpr const char kMemoryBudgetExceeded[] = "MemoryBudgetExceeded";
 // an image has more mappings than an engine maps

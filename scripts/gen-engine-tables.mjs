@@ -3,6 +3,7 @@
 //   guest/engine/pvm_tables.h          <- lib/machine/abi.ts (constants, exits, gas) and
 //                                         lib/machine/isa.ts (every mnemonic's form and gas class)
 //   guest/engine/harness/harness_abi.h <- lib/abi/engine-harness-abi.ts (harness framing)
+//   examples/sdk/nub_kernel_ops.h      <- lib/machine/kernel-ops.ts (the SDK's kernel-operation numbers)
 // Reads the compiled JS (run `tsc` first); `--dist DIR` picks the tsc output dir
 // (default dist). `--check` fails if a header is stale instead of writing it.
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -15,6 +16,7 @@ const dist = `${root}${distFlag >= 0 ? argv[distFlag + 1] : 'dist'}`;
 const { MACHINE_CONSTANTS } = await import(`${dist}/lib/machine/abi.js`);
 const { ISA, ILLEGAL_INFO, TERMINATOR_FORMS, FORM_REGISTERS } = await import(`${dist}/lib/machine/isa.js`);
 const { ENGINE_HARNESS_ABI } = await import(`${dist}/lib/abi/engine-harness-abi.js`);
+const { KERNEL_CONSTANTS } = await import(`${dist}/lib/machine/kernel-ops.js`);
 
 const C_TYPE = { u8: 'uint8_t', u16: 'uint16_t', u32: 'uint32_t', u64: 'uint64_t' };
 const hex = (v) => `0x${BigInt(v).toString(16)}`;
@@ -78,6 +80,7 @@ const outputs = [
   [`${root}guest/engine/harness/harness_abi.h`,
     header('PVM_HARNESS_ABI_H', 'lib/abi/engine-harness-abi.ts',
       [...constants(ENGINE_HARNESS_ABI.constants), ...structs(ENGINE_HARNESS_ABI.structs)])],
+  [`${root}examples/sdk/nub_kernel_ops.h`, header('NUB_KERNEL_OPS_H', 'lib/machine/kernel-ops.ts', constants(KERNEL_CONSTANTS))],
 ];
 
 let stale = false;

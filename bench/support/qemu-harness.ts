@@ -14,6 +14,10 @@ export interface ExampleCase {
   endpoint: number;
   args: number[];
   result: bigint;
+  /** Argument cap 0: these bytes (UTF-8). */
+  input?: string;
+  /** Returned cap 0 must start with these bytes (UTF-8), zeros after. */
+  output?: string;
 }
 
 export interface Example {
@@ -23,12 +27,17 @@ export interface Example {
   cases: ExampleCase[];
   /** A heavier case, for bench/qemu.ts. */
   bench: ExampleCase;
+  /** Calls in order on one Instance (sandbox.spawn), each seeing the state the last one left. */
+  instance: ExampleCase[];
 }
+
+type CaseFile = { endpoint: number; args: number[]; result: string; input?: string; output?: string };
 
 interface ExpectedFile {
   image: string;
-  cases: Array<{ endpoint: number; args: number[]; result: string }>;
-  bench: { endpoint: number; args: number[]; result: string };
+  cases: CaseFile[];
+  bench: CaseFile;
+  instance?: CaseFile[];
 }
 
 export const QEMU = 'qemu-riscv64';
@@ -41,8 +50,8 @@ export function findRepoRoot(from = dirname(fileURLToPath(import.meta.url))): st
   }
 }
 
-function toCase(c: { endpoint: number; args: number[]; result: string }): ExampleCase {
-  return { endpoint: c.endpoint, args: c.args, result: BigInt(c.result) };
+function toCase(c: CaseFile): ExampleCase {
+  return { ...c, result: BigInt(c.result) };
 }
 
 /** Every examples/<name>/ with an expected.json, by name. */
@@ -52,7 +61,7 @@ export function loadExamples(root = findRepoRoot()): Example[] {
     .filter((e) => e.isDirectory() && existsSync(join(dir, e.name, 'expected.json')))
     .map((e) => {
       const expected = JSON.parse(readFileSync(join(dir, e.name, 'expected.json'), 'utf8')) as ExpectedFile;
-      return { name: e.name, imagePath: join(dir, e.name, expected.image), cases: expected.cases.map(toCase), bench: toCase(expected.bench) };
+      return { name: e.name, imagePath: join(dir, e.name, expected.image), cases: expected.cases.map(toCase), bench: toCase(expected.bench), instance: (expected.instance ?? []).map(toCase) };
     })
     .sort((a, b) => a.name.localeCompare(b.name));
 }

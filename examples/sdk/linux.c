@@ -68,6 +68,56 @@ __attribute__((noreturn, used)) static void start_c(long *sp) {
   exit_with(2);
 }
 
+/*
+ * The kernel operations over a table of slots in this process: enough for the
+ * examples' own use (no pinned slots, no argument caps under qemu; a Data cap is
+ * bytes in `arena`). The statuses are the machine's.
+ */
+enum { SLOT_REFS = PVM_SLOT_SLOT_REFS, PAGE = 4096, ARENA = 4 << 20 };
+static struct { const uint8_t *bytes; uint64_t size; int full; } slots[SLOT_REFS];
+static uint8_t arena[ARENA];
+static uint64_t arena_used;
+
+uint64_t nub_linux_kernel_op(uint64_t n, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t *out1) {
+  if (a == 0 || a >= SLOT_REFS) return PVM_KSTATUS_BAD_SLOT;
+  switch (n) {
+  case PVM_KOP_COPY:
+  case PVM_KOP_MOVE:
+    if (b == 0 || b >= SLOT_REFS) return PVM_KSTATUS_BAD_SLOT;
+    if (!slots[a].full) return PVM_KSTATUS_EMPTY;
+    if (slots[b].full) return PVM_KSTATUS_OCCUPIED;
+    slots[b] = slots[a];
+    if (n == PVM_KOP_MOVE) slots[a].full = 0;
+    return PVM_KSTATUS_OK;
+  case PVM_KOP_DROP:
+    if (!slots[a].full) return PVM_KSTATUS_EMPTY;
+    slots[a].full = 0;
+    return PVM_KSTATUS_OK;
+  case PVM_KOP_DATA_SIZE:
+    if (!slots[a].full) return PVM_KSTATUS_EMPTY;
+    *out1 = slots[a].size;
+    return PVM_KSTATUS_OK;
+  case PVM_KOP_READ_DATA:
+    if (!slots[a].full) return PVM_KSTATUS_EMPTY;
+    if (b > slots[a].size || d > slots[a].size - b) return PVM_KSTATUS_OUT_OF_RANGE;
+    memcpy((void *)(uintptr_t)c, slots[a].bytes + b, d);
+    return PVM_KSTATUS_OK;
+  case PVM_KOP_MINT_DATA: {
+    if (slots[a].full) return PVM_KSTATUS_OCCUPIED;
+    uint64_t size = (c + PAGE - 1) / PAGE * PAGE;
+    if (size > ARENA - arena_used) return PVM_KSTATUS_BAD_MEMORY;
+    uint8_t *room = arena + arena_used;
+    arena_used += size;
+    memcpy(room, (const void *)(uintptr_t)b, c);
+    memset(room + c, 0, size - c);
+    slots[a].bytes = room, slots[a].size = size, slots[a].full = 1;
+    return PVM_KSTATUS_OK;
+  }
+  default:
+    exit_with(3); /* no such operation: the machine's PANIC */
+  }
+}
+
 /* The kernel enters with sp at argc; pass it on, keeping sp 16-byte aligned. */
 __asm__(".globl _start\n"
         "_start:\n"

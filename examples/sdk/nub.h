@@ -6,6 +6,15 @@
  *                                 arguments; its return value is the reply (φ7).
  *   nub_host_call(n, a..f)        calls host function n (64..2047).
  *   nub_trap()                    stops the invocation with exit TRAP.
+ *   NUB_ENDPOINT_CAPS(key, fn, nargs, ncaps)
+ *                                 NUB_ENDPOINT with `ncaps` argument caps (the
+ *                                 endpoint's arg_cnode_size); they are its results too.
+ *   nub_copy/nub_move/nub_drop/nub_data_size/nub_data_read/nub_data_mint
+ *                                 the kernel operations on cap slots
+ *                                 (docs/machine.md "Caps at run time"): each
+ *                                 returns a status, NUB_OK (0) on success. Name
+ *                                 root slot [b] as b (1..255), argument cap i as
+ *                                 NUB_ARG(i).
  *
  * The same source also builds as a static RISC-V Linux program (define
  * NUB_TARGET_LINUX and link with linux.c) so an independent RISC-V
@@ -16,6 +25,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "nub_kernel_ops.h" /* generated from lib/machine/kernel-ops.ts */
 
 #define NUB_STR_(x) #x
 #define NUB_STR(x) NUB_STR_(x)
@@ -35,8 +46,10 @@
  *
  * `fn` must have external linkage (a static function may be inlined away).
  */
-#define NUB_ENDPOINT(key, fn, nargs)                                           \
+#define NUB_ENDPOINT(key, fn, nargs) NUB_ENDPOINT_CAPS(key, fn, nargs, 0)
+#define NUB_ENDPOINT_CAPS(key, fn, nargs, ncaps)                               \
   _Static_assert((key) >= 0 && (key) <= 255, "endpoint key is one byte");      \
+  _Static_assert((ncaps) >= 0 && (ncaps) <= 255, "at most 255 argument caps"); \
   _Static_assert((nargs) >= 0 && (nargs) <= 4, "at most four arguments");      \
   __asm__(".pushsection .text.nub.entry,\"ax\",@progbits\n"                    \
           "1: jal ra, " #fn "\n"                                               \
@@ -45,8 +58,8 @@
           ".pushsection .nub.endpoints,\"\",@progbits\n"                       \
           "   .balign 8\n"                                                     \
           "   .quad 1b\n"                                                      \
-          "   .byte " NUB_STR(key) ", " NUB_STR(nargs) "\n"                    \
-          "   .zero 6\n"                                                       \
+          "   .byte " NUB_STR(key) ", " NUB_STR(nargs) ", " NUB_STR(ncaps) "\n" \
+          "   .zero 5\n"                                                       \
           ".popsection")
 
 /*
@@ -71,6 +84,21 @@
     a0_;                                                                       \
   })
 
+/* Kernel operation n (1..63): a0..a3 in, the status in a0, a1 in *out1 (when not NULL). */
+#define nub_kernel_op_(n, a, b, c, d, out1)                                    \
+  __extension__({                                                              \
+    register uint64_t a0_ __asm__("a0") = (uint64_t)(a);                       \
+    register uint64_t a1_ __asm__("a1") = (uint64_t)(b);                       \
+    register uint64_t a2_ __asm__("a2") = (uint64_t)(c);                       \
+    register uint64_t a3_ __asm__("a3") = (uint64_t)(d);                       \
+    __asm__ volatile(".insn i 0x0b, 2, x0, x0, %4"                             \
+                     : "+r"(a0_), "+r"(a1_)                                    \
+                     : "r"(a2_), "r"(a3_), "i"(n)                              \
+                     : "memory");                                              \
+    if (out1) *(uint64_t *)(out1) = a1_;                                       \
+    a0_;                                                                       \
+  })
+
 /* custom-0 funct3 000: exit TRAP. */
 static inline __attribute__((noreturn)) void nub_trap(void) {
   __asm__ volatile(".insn i 0x0b, 0, x0, x0, 0");
@@ -86,6 +114,12 @@ struct nub_linux_endpoint {
   uint64_t (*fn)(uint64_t, uint64_t, uint64_t, uint64_t);
 };
 
+/* linux.c keeps a table of slots in the process, so the same sources run under qemu. */
+uint64_t nub_linux_kernel_op(uint64_t n, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t *out1);
+#define nub_kernel_op_(n, a, b, c, d, out1)                                    \
+  nub_linux_kernel_op((n), (uint64_t)(a), (uint64_t)(b), (uint64_t)(c), (uint64_t)(d), (uint64_t *)(out1))
+
+#define NUB_ENDPOINT_CAPS(key, fn, nargs, ncaps) NUB_ENDPOINT(key, fn, nargs)
 #define NUB_ENDPOINT(key, fn, nargs)                                           \
   static const struct nub_linux_endpoint nub_endpoint_##fn                     \
       __attribute__((used, section("nub_endpoints"))) = {                      \
@@ -94,6 +128,26 @@ struct nub_linux_endpoint {
           (uint64_t(*)(uint64_t, uint64_t, uint64_t, uint64_t))(void (*)(void))(fn)}
 
 #endif /* NUB_TARGET_LINUX */
+
+#define NUB_OK PVM_KSTATUS_OK
+#define NUB_ARG(i) (PVM_SLOT_ARG_BASE + (i))
+
+/* Copies the cap in slot `src` into the empty slot `dst`. */
+static inline uint64_t nub_copy(uint64_t src, uint64_t dst) { return nub_kernel_op_(PVM_KOP_COPY, src, dst, 0, 0, (uint64_t *)0); }
+/* Moves the cap in slot `src` into the empty slot `dst`. */
+static inline uint64_t nub_move(uint64_t src, uint64_t dst) { return nub_kernel_op_(PVM_KOP_MOVE, src, dst, 0, 0, (uint64_t *)0); }
+/* Empties `slot`. */
+static inline uint64_t nub_drop(uint64_t slot) { return nub_kernel_op_(PVM_KOP_DROP, slot, 0, 0, 0, (uint64_t *)0); }
+/* The size in bytes (whole pages) of the Data cap in `slot`, in *size. */
+static inline uint64_t nub_data_size(uint64_t slot, uint64_t *size) { return nub_kernel_op_(PVM_KOP_DATA_SIZE, slot, 0, 0, 0, size); }
+/* Copies bytes [offset, offset + len) of the Data cap in `slot` to `dst`. */
+static inline uint64_t nub_data_read(uint64_t slot, uint64_t offset, void *dst, uint64_t len) {
+  return nub_kernel_op_(PVM_KOP_READ_DATA, slot, offset, (uintptr_t)dst, len, (uint64_t *)0);
+}
+/* Puts a new Data cap of `len` bytes from `src` (zero-padded to whole pages) in the empty slot `slot`. */
+static inline uint64_t nub_data_mint(uint64_t slot, const void *src, uint64_t len) {
+  return nub_kernel_op_(PVM_KOP_MINT_DATA, slot, (uintptr_t)src, len, 0, (uint64_t *)0);
+}
 
 /* The compiler may emit calls to these for loops and struct copies; mem.c has them. */
 void *memset(void *dst, int c, size_t n);

@@ -41,23 +41,44 @@ void pvm_memory_free(struct pvm_memory *mem) {
     a.free(a.ctx, mem, sizeof *mem);
 }
 
+static int check_range(uint32_t start, uint32_t size) {
+    return size == 0 || start % PVM_PAGE_SIZE || size % PVM_PAGE_SIZE || (uint64_t)start + size > ((uint64_t)1 << 32);
+}
+
+/* Points PVM page `page` at `backing` with `perm`, allocating its leaf on first use. */
+static int set_page(struct pvm_memory *mem, uint32_t page, uint8_t *backing, uintptr_t perm) {
+    uintptr_t **leaf = &mem->dir[page >> PVM_LEAF_BITS];
+    if (*leaf == empty_leaf) {
+        uintptr_t *fresh = mem->alloc.alloc(mem->alloc.ctx, PVM_LEAF_ENTRIES * sizeof(uintptr_t), PVM_PAGE_SIZE);
+        if (!fresh) return PVM_ERR_NO_MEMORY;
+        pvm_zero(fresh, PVM_LEAF_ENTRIES * sizeof(uintptr_t));
+        *leaf = fresh;
+    }
+    (*leaf)[page & (PVM_LEAF_ENTRIES - 1)] = (uintptr_t)backing | perm;
+    return PVM_OK;
+}
+
 int pvm_map(struct pvm_memory *mem, uint32_t start, uint32_t size, uint8_t *const *pages, int writable) {
-    if (size == 0 || start % PVM_PAGE_SIZE || size % PVM_PAGE_SIZE || (uint64_t)start + size > ((uint64_t)1 << 32))
-        return PVM_ERR_BAD_MAPPING;
+    if (check_range(start, size)) return PVM_ERR_BAD_MAPPING;
     uint32_t count = size / PVM_PAGE_SIZE;
     for (uint32_t i = 0; i < count; i++)
         if ((uintptr_t)pages[i] & PVM_PERM_MASK) return PVM_ERR_MISALIGNED_PAGE;
     uintptr_t perm = PVM_PERM_READ | (writable ? PVM_PERM_WRITE : 0);
     for (uint32_t i = 0; i < count; i++) {
-        uint32_t page = start / PVM_PAGE_SIZE + i;
-        uintptr_t **leaf = &mem->dir[page >> PVM_LEAF_BITS];
-        if (*leaf == empty_leaf) {
-            uintptr_t *fresh = mem->alloc.alloc(mem->alloc.ctx, PVM_LEAF_ENTRIES * sizeof(uintptr_t), PVM_PAGE_SIZE);
-            if (!fresh) return PVM_ERR_NO_MEMORY;
-            pvm_zero(fresh, PVM_LEAF_ENTRIES * sizeof(uintptr_t));
-            *leaf = fresh;
-        }
-        (*leaf)[page & (PVM_LEAF_ENTRIES - 1)] = (uintptr_t)pages[i] | perm;
+        int err = set_page(mem, start / PVM_PAGE_SIZE + i, pages[i], perm);
+        if (err) return err;
+    }
+    return PVM_OK;
+}
+
+int pvm_map_linear(struct pvm_memory *mem, uint32_t start, uint32_t size, uint8_t *base, uint64_t backed, uint8_t *zero_page, int writable) {
+    if (check_range(start, size)) return PVM_ERR_BAD_MAPPING;
+    if (((uintptr_t)base | (uintptr_t)zero_page) & PVM_PERM_MASK) return PVM_ERR_MISALIGNED_PAGE;
+    uintptr_t perm = PVM_PERM_READ | (writable ? PVM_PERM_WRITE : 0);
+    for (uint32_t i = 0; i < size / PVM_PAGE_SIZE; i++) {
+        uint64_t at = (uint64_t)i * PVM_PAGE_SIZE;
+        int err = set_page(mem, start / PVM_PAGE_SIZE + i, at < backed ? base + at : zero_page, perm);
+        if (err) return err;
     }
     return PVM_OK;
 }

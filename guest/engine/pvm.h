@@ -83,6 +83,47 @@ struct pvm_state {
     uint64_t instructions;       /* set by pvm_run: instructions completed in this run (statistics only) */
 };
 
+/*
+ * A cap in a frame slot, as the cap directory stores it: `enc` is its Cap union
+ * encoding (`len` bytes; a Data cap's pages start page-aligned at enc +
+ * PVM_SLOT_DATA_PAGES_OFFSET). An Image cap the guest does not hold has enc NULL.
+ */
+struct pvm_cap {
+    const uint8_t *enc;
+    uint64_t len;
+    uint32_t kind;   /* PVM_CAP_* */
+    uint32_t origin; /* the caller's tag for it (the guest: its frame record), PVM_NO_ORIGIN when minted */
+    uint32_t gen;    /* the slot is filled exactly when this equals the frame's gen */
+    uint32_t pinned;
+};
+#define PVM_NO_ORIGIN UINT32_MAX
+
+/*
+ * The cap table of a run (docs/machine.md "Caps at run time"): indexed by slot
+ * reference. Bumping `gen` empties every slot at once, so a new invocation does not
+ * clear the table.
+ */
+struct pvm_frame {
+    struct pvm_cap slots[PVM_SLOT_SLOT_REFS];
+    uint32_t gen;
+    uint32_t arg_slots; /* the endpoint's arg_cnode_size */
+    /*
+     * Room for a minted Data cap's encoding of `pages` pages (byte
+     * PVM_SLOT_DATA_PAGES_OFFSET page-aligned), or NULL when memory is exhausted.
+     */
+    uint8_t *(*mint)(void *ctx, uint64_t pages);
+    void *ctx;
+    /* Set when a mint found no memory: the run stopped (as a PANIC) and the caller must fail the invocation. */
+    uint32_t failed;
+};
+
+/*
+ * Kernel operation `n` (1..63) at an ecalli: reads φ7..φ10 from `phi` (φ0..φ12), writes
+ * the status to φ7 (a value to φ8), charges *gas. Returns a PVM_KOUTCOME_*. Both
+ * engines reach it through pvm_execute's one ecalli dispatcher.
+ */
+uint32_t pvm_kernel_op(struct pvm_frame *frame, struct pvm_memory *mem, uint64_t *phi, int64_t n, uint64_t *gas);
+
 /* Decodes `code` once. The program keeps its own copy of the code. */
 int pvm_prepare(const struct pvm_allocator *alloc, const uint8_t *code, uint32_t len, struct pvm_program **out);
 void pvm_program_free(struct pvm_program *prog);
@@ -101,6 +142,8 @@ void pvm_memory_free(struct pvm_memory *mem);
  * A later mapping replaces an earlier one page by page.
  */
 int pvm_map(struct pvm_memory *mem, uint32_t start, uint32_t size, uint8_t *const *pages, int writable);
+/* pvm_map onto contiguous memory: the first `backed` bytes (whole pages) from `base`, every page after that onto `zero_page`. */
+int pvm_map_linear(struct pvm_memory *mem, uint32_t start, uint32_t size, uint8_t *base, uint64_t backed, uint8_t *zero_page, int writable);
 
 /*
  * Translates the program to x86-64 code in memory from `arena` (once; the translation
@@ -116,10 +159,11 @@ size_t pvm_compiled_size(const struct pvm_program *prog);
  * st->gas and st->regs. Entering at st->pc charges the gas from that instruction to
  * the end of its block, like any jump. Returns st->exit. Both engines give the same
  * exits, registers, pc, gas and memory; the recompiler (which needs pvm_compile first,
- * else PANIC) does not count st->instructions (0).
+ * else PANIC) does not count st->instructions (0). Kernel operations work on `frame`;
+ * with frame NULL every one is a PANIC.
  */
-uint32_t pvm_execute(const struct pvm_program *prog, struct pvm_memory *mem, struct pvm_state *st, enum pvm_engine engine);
-/* pvm_execute with the interpreter. */
+uint32_t pvm_execute(const struct pvm_program *prog, struct pvm_memory *mem, struct pvm_state *st, enum pvm_engine engine, struct pvm_frame *frame);
+/* pvm_execute with the interpreter and no frame. */
 uint32_t pvm_run(const struct pvm_program *prog, struct pvm_memory *mem, struct pvm_state *st);
 
 #endif /* PVM_H */

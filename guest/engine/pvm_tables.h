@@ -35,6 +35,49 @@
 #define PVM_GAS_MARKER 0x2u
 #define PVM_GAS_ILLEGAL 0x1u
 
+/* Kernel operation numbers (ecalli 1..63; docs/machine.md). */
+#define PVM_KOP_COPY 0x1u
+#define PVM_KOP_MOVE 0x2u
+#define PVM_KOP_DROP 0x3u
+#define PVM_KOP_DATA_SIZE 0x15u
+#define PVM_KOP_READ_DATA 0x16u
+#define PVM_KOP_MINT_DATA 0x17u
+
+/* Kernel operation statuses, returned in φ7. */
+#define PVM_KSTATUS_OK 0x0u
+#define PVM_KSTATUS_BAD_SLOT 0x1u
+#define PVM_KSTATUS_EMPTY 0x2u
+#define PVM_KSTATUS_OCCUPIED 0x3u
+#define PVM_KSTATUS_PINNED 0x4u
+#define PVM_KSTATUS_WRONG_KIND 0x5u
+#define PVM_KSTATUS_OUT_OF_RANGE 0x6u
+#define PVM_KSTATUS_BAD_MEMORY 0x7u
+
+/* Gas of the kernel operations beyond their ecalli. */
+#define PVM_KGAS_SLOT_OP 0xau
+#define PVM_KGAS_READ_FIXED 0x14u
+#define PVM_KGAS_READ_BYTES_PER_GAS 0x40u
+#define PVM_KGAS_MINT_FIXED 0x32u
+#define PVM_KGAS_MINT_PER_PAGE 0x100u
+
+/* What pvm_kernel_op did to the run. */
+#define PVM_KOUTCOME_CONTINUE 0x0u
+#define PVM_KOUTCOME_PANIC 0x1u
+#define PVM_KOUTCOME_OUT_OF_GAS 0x2u
+#define PVM_KOUTCOME_NO_MEMORY 0x3u
+
+/* Cap union selectors (SPEC section 2). */
+#define PVM_CAP_INSTANCE 0x0u
+#define PVM_CAP_IMAGE 0x1u
+#define PVM_CAP_DATA 0x2u
+#define PVM_CAP_CNODE 0x3u
+#define PVM_CAP_TYPE 0x4u
+
+/* Slot references of the kernel operations. */
+#define PVM_SLOT_ARG_BASE 0x100u
+#define PVM_SLOT_SLOT_REFS 0x200u
+#define PVM_SLOT_DATA_PAGES_OFFSET 0x5u
+
 /* Operand forms: X(FORM, reads/writes rd, rs1, rs2, ends a basic block). */
 #define PVM_FORMS(X) \
     X(REG, 1, 1, 1, 0) \

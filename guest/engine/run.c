@@ -338,30 +338,39 @@ stop:
 
 /*
  * What an `ecalli` does, for both engines: st->pc is the ecalli, st->exit_arg its
- * number. Returns 1 if the run goes on at st->pc (an operation done in the engine),
- * else 0 with the exit filled in. Kernel operations 1..63 belong here.
+ * number, its block already charged. Returns 1 if the run goes on at st->pc (a kernel
+ * operation done on `frame`), else 0 with the exit filled in.
  */
-static int ecalli(struct pvm_state *st) {
+static int ecalli(struct pvm_state *st, struct pvm_memory *mem, struct pvm_frame *frame) {
     int64_t n = (int64_t)st->exit_arg;
     if (n == 0) {
         st->exit = PVM_EXIT_HALT;
         st->exit_arg = st->regs[7];
-    } else if (n < PVM_HOST_CALL_MIN) { /* kernel operations 1..63 and negative numbers: not completed */
-        st->exit = PVM_EXIT_PANIC;
-        st->exit_arg = 0;
-        st->instructions--;
-    } else {
+        return 0;
+    }
+    if (n >= PVM_HOST_CALL_MIN) {
         st->exit = PVM_EXIT_HOST_CALL;
         st->pc += 4; /* an ecalli is never compressed */
+        return 0;
     }
+    uint32_t outcome = n > 0 && frame ? pvm_kernel_op(frame, mem, st->regs, n, &st->gas) : PVM_KOUTCOME_PANIC;
+    if (outcome == PVM_KOUTCOME_CONTINUE) {
+        st->pc += 4;
+        return 1;
+    }
+    if (outcome == PVM_KOUTCOME_NO_MEMORY) frame->failed = 1;
+    /* Not completed: PANIC (no such operation, a negative number, no memory) or OUT_OF_GAS at the ecalli. */
+    st->exit = outcome == PVM_KOUTCOME_OUT_OF_GAS ? PVM_EXIT_OUT_OF_GAS : PVM_EXIT_PANIC;
+    st->exit_arg = 0;
+    st->instructions--;
     return 0;
 }
 
-uint32_t pvm_execute(const struct pvm_program *prog, struct pvm_memory *mem, struct pvm_state *st, enum pvm_engine engine) {
+uint32_t pvm_execute(const struct pvm_program *prog, struct pvm_memory *mem, struct pvm_state *st, enum pvm_engine engine, struct pvm_frame *frame) {
     uint64_t instructions = 0;
     for (;;) {
         uint32_t exit = engine == PVM_ENGINE_RECOMPILER ? pvm_jit_run(prog, mem, st) : interpret(prog, mem, st);
-        int more = exit == PVM_EXIT_ECALLI && ecalli(st);
+        int more = exit == PVM_EXIT_ECALLI && ecalli(st, mem, frame);
         instructions += st->instructions;
         if (!more) break;
     }
@@ -370,5 +379,5 @@ uint32_t pvm_execute(const struct pvm_program *prog, struct pvm_memory *mem, str
 }
 
 uint32_t pvm_run(const struct pvm_program *prog, struct pvm_memory *mem, struct pvm_state *st) {
-    return pvm_execute(prog, mem, st, PVM_ENGINE_INTERPRETER);
+    return pvm_execute(prog, mem, st, PVM_ENGINE_INTERPRETER, 0);
 }

@@ -81,6 +81,11 @@
 #define NUB_ENGINE_INTERPRETER 0x0u
 #define NUB_ENGINE_RECOMPILER 0x1u
 
+/* Frame records of an INVOKE. */
+#define NUB_FRAME_NO_ARG_SLOT 0xffffffffu
+#define NUB_FRAME_EMPTY_KIND 0xffffffffu
+#define NUB_FRAME_NO_ORIGIN 0xffffffffu
+
 /* Header at the start of the guest kernel image. */
 struct nub_kernel_header {
     uint64_t magic;
@@ -255,8 +260,10 @@ struct nub_invoke {
     uint64_t instructions;
     uint32_t host_reply;
     uint32_t engine;
+    uint32_t slot_count;
+    uint32_t result_count;
 };
-_Static_assert(sizeof(struct nub_invoke) == 152, "nub_invoke size");
+_Static_assert(sizeof(struct nub_invoke) == 160, "nub_invoke size");
 _Static_assert(offsetof(struct nub_invoke, image_id) == 0, "nub_invoke.image_id offset");
 _Static_assert(offsetof(struct nub_invoke, entry) == 4, "nub_invoke.entry offset");
 _Static_assert(offsetof(struct nub_invoke, gas) == 8, "nub_invoke.gas offset");
@@ -267,13 +274,15 @@ _Static_assert(offsetof(struct nub_invoke, exit_arg) == 128, "nub_invoke.exit_ar
 _Static_assert(offsetof(struct nub_invoke, instructions) == 136, "nub_invoke.instructions offset");
 _Static_assert(offsetof(struct nub_invoke, host_reply) == 144, "nub_invoke.host_reply offset");
 _Static_assert(offsetof(struct nub_invoke, engine) == 148, "nub_invoke.engine offset");
+_Static_assert(offsetof(struct nub_invoke, slot_count) == 152, "nub_invoke.slot_count offset");
+_Static_assert(offsetof(struct nub_invoke, result_count) == 156, "nub_invoke.result_count offset");
 
 /* One memory mapping of a PREPARE. */
 struct nub_invoke_mapping {
     uint32_t start;
     uint32_t size;
     uint32_t writable;
-    uint32_t _pad0;
+    uint32_t arg_slot;
     uint8_t data_hash[32];
     uint64_t backing_va;
     uint64_t backed_len;
@@ -282,9 +291,39 @@ _Static_assert(sizeof(struct nub_invoke_mapping) == 64, "nub_invoke_mapping size
 _Static_assert(offsetof(struct nub_invoke_mapping, start) == 0, "nub_invoke_mapping.start offset");
 _Static_assert(offsetof(struct nub_invoke_mapping, size) == 4, "nub_invoke_mapping.size offset");
 _Static_assert(offsetof(struct nub_invoke_mapping, writable) == 8, "nub_invoke_mapping.writable offset");
-_Static_assert(offsetof(struct nub_invoke_mapping, _pad0) == 12, "nub_invoke_mapping._pad0 offset");
+_Static_assert(offsetof(struct nub_invoke_mapping, arg_slot) == 12, "nub_invoke_mapping.arg_slot offset");
 _Static_assert(offsetof(struct nub_invoke_mapping, data_hash) == 16, "nub_invoke_mapping.data_hash offset");
 _Static_assert(offsetof(struct nub_invoke_mapping, backing_va) == 48, "nub_invoke_mapping.backing_va offset");
 _Static_assert(offsetof(struct nub_invoke_mapping, backed_len) == 56, "nub_invoke_mapping.backed_len offset");
+
+/* One filled slot of an INVOKE's frame. */
+struct nub_frame_slot {
+    uint32_t ref;
+    uint32_t kind;
+    uint32_t pinned;
+    uint32_t _pad0;
+    uint64_t data_va;
+    uint64_t len;
+};
+_Static_assert(sizeof(struct nub_frame_slot) == 32, "nub_frame_slot size");
+_Static_assert(offsetof(struct nub_frame_slot, ref) == 0, "nub_frame_slot.ref offset");
+_Static_assert(offsetof(struct nub_frame_slot, kind) == 4, "nub_frame_slot.kind offset");
+_Static_assert(offsetof(struct nub_frame_slot, pinned) == 8, "nub_frame_slot.pinned offset");
+_Static_assert(offsetof(struct nub_frame_slot, _pad0) == 12, "nub_frame_slot._pad0 offset");
+_Static_assert(offsetof(struct nub_frame_slot, data_va) == 16, "nub_frame_slot.data_va offset");
+_Static_assert(offsetof(struct nub_frame_slot, len) == 24, "nub_frame_slot.len offset");
+
+/* One argument slot after an INVOKE. */
+struct nub_result_cap {
+    uint32_t kind;
+    uint32_t origin;
+    uint64_t data_va;
+    uint64_t len;
+};
+_Static_assert(sizeof(struct nub_result_cap) == 24, "nub_result_cap size");
+_Static_assert(offsetof(struct nub_result_cap, kind) == 0, "nub_result_cap.kind offset");
+_Static_assert(offsetof(struct nub_result_cap, origin) == 4, "nub_result_cap.origin offset");
+_Static_assert(offsetof(struct nub_result_cap, data_va) == 8, "nub_result_cap.data_va offset");
+_Static_assert(offsetof(struct nub_result_cap, len) == 16, "nub_result_cap.len offset");
 
 #endif /* NUB_ABI_H */

@@ -19,11 +19,20 @@
 #define ADDRESS_SPACE ((uint64_t)1 << 32)
 #define MAX_IMAGES 1024u
 
+/* A mapping that shows an argument cap: mapped at every INVOKE onto that invoke's cap. */
+struct arg_mapping {
+    uint32_t start, size, arg_slot;
+    /* The stored cap it shows now: stored caps never move or change, so the same one needs no remapping. */
+    const uint8_t *mapped;
+};
+
 struct prepared_image {
     struct pvm_program *program;
     struct pvm_memory *memory;
     uint32_t code_len;
     bool translation_tried; /* pvm_compile ran (on the first recompiler invoke); pvm_compiled_size says if it worked */
+    uint32_t arg_mapping_count;
+    struct arg_mapping *arg_mappings; /* written by INVOKE (what each shows now) */
 };
 
 static struct prepared_image *images[MAX_IMAGES];
@@ -78,10 +87,23 @@ static const struct nub_directory_entry *find(const volatile uint8_t *volatile_h
     return directory_find(hash);
 }
 
+/* A zero page for read-only pages past a Data cap's end; never written. NULL when memory is exhausted. */
+static uint8_t *shared_zero_page(void) {
+    if (zero_page == NULL) zero_page = heap_alloc(NUB_PAGE_SIZE, NUB_PAGE_SIZE);
+    return zero_page;
+}
+
 /* Lays one mapping into the address space and reports its backing memory to the host. */
-static uint32_t map_one(struct pvm_memory *mem, volatile struct nub_invoke_mapping *m) {
+static uint32_t map_one(struct prepared_image *image, volatile struct nub_invoke_mapping *m) {
     uint64_t start = m->start, size = m->size;
     if (size == 0 || start % NUB_PAGE_SIZE || size % NUB_PAGE_SIZE || start + size > ADDRESS_SPACE) return NUB_STATUS_BAD_ARGS;
+    if (m->arg_slot != NUB_FRAME_NO_ARG_SLOT) {
+        if (m->writable || m->arg_slot >= PVM_SLOT_SLOT_REFS - PVM_SLOT_ARG_BASE) return NUB_STATUS_BAD_ARGS;
+        image->arg_mappings[image->arg_mapping_count++] = (struct arg_mapping){(uint32_t)start, (uint32_t)size, m->arg_slot, NULL};
+        m->backing_va = 0;
+        m->backed_len = 0;
+        return NUB_STATUS_OK;
+    }
     const struct nub_directory_entry *e = find(m->data_hash);
     if (e == NULL) return NUB_STATUS_CAP_MISSING;
     const uint8_t *cap = (const uint8_t *)(uintptr_t)e->data_va;
@@ -93,23 +115,17 @@ static uint32_t map_one(struct pvm_memory *mem, volatile struct nub_invoke_mappi
     uint8_t *cap_pages = (uint8_t *)cap + NUB_CAP_PUT_DATA_PAGES_OFFSET;
     uint64_t shown = cap_bytes < size ? cap_bytes : size; /* the cap's part of the mapping; zeros beyond */
 
-    uint64_t count = size / NUB_PAGE_SIZE;
-    uint8_t **pages = heap_alloc(count * sizeof *pages, 8);
-    if (pages == NULL) return NUB_STATUS_NO_MEMORY;
-    uint8_t *backing;
+    uint8_t *backing = cap_pages;
     if (m->writable) {
         backing = heap_alloc(size, NUB_PAGE_SIZE); /* the host fills it before every INVOKE */
         if (backing == NULL) return NUB_STATUS_NO_MEMORY;
-        for (uint64_t i = 0; i < count; i++) pages[i] = backing + i * NUB_PAGE_SIZE;
-        m->backed_len = size;
-    } else {
-        if (shown < size && zero_page == NULL && (zero_page = heap_alloc(NUB_PAGE_SIZE, NUB_PAGE_SIZE)) == NULL) return NUB_STATUS_NO_MEMORY;
-        backing = cap_pages;
-        for (uint64_t i = 0; i < count; i++) pages[i] = i * NUB_PAGE_SIZE < shown ? cap_pages + i * NUB_PAGE_SIZE : zero_page;
-        m->backed_len = shown;
+        shown = size;
+    } else if (shown < size && shared_zero_page() == NULL) {
+        return NUB_STATUS_NO_MEMORY;
     }
     m->backing_va = VA(backing);
-    int err = pvm_map(mem, (uint32_t)start, (uint32_t)size, pages, m->writable != 0);
+    m->backed_len = shown;
+    int err = pvm_map_linear(image->memory, (uint32_t)start, (uint32_t)size, backing, shown, zero_page, m->writable != 0);
     if (err == PVM_ERR_NO_MEMORY) return NUB_STATUS_NO_MEMORY;
     return err == PVM_OK ? NUB_STATUS_OK : NUB_STATUS_BAD_ARGS;
 }
@@ -131,8 +147,10 @@ uint32_t handle_prepare(volatile struct nub_mailbox *mb, uint8_t *payload) {
     int err = pvm_prepare(&heap_allocator, (const uint8_t *)(uintptr_t)(e->data_va + offset), (uint32_t)len, &image->program);
     if (err != PVM_OK) return err == PVM_ERR_CODE_TOO_LARGE ? NUB_STATUS_BAD_CAP : NUB_STATUS_NO_MEMORY;
     if (pvm_memory_create(&heap_allocator, image->program, &image->memory) != PVM_OK) return NUB_STATUS_NO_MEMORY;
+    image->arg_mapping_count = 0;
+    if ((image->arg_mappings = heap_alloc(count * sizeof *image->arg_mappings, 8)) == NULL) return NUB_STATUS_NO_MEMORY;
     for (uint64_t i = 0; i < count; i++) {
-        uint32_t status = map_one(image->memory, &maps[i]);
+        uint32_t status = map_one(image, &maps[i]);
         if (status != NUB_STATUS_OK) return status;
     }
     image->code_len = (uint32_t)len;
@@ -158,11 +176,68 @@ _Static_assert(SAME_OFFSET(gas) && SAME_OFFSET(regs) && SAME_OFFSET(pc) && SAME_
                "pvm_state must overlay the Invoke record from its gas field");
 #undef SAME_OFFSET
 
+/*
+ * The frame of the current INVOKE. Minted caps go on the heap and are reclaimed by the
+ * next INVOKE when nothing else was allocated in between (their results are only read
+ * until then, like the invocation's memory).
+ */
+static struct pvm_frame frame;
+static uint64_t frame_heap_start, frame_heap_end;
+
+static uint8_t *mint_room(void *ctx, uint64_t pages) {
+    (void)ctx;
+    return heap_alloc_uninit(NUB_CAP_PUT_DATA_PAGES_OFFSET + pages * NUB_PAGE_SIZE, NUB_PAGE_SIZE, NUB_CAP_PUT_DATA_PAGES_OFFSET); /* the engine writes every byte */
+}
+
+/* Fills the frame from the host's records and maps the argument mappings onto their caps. */
+static uint32_t load_frame(struct prepared_image *image, volatile struct nub_frame_slot *slots, uint32_t count, uint32_t arg_slots) {
+    if (++frame.gen == 0) { /* after 2^32 invokes: clear for real once */
+        memset(frame.slots, 0, sizeof frame.slots);
+        frame.gen = 1;
+    }
+    frame.arg_slots = arg_slots;
+    frame.mint = mint_room;
+    frame.failed = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t ref = slots[i].ref;
+        if (ref == 0 || ref >= PVM_SLOT_SLOT_REFS) return NUB_STATUS_BAD_ARGS;
+        frame.slots[ref] = (struct pvm_cap){
+            .enc = (const uint8_t *)(uintptr_t)slots[i].data_va, .len = slots[i].len, .kind = slots[i].kind,
+            .origin = i, .gen = frame.gen, .pinned = slots[i].pinned != 0,
+        };
+    }
+    for (uint32_t i = 0; i < image->arg_mapping_count; i++) {
+        struct arg_mapping *m = &image->arg_mappings[i];
+        const struct pvm_cap *c = &frame.slots[PVM_SLOT_ARG_BASE + m->arg_slot];
+        /* The host refuses a missing or non-Data argument before it sends the INVOKE. */
+        if (c->gen != frame.gen || c->kind != CAP_KIND_DATA || c->len < NUB_CAP_PUT_DATA_PAGES_OFFSET) return NUB_STATUS_BAD_ARGS;
+        if (c->enc == m->mapped) continue;
+        m->mapped = NULL; /* until the new mapping is complete */
+        uint64_t bytes = c->len - NUB_CAP_PUT_DATA_PAGES_OFFSET;
+        if (bytes < m->size && shared_zero_page() == NULL) return NUB_STATUS_NO_MEMORY;
+        int err = pvm_map_linear(image->memory, m->start, m->size, (uint8_t *)c->enc + NUB_CAP_PUT_DATA_PAGES_OFFSET, bytes, zero_page, 0);
+        if (err != PVM_OK) return err == PVM_ERR_NO_MEMORY ? NUB_STATUS_NO_MEMORY : NUB_STATUS_BAD_ARGS;
+        m->mapped = c->enc;
+    }
+    return NUB_STATUS_OK;
+}
+
+static void write_results(volatile struct nub_result_cap *out, uint32_t count) {
+    for (uint32_t i = 0; i < count; i++) {
+        const struct pvm_cap *c = &frame.slots[PVM_SLOT_ARG_BASE + i];
+        bool full = c->gen == frame.gen;
+        out[i].kind = full ? c->kind : NUB_FRAME_EMPTY_KIND;
+        out[i].origin = c->origin;
+        out[i].data_va = VA(c->enc);
+        out[i].len = c->len;
+    }
+}
+
 /* Runs until an exit the host does not handle; a handled host call is one exit on NUB_PORT_HOST_CALL. */
 static void run(const struct prepared_image *image, volatile struct nub_invoke *inv, struct pvm_state *st, enum pvm_engine engine) {
     uint64_t instructions = 0;
     for (;;) {
-        pvm_execute(image->program, image->memory, st, engine);
+        pvm_execute(image->program, image->memory, st, engine, &frame);
         instructions += st->instructions;
         st->instructions = instructions; /* the whole invoke's, across host calls */
         if (st->exit != PVM_EXIT_HOST_CALL || !host_handles(st->exit_arg)) return;
@@ -176,8 +251,11 @@ static void run(const struct prepared_image *image, volatile struct nub_invoke *
 
 uint32_t handle_invoke(volatile struct nub_mailbox *mb, uint8_t *payload) {
     volatile struct nub_invoke *inv = (volatile struct nub_invoke *)payload;
-    if (mb->payload_len != sizeof(struct nub_invoke)) return NUB_STATUS_BAD_ARGS;
-    uint32_t id = inv->image_id, entry = inv->entry, wanted = inv->engine;
+    if (mb->payload_len < sizeof(struct nub_invoke)) return NUB_STATUS_BAD_ARGS;
+    uint32_t id = inv->image_id, entry = inv->entry, wanted = inv->engine, slot_count = inv->slot_count, result_count = inv->result_count;
+    if (slot_count > PVM_SLOT_SLOT_REFS || result_count > PVM_SLOT_SLOT_REFS - PVM_SLOT_ARG_BASE ||
+        mb->payload_len != sizeof(struct nub_invoke) + slot_count * sizeof(struct nub_frame_slot) + result_count * sizeof(struct nub_result_cap))
+        return NUB_STATUS_BAD_ARGS;
     if (id >= image_count) return NUB_STATUS_CAP_MISSING;
     if (wanted > PVM_ENGINE_RECOMPILER) return NUB_STATUS_BAD_ARGS;
     struct prepared_image *image = images[id];
@@ -187,6 +265,13 @@ uint32_t handle_invoke(volatile struct nub_mailbox *mb, uint8_t *payload) {
     }
     /* An image the arena had no room for runs in the interpreter (its instruction count then shows it). */
     enum pvm_engine engine = wanted == PVM_ENGINE_RECOMPILER && pvm_compiled_size(image->program) ? PVM_ENGINE_RECOMPILER : PVM_ENGINE_INTERPRETER;
+    volatile struct nub_frame_slot *slots = (volatile struct nub_frame_slot *)(payload + sizeof(struct nub_invoke));
+    volatile struct nub_result_cap *results = (volatile struct nub_result_cap *)(slots + slot_count);
+
+    if (heap_mark() == frame_heap_end) heap_release(frame_heap_start); /* the last invoke's minted caps */
+    uint32_t status = load_frame(image, slots, slot_count, result_count); /* what it allocates (page-table leaves) stays */
+    frame_heap_start = frame_heap_end = heap_mark();
+    if (status != NUB_STATUS_OK) return status;
 
     compiler_barrier(); /* the record is the state from here on */
     struct pvm_state *st = (struct pvm_state *)(payload + offsetof(struct nub_invoke, gas));
@@ -196,8 +281,11 @@ uint32_t handle_invoke(volatile struct nub_mailbox *mb, uint8_t *payload) {
         st->exit = PVM_EXIT_PANIC;
         st->exit_arg = 0;
         st->instructions = 0;
-        return NUB_STATUS_OK;
+    } else {
+        run(image, inv, st, engine);
     }
-    run(image, inv, st, engine);
+    frame_heap_end = heap_mark();
+    if (frame.failed) return NUB_STATUS_NO_MEMORY;
+    write_results(results, result_count);
     return NUB_STATUS_OK;
 }

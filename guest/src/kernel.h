@@ -50,8 +50,11 @@ int memcmp(const void *a, const void *b, size_t n);
 void heap_init(uint64_t start_va, uint64_t end_va);
 void *heap_alloc(uint64_t size, uint64_t align);
 void *heap_alloc_offset(uint64_t size, uint64_t align, uint64_t offset);
+void *heap_alloc_uninit(uint64_t size, uint64_t align, uint64_t offset);
 uint64_t heap_start_va(void);
 uint64_t heap_end_va(void);
+uint64_t heap_mark(void);
+void heap_release(uint64_t mark);
 
 /* directory.c */
 bool directory_init(uint64_t memory_size);

@@ -365,6 +365,46 @@ export const Invoke = defineStruct('nub_invoke', 'An INVOKE request and its resu
   host_reply: 'u32',
   /** In: an InvokeEngine value. */
   engine: 'u32',
+  /** In: FrameSlot records after this record (the frame's filled slots). */
+  slot_count: 'u32',
+  /** In: ResultCap records after the FrameSlots, one per argument slot (the endpoint's arg_cnode_size). */
+  result_count: 'u32',
+});
+
+export const FrameLayout = defineConstants('NUB_FRAME', 'Frame records of an INVOKE.', {
+  /** InvokeMapping.arg_slot of a mapping over a root slot's Data cap. */
+  NO_ARG_SLOT: 0xffff_ffff,
+  /** ResultCap.kind of an empty argument slot. */
+  EMPTY_KIND: 0xffff_ffff,
+  /** ResultCap.origin of a cap minted in the run. */
+  NO_ORIGIN: 0xffff_ffff,
+});
+
+/**
+ * One filled slot of the frame, host-written after the Invoke record. The host looks
+ * the cap up in the guest's directory (through the cache reader) and passes where it is.
+ */
+export const FrameSlot = defineStruct('nub_frame_slot', 'One filled slot of an INVOKE\'s frame.', {
+  /** Slot reference (lib/machine/kernel-ops.ts SlotRef). */
+  ref: 'u32',
+  /** Cap union selector. */
+  kind: 'u32',
+  pinned: 'u32',
+  _pad0: 'u32',
+  /** The stored encoding (0 for an Image cap the guest does not hold). */
+  data_va: 'u64',
+  len: 'u64',
+});
+
+/** One argument slot after the run (guest-written after the FrameSlots): the endpoint's result caps. */
+export const ResultCap = defineStruct('nub_result_cap', 'One argument slot after an INVOKE.', {
+  /** Cap union selector, or FrameLayout.EMPTY_KIND. */
+  kind: 'u32',
+  /** Index of the FrameSlot record the cap came from, or FrameLayout.NO_ORIGIN (minted in the run). */
+  origin: 'u32',
+  /** Where the guest holds the stored encoding (until its next INVOKE, for minted caps). */
+  data_va: 'u64',
+  len: 'u64',
 });
 
 /** One memory mapping of a PREPARE (they follow the Prepare record). */
@@ -372,7 +412,8 @@ export const InvokeMapping = defineStruct('nub_invoke_mapping', 'One memory mapp
   start: 'u32',
   size: 'u32',
   writable: 'u32',
-  _pad0: 'u32',
+  /** FrameLayout.NO_ARG_SLOT, or the argument slot whose cap the mapping shows (read-only, mapped at each INVOKE; data_hash unused). */
+  arg_slot: 'u32',
   /** The Data cap shown at `start`: its first `size` bytes, zeros beyond the cap. */
   data_hash: ['u8', 32],
   /**
@@ -387,6 +428,6 @@ export const InvokeMapping = defineStruct('nub_invoke_mapping', 'One memory mapp
 
 /** Everything `scripts/gen-abi.mjs` emits into the C header, in order. */
 export const GUEST_ABI = {
-  constants: [Layout, Ports, BootMagic, DirectoryEntryState, MailboxOp, SelftestFault, MailboxStatus, CapPutLayout, InvokeReply, InvokeEngine],
-  structs: [KernelHeader, BootInfo, DirectoryHeader, DirectoryEntry, FaultRecord, Mailbox, CapPut, Prepare, Invoke, InvokeMapping],
+  constants: [Layout, Ports, BootMagic, DirectoryEntryState, MailboxOp, SelftestFault, MailboxStatus, CapPutLayout, InvokeReply, InvokeEngine, FrameLayout],
+  structs: [KernelHeader, BootInfo, DirectoryHeader, DirectoryEntry, FaultRecord, Mailbox, CapPut, Prepare, Invoke, InvokeMapping, FrameSlot, ResultCap],
 };

@@ -92,19 +92,25 @@ export class GuestCacheReader {
 
   /** The stored cap for `hash`, copied out of guest memory, or undefined when absent. */
   get(hash: Uint8Array): StoredCap | undefined {
+    const entry = this.entry(hash);
+    if (entry === undefined) return undefined;
+    if (entry.len === 0) return { kind: entry.kind, bytes: new Uint8Array(0) };
+    return { kind: entry.kind, bytes: this.copy(this.directory().root, guestVa(entry.dataVa, 'data_va'), entry.len) };
+  }
+
+  /** Where the guest stores the cap for `hash` (kind, length, guest-virtual address), read without copying; undefined when absent. */
+  entry(hash: Uint8Array): { kind: number; len: number; dataVa: bigint } | undefined {
     const index = this.find(hash);
     if (index < 0) return undefined;
-    const dir = this.directory();
-    const at = this.locate(dir, index);
+    const at = this.locate(this.directory(), index);
     const view = this.entryView;
     const kind = view.getUint32(at + ENTRY.kind, true);
     // Approximate above 2^53, which is still far above any memory size.
     const len = view.getUint32(at + ENTRY.len, true) + view.getUint32(at + ENTRY.len + 4, true) * 0x1_0000_0000;
     if (len > this.mem.size) throw badDirectory(`entry ${index} claims ${len} bytes, more than guest memory`, { index, len });
-    if (len === 0) return { kind, bytes: new Uint8Array(0) };
     const dataVa = view.getBigUint64(at + ENTRY.data_va, true);
-    if (dataVa === 0n) throw new NubError('NullPointer', `entry ${index} has ${len} bytes at address 0`, { details: { index } });
-    return { kind, bytes: this.copy(dir.root, guestVa(dataVa, 'data_va'), len) };
+    if (len > 0 && dataVa === 0n) throw new NubError('NullPointer', `entry ${index} has ${len} bytes at address 0`, { details: { index } });
+    return { kind, len, dataVa };
   }
 
   /**

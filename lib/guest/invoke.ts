@@ -11,10 +11,11 @@
  * restarts the vCPU at the kernel's resume point: the sandbox stays usable and the
  * invoke throws 'Timeout' or 'Cancelled'.
  */
-import { Invoke, InvokeEngine, InvokeMapping, InvokeReply, MailboxOp, Prepare } from '../abi/guest-abi.js';
+import { CapPutLayout, FrameLayout, FrameSlot, Invoke, InvokeEngine, InvokeMapping, InvokeReply, MailboxOp, Prepare, ResultCap } from '../abi/guest-abi.js';
 import { NubError } from '../errors.js';
 import { CODE_BASE, Exit, HOST_CALL_MAX, HOST_CALL_MIN, PAGE_SIZE } from '../machine/abi.js';
 import { memoryAccess, memoryWrite, type MemoryView } from '../machine/invoke.js';
+import { SlotRef } from '../machine/kernel-ops.js';
 import type { GuestVm } from './guest-vm.js';
 import { type GuestStop, MAILBOX_PAYLOAD_CAPACITY, MAILBOX_PAYLOAD_GPA } from './mailbox.js';
 
@@ -23,6 +24,7 @@ const I = Invoke.offsets;
 const INVOKE_GPA = MAILBOX_PAYLOAD_GPA;
 const MAPPINGS_GPA = MAILBOX_PAYLOAD_GPA + Prepare.size;
 const TWO_POW_32 = 0x1_0000_0000;
+const DATA_PAGES = CapPutLayout.values.DATA_PAGES_OFFSET;
 /** Mappings one PREPARE carries (what fits in the mailbox payload after the Prepare record). */
 export const MAX_PREPARE_MAPPINGS = Math.floor((MAILBOX_PAYLOAD_CAPACITY - Prepare.size) / InvokeMapping.size);
 
@@ -31,8 +33,10 @@ export interface GuestMapping {
   /** Bytes; a whole number of pages, not 0. */
   size: number;
   writable: boolean;
-  /** Hash of the Data cap (stored in the guest's directory) the mapping shows. */
+  /** Hash of the Data cap (stored in the guest's directory) the mapping shows; unused for an argument mapping. */
   dataHash: Uint8Array;
+  /** The argument slot whose cap the mapping shows (read-only), mapped at each invoke. */
+  arg?: number;
   /** Writable mappings: the bytes it starts with (the cap's first bytes; zeros follow up to `size`). */
   initial?: Uint8Array;
 }
@@ -50,6 +54,29 @@ export interface PreparedGuestImage {
   readonly id: number;
   readonly codeLen: number;
   readonly regions: readonly Region[];
+  /** Mappings over argument caps: their regions are known per invoke. */
+  readonly argMappings: readonly { start: number; size: number; arg: number }[];
+}
+
+/** One filled frame slot, where the guest stores its cap (GuestCacheReader.entry). */
+export interface GuestFrameSlot {
+  ref: number;
+  kind: number;
+  pinned: boolean;
+  /** 0 for an Image cap the guest does not hold. */
+  dataVa: bigint;
+  len: number;
+}
+
+/** An argument slot after the run, as the guest reports it (bounds-checked). */
+export interface GuestResultCap {
+  slot: number;
+  kind: number;
+  /** Index into the request's frame slots, or undefined for a cap minted in the run. */
+  origin: number | undefined;
+  /** Guest-physical address and length of a minted Data cap's pages. */
+  pagesGpa: number;
+  pagesLen: number;
 }
 
 export interface GuestInvokeRequest {
@@ -61,6 +88,11 @@ export interface GuestInvokeRequest {
   gas: bigint;
   /** The guest's engine (default the recompiler). */
   engine?: KvmEngine;
+  /** The frame's filled slots, and how many argument slots it has (the results). */
+  slots: readonly GuestFrameSlot[];
+  resultCount: number;
+  /** An Instance's writable memory by mapping start, instead of the image's initial bytes. */
+  memory?: ReadonlyMap<number, Uint8Array>;
 }
 
 /** The PVM2 engines of the guest (InvokeEngine). */
@@ -92,6 +124,8 @@ export interface GuestInvokeOutcome {
   state: GuestInvokeState;
   /** The invocation's memory in the guest; valid until the guest's next INVOKE. */
   memory: GuestInvocationMemory;
+  /** The filled argument slots; a minted cap's pages stay valid until the guest's next INVOKE. */
+  results: GuestResultCap[];
 }
 
 /** One region of an image's address space and where the guest keeps it. */
@@ -126,6 +160,7 @@ export function prepareInGuest(guest: GuestVm, spec: GuestImageSpec, timeoutMs?:
     InvokeMapping.set(view, at, 'start', m.start);
     InvokeMapping.set(view, at, 'size', m.size);
     InvokeMapping.set(view, at, 'writable', m.writable ? 1 : 0);
+    InvokeMapping.set(view, at, 'arg_slot', m.arg ?? FrameLayout.values.NO_ARG_SLOT);
     record.set(m.dataHash, at + InvokeMapping.offsets.data_hash);
   });
   // One entry, bounded by `timeoutMs` (running out poisons: the guest is mid-PREPARE).
@@ -143,6 +178,7 @@ export function prepareInGuest(guest: GuestVm, spec: GuestImageSpec, timeoutMs?:
     regions.push({ start: CODE_BASE, size: codeSize, writable: false, gpa: guest.gpaOf(codeVa, spec.codeLen), backedLen: spec.codeLen });
   }
   mappings.forEach((m, i) => {
+    if (m.arg !== undefined) return;
     const at = MAPPINGS_GPA + i * InvokeMapping.size;
     const backedLen = mem.field(InvokeMapping, at, 'backed_len');
     if (backedLen > BigInt(m.size) || (m.writable && backedLen !== BigInt(m.size))) {
@@ -152,16 +188,18 @@ export function prepareInGuest(guest: GuestVm, spec: GuestImageSpec, timeoutMs?:
     const gpa = guest.gpaOf(mem.field(InvokeMapping, at, 'backing_va'), len);
     regions.push({ start: m.start, size: m.size, writable: m.writable, gpa, backedLen: len, ...(m.writable ? { initial: m.initial ?? new Uint8Array(0) } : {}) });
   });
-  return { id: mem.field(Prepare, MAILBOX_PAYLOAD_GPA, 'image_id'), codeLen: spec.codeLen, regions };
+  const argMappings = mappings.flatMap((m) => (m.arg === undefined ? [] : [{ start: m.start, size: m.size, arg: m.arg }]));
+  return { id: mem.field(Prepare, MAILBOX_PAYLOAD_GPA, 'image_id'), codeLen: spec.codeLen, regions, argMappings };
 }
 
-/** Puts the image's writable memory back to its initial bytes (host-side, so no guest time). */
-function restoreWritable(guest: GuestVm, image: PreparedGuestImage): void {
+/** Puts the image's writable memory back to its initial bytes, or an Instance's (host-side, so no guest time). */
+function restoreWritable(guest: GuestVm, image: PreparedGuestImage, memory: ReadonlyMap<number, Uint8Array> | undefined): void {
   const u8s = guest.memory.u8s;
   for (const r of image.regions) {
     if (r.initial === undefined) continue;
-    const shown = Math.min(r.initial.length, r.size);
-    u8s.set(r.initial.subarray(0, shown), r.gpa);
+    const initial = memory?.get(r.start) ?? r.initial;
+    const shown = Math.min(initial.length, r.size);
+    u8s.set(initial.subarray(0, shown), r.gpa);
     u8s.fill(0, r.gpa + shown, r.gpa + r.size);
   }
 }
@@ -247,6 +285,7 @@ class InvokeCall {
   readonly #currentEpoch: () => number;
   #seq = 0;
   #hostError: unknown;
+  #regions: Region[] | undefined;
 
   constructor(guest: GuestVm, req: GuestInvokeRequest, opts: GuestInvokeOptions, epoch: number, currentEpoch: () => number) {
     this.#guest = guest;
@@ -257,13 +296,14 @@ class InvokeCall {
     this.#deadline = opts.timeoutMs === undefined ? undefined : performance.now() + opts.timeoutMs;
   }
 
-  /** Restores the image's writable memory and writes the request. */
+  /** Restores the image's writable memory and writes the request: the Invoke record, the frame slots, room for the results. */
   start(): void {
     const req = this.#req;
-    restoreWritable(this.#guest, req.image);
-    // The record is written in place (the payload's first bytes): send() then only sets the header.
+    restoreWritable(this.#guest, req.image, req.memory);
+    // The records are written in place (the payload's first bytes): send() then only sets the header.
     const mem = this.#guest.memory;
-    mem.check(INVOKE_GPA, Invoke.size);
+    const length = Invoke.size + req.slots.length * FrameSlot.size + req.resultCount * ResultCap.size;
+    mem.check(INVOKE_GPA, length);
     const view = mem.view;
     view.setUint32(INVOKE_GPA + I.image_id, req.image.id, true);
     view.setUint32(INVOKE_GPA + I.entry, req.entry, true);
@@ -271,7 +311,18 @@ class InvokeCall {
     for (let i = 0; i < NUM_REGS; i++) view.setBigUint64(INVOKE_GPA + I.regs + 8 * i, req.regs[i] ?? 0n, true);
     mem.u8s.fill(0, INVOKE_GPA + I.pc, INVOKE_GPA + Invoke.size); // the outputs and host_reply of the previous call
     view.setUint32(INVOKE_GPA + I.engine, ENGINE_VALUES[req.engine ?? 'recompiler'], true);
-    this.#seq = this.#guest.mailbox.send(MailboxOp.values.INVOKE, [], [], Invoke.size);
+    view.setUint32(INVOKE_GPA + I.slot_count, req.slots.length, true);
+    view.setUint32(INVOKE_GPA + I.result_count, req.resultCount, true);
+    req.slots.forEach((slot, i) => {
+      const at = INVOKE_GPA + Invoke.size + i * FrameSlot.size;
+      FrameSlot.set(view, at, 'ref', slot.ref);
+      FrameSlot.set(view, at, 'kind', slot.kind);
+      FrameSlot.set(view, at, 'pinned', slot.pinned ? 1 : 0);
+      FrameSlot.set(view, at, '_pad0', 0);
+      FrameSlot.set(view, at, 'data_va', slot.dataVa);
+      FrameSlot.set(view, at, 'len', BigInt(slot.len));
+    });
+    this.#seq = this.#guest.mailbox.send(MailboxOp.values.INVOKE, [], [], length);
   }
 
   /** Milliseconds the next entry may take (at least 1 once a deadline is set), or undefined for no limit. */
@@ -308,11 +359,53 @@ class InvokeCall {
     const state = this.#readState();
     const lie = resultLie(state, this.#req);
     if (lie !== undefined) throw this.#guest.mailbox.poison(new NubError('GuestProtocol', `the guest reported an impossible result: ${lie}`, { details: { state } }));
-    return { state, memory: this.#memory() };
+    return { state, memory: this.#memory(), results: this.#readResults() };
   }
 
   #memory(): GuestInvocationMemory {
-    return new GuestInvocationMemory(this.#guest, this.#req.image.regions, this.#epoch, this.#currentEpoch);
+    this.#regions ??= [...this.#req.image.regions, ...this.#argRegions()];
+    return new GuestInvocationMemory(this.#guest, this.#regions, this.#epoch, this.#currentEpoch);
+  }
+
+  /** The argument mappings' regions: read-only, on the stored pages of this invoke's caps. */
+  #argRegions(): Region[] {
+    const req = this.#req;
+    return req.image.argMappings.map((m) => {
+      const slot = req.slots.find((s) => s.ref === SlotRef.ARG_BASE + m.arg);
+      if (slot === undefined) throw new NubError('Internal', `argument mapping at 0x${m.start.toString(16)} has no cap`);
+      const capBytes = slot.len - DATA_PAGES;
+      return { start: m.start, size: m.size, writable: false, gpa: this.#guest.gpaOf(slot.dataVa + BigInt(DATA_PAGES), capBytes), backedLen: Math.min(capBytes, m.size) };
+    });
+  }
+
+  /** The filled argument slots as the guest left them; anything it names is checked before use. */
+  #readResults(): GuestResultCap[] {
+    const req = this.#req;
+    const mem = this.#guest.memory;
+    const base = INVOKE_GPA + Invoke.size + req.slots.length * FrameSlot.size;
+    mem.check(base, req.resultCount * ResultCap.size);
+    const results: GuestResultCap[] = [];
+    for (let slot = 0; slot < req.resultCount; slot++) {
+      const at = base + slot * ResultCap.size;
+      const kind = mem.field(ResultCap, at, 'kind');
+      if (kind === FrameLayout.values.EMPTY_KIND) continue;
+      const originField = mem.field(ResultCap, at, 'origin');
+      const origin = originField === FrameLayout.values.NO_ORIGIN ? undefined : originField;
+      if (origin !== undefined && (origin >= req.slots.length || req.slots[origin]!.kind !== kind)) {
+        throw this.#guest.mailbox.poison(new NubError('GuestProtocol', `the guest returned argument slot ${slot} from frame slot ${origin}, which it was not given`));
+      }
+      let pagesGpa = 0, pagesLen = 0;
+      if (origin === undefined) {
+        const len = mem.field(ResultCap, at, 'len');
+        if (len < BigInt(DATA_PAGES) || (len - BigInt(DATA_PAGES)) % BigInt(PAGE_SIZE) !== 0n || len > BigInt(mem.size)) {
+          throw this.#guest.mailbox.poison(new NubError('GuestProtocol', `the guest minted a ${len}-byte Data cap encoding in argument slot ${slot}`));
+        }
+        pagesLen = Number(len) - DATA_PAGES;
+        pagesGpa = this.#guest.gpaOf(mem.field(ResultCap, at, 'data_va') + BigInt(DATA_PAGES), pagesLen);
+      }
+      results.push({ slot, kind, origin, pagesGpa, pagesLen });
+    }
+    return results;
   }
 
   #answerHostCall(): void {

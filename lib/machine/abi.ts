@@ -6,6 +6,7 @@
  */
 import { defineConstants } from '../abi/struct.js';
 import { CODE_BASE, DATA_BASE, MAX_CODE_SIZE, NUM_REGS, PAGE_SIZE } from '../caps/constants.js';
+import { KERNEL_CONSTANTS } from './kernel-ops.js';
 
 export { CODE_BASE, DATA_BASE, MAX_CODE_SIZE, NUM_REGS, PAGE_SIZE };
 /** Guest addresses are taken mod 2^32. */
@@ -68,4 +69,5 @@ export const MACHINE_CONSTANTS = [
   }),
   defineConstants('PVM_EXIT', 'Exit numbers of an invocation (SPEC section 5).', Exit),
   defineConstants('PVM_GAS', 'Gas cost per instruction class (docs/machine.md).', Gas),
+  ...KERNEL_CONSTANTS,
 ];

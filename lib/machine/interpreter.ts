@@ -8,6 +8,7 @@
  */
 import { CODE_BASE, Exit, HOST_CALL_MAX, HOST_CALL_MIN } from './abi.js';
 import { Op } from './isa.js';
+import { KernelOutcome } from './kernel-ops.js';
 import type { Memory } from './memory.js';
 import { FIRST_CONST_SLOT, type Program } from './program.js';
 
@@ -27,6 +28,12 @@ export interface MachineState {
 
 /** Handles host call `n` (64..2047) in place (φ7 already set); false leaves it to the caller as HOST_CALL. */
 export type HostHook = (n: number) => boolean;
+
+/**
+ * Runs kernel operation `n` (1..63) on the state (registers, `gas`) and says whether the
+ * run continues at the next instruction, PANICs or stops OUT_OF_GAS at the `ecalli`.
+ */
+export type KernelHook = (n: number, st: MachineState) => number;
 
 /** Fresh registers for `program`, all zero, with its constant slots filled. */
 export function newMachineState(program: Program, h: number, gas: number): MachineState {
@@ -86,7 +93,7 @@ function finish(st: MachineState, exit: number, h: number, arg: number, gas: num
  * exit's pc with the gas left, `arg` and `retired` set. An instruction that ends in
  * PANIC or PAGE_FAULT has no effect.
  */
-export function execute(p: Program, mem: Memory, st: MachineState, hostHook?: HostHook): number {
+export function execute(p: Program, mem: Memory, st: MachineState, hostHook?: HostHook, kernelHook?: KernelHook): number {
   const OP = p.op, RD = p.rd, RA = p.ra, RB = p.rb, IMM = p.imm, SIZE = p.size, GAS = p.gasSuffix, COUNT = p.countSuffix;
   const BLOCK_START = p.blockStart;
   const codeLength = p.code.length;
@@ -303,6 +310,12 @@ export function execute(p: Program, mem: Memory, st: MachineState, hostHook?: Ho
           case Op.ECALLI: {
             const n = IMM[h];
             if (n === 0) return finish(st, Exit.HALT, h, 0, gas, retired);
+            if (n > 0 && n < HOST_CALL_MIN && kernelHook !== undefined) {
+              st.gas = gas;
+              const outcome = kernelHook(n, st);
+              if (outcome === KernelOutcome.CONTINUE) { gas = st.gas; h += SIZE[h]; continue block; }
+              if (outcome === KernelOutcome.OUT_OF_GAS) return finish(st, Exit.OUT_OF_GAS, h, 0, gas, retired - COUNT[h]);
+            }
             if (n < HOST_CALL_MIN || n > HOST_CALL_MAX) return finish(st, Exit.PANIC, h, 0, gas, retired - COUNT[h]);
             if (hostHook !== undefined) {
               if (hostHook(n)) { h += SIZE[h]; continue block; }

@@ -4,11 +4,14 @@
  * (what a differential test feeds both engines); `invokeLocal` builds that input
  * from an admitted image and one of its endpoints.
  */
-import { keysEqual, toHex, toKey, type DataCap, type ImageCap, type KeyLike } from '../caps/index.js';
+import { keysEqual, toKey, type ImageCap, type KeyLike } from '../caps/index.js';
 import { mappingIsPinned, type AdmittedImage } from '../image/index.js';
 import { NubError } from '../errors.js';
 import { CODE_BASE, Exit, NUM_REGS } from './abi.js';
+import { frameSpec, resolveMappings, type ArgCap, type FrameCap, type FrameSpec, type RootData } from './frame.js';
 import { execute, newMachineState, pairToBigInt } from './interpreter.js';
+import { Frame, kernelOp } from './kernel.js';
+import { KernelOutcome } from './kernel-ops.js';
 import { Memory, type MappingSpec } from './memory.js';
 import { isBlockStart, prepareProgram, type Program } from './program.js';
 
@@ -66,6 +69,36 @@ export interface MachineInput {
   regs: readonly (bigint | number)[];
   gas: bigint | number;
   hostCall?: HostCall;
+  /** The cap table (frameSpec); without one every kernel operation is a PANIC. */
+  frame?: FrameSpec;
+}
+
+/** A cap the endpoint returned: argument slot `slot` after HALT. */
+export interface ResultCap {
+  readonly slot: number;
+  readonly kind: FrameCap['kind'];
+  /** The cap hash (for a cap minted in the run, computed when first read). */
+  readonly hash: Uint8Array;
+  /** A Data cap's bytes ('WrongKind' for other kinds). */
+  bytes(): Uint8Array;
+}
+
+/** The result caps of a frame's argument slots, lazily hashed and read. */
+export function resultCapsOf(caps: readonly (FrameCap | undefined)[], bytesOf: (c: FrameCap & { kind: 'Data' }, slot: number) => Uint8Array): ResultCap[] {
+  const out: ResultCap[] = [];
+  caps.forEach((cap, slot) => {
+    if (cap === undefined) return;
+    out.push({
+      slot,
+      kind: cap.kind,
+      get hash() { return cap.hash; },
+      bytes: () => {
+        if (cap.kind !== 'Data') throw new NubError('WrongKind', `result cap ${slot} is ${cap.kind}, not Data`);
+        return bytesOf(cap, slot);
+      },
+    });
+  });
+  return out;
 }
 
 export interface InvokeResult {
@@ -82,6 +115,8 @@ export interface InvokeResult {
   memory: { start: number; bytes: Uint8Array }[];
   /** Instructions completed (for speed figures; not part of the cross-engine contract). */
   instructions: number;
+  /** After HALT, the argument cnode's filled slots (the endpoint's results); otherwise empty. */
+  caps: ResultCap[];
 }
 
 const U64_MAX = (1n << 64n) - 1n;
@@ -132,6 +167,17 @@ export function runMachine(input: MachineInput): InvokeResult {
     return true;
   });
 
+  const frame = input.frame && new Frame(input.frame);
+  const kernel = frame && ((n: number): number => {
+    for (;;) {
+      const outcome = kernelOp(n, frame, state, mem);
+      if (outcome !== KernelOutcome.OUT_OF_GAS || reserve === 0n) return outcome;
+      const refill = reserve > GAS_CHUNK ? GAS_CHUNK : reserve; // more than 2^53 gas: top up and retry
+      reserve -= refill;
+      state.gas += Number(refill);
+    }
+  });
+
   let exit: number;
   let instructions = 0;
   const entry = BigInt(input.entry);
@@ -142,7 +188,7 @@ export function runMachine(input: MachineInput): InvokeResult {
   } else {
     state.h = Number(entry) / 2;
     for (;;) {
-      exit = execute(program, mem, state, hook);
+      exit = execute(program, mem, state, hook, kernel);
       instructions += state.retired;
       if (exit !== Exit.OUT_OF_GAS || reserve === 0n) break;
       // Only reachable with more than 2^53 gas: refill and resume at the same block start.
@@ -165,15 +211,8 @@ export function runMachine(input: MachineInput): InvokeResult {
     gasUsed: gas - gasLeft,
     memory: mem.regions.filter((r) => r.writable).map((r) => ({ start: r.start, bytes: r.bytes })),
     instructions,
+    caps: frame && exit === Exit.HALT ? resultCapsOf(frame.results(), (c) => frame.bytesOf(c).slice()) : [],
   };
-}
-
-/** Resolves a mapping's source path to the Data cap behind it (undefined when there is none). */
-export type DataResolver = (source: Uint8Array[]) => DataCap | undefined;
-
-/** Looks sources up among an admitted image's own Data caps (one-step paths: the image's root slots). */
-export function imageDataResolver(admitted: AdmittedImage): DataResolver {
-  return (source) => (source.length === 1 ? admitted.dataCaps.get(toHex(source[0]!))?.cap : undefined);
 }
 
 const programs = new WeakMap<Uint8Array, Program>();
@@ -191,44 +230,49 @@ export function programOf(imageCap: ImageCap): Program {
 export interface InvokeOptions {
   /** Up to four arguments, to φ7..φ10. */
   args?: (bigint | number)[];
+  /** Argument caps, to argument slots 0, 1, ... (docs/machine.md "Caps at run time"). */
+  caps?: readonly ArgCap[];
+  /** An Instance's writable memory by mapping start, instead of the image's initial bytes. */
+  memory?: ReadonlyMap<number, Uint8Array>;
   gas: bigint | number;
   hostCall?: HostCall;
 }
 
 /**
- * Invokes endpoint `endpointKey` of an image on the reference interpreter. `data`
- * is the admitted image (its own Data caps back the mappings) or a resolver.
+ * Invokes endpoint `endpointKey` of an image on the reference interpreter. `data` is
+ * the admitted image or its Data caps by slot (they back the root mappings).
  */
-export function invokeLocal(imageCap: ImageCap, data: AdmittedImage | DataResolver, endpointKey: KeyLike, opts: InvokeOptions): InvokeResult {
-  return runMachine({ ...endpointInput(imageCap, data, endpointKey, opts.args), gas: opts.gas, hostCall: opts.hostCall });
+export function invokeLocal(imageCap: ImageCap, data: AdmittedImage | RootData, endpointKey: KeyLike, opts: InvokeOptions): InvokeResult {
+  return runMachine({ ...endpointInput(imageCap, data, endpointKey, opts.args, opts.caps, opts.memory), gas: opts.gas, hostCall: opts.hostCall });
 }
 
 /**
  * The machine input of a call to `endpointKey` (all but gas and host calls): the
- * pre-decoded program, the image's mappings, the entry and the registers with the
- * arguments in φ7..φ10. What `invokeLocal` runs, and what a differential test feeds
- * another engine.
+ * pre-decoded program, the mappings (argument mappings show their caps read-only),
+ * the entry, the registers with the arguments in φ7..φ10, and the frame. What
+ * `invokeLocal` runs, and what a differential test feeds another engine.
  */
 export function endpointInput(
-  imageCap: ImageCap, data: AdmittedImage | DataResolver, endpointKey: KeyLike, args: readonly (bigint | number)[] = [],
-): Omit<MachineInput, 'gas' | 'hostCall'> & { program: Program; entry: bigint; regs: bigint[] } {
+  imageCap: ImageCap, data: AdmittedImage | RootData, endpointKey: KeyLike, args: readonly (bigint | number)[] = [], caps: readonly ArgCap[] = [],
+  memory?: ReadonlyMap<number, Uint8Array>,
+): Omit<MachineInput, 'gas' | 'hostCall'> & { program: Program; entry: bigint; regs: bigint[]; frame: FrameSpec } {
   const key = toKey(endpointKey);
   const endpoint = imageCap.endpoints.find((e) => keysEqual(e.key, key));
   if (endpoint === undefined) throw new NubError('Machine.NoSuchEndpoint', `the image has no endpoint [${Array.from(key).join(',')}]`);
   if (args.length > 4) throw new NubError('Machine.TooManyArgs', `${args.length} arguments given; at most 4 go to φ7..φ10`);
 
-  const resolve = typeof data === 'function' ? data : imageDataResolver(data);
-  const mappings: MappingSpec[] = imageCap.mappings.map((m, i) => {
-    const cap = resolve(m.source);
-    if (cap === undefined) {
-      throw new NubError('Machine.UnresolvedMapping', `mapping at 0x${m.start.toString(16)}: no Data cap at its source`, { path: `memory_mappings[${i}].source` });
-    }
+  const root = 'dataCaps' in data ? (data as AdmittedImage).dataCaps : (data as RootData);
+  const frame = frameSpec(imageCap, endpoint, root, caps);
+  const mappings: MappingSpec[] = resolveMappings(imageCap, root, caps).map((r, i) => {
+    const m = imageCap.mappings[i]!;
     const size = Number(m.size);
-    // A mapping shows the cap's first `size` bytes, zeros past the cap's end (and past its last stored byte).
-    return { start: Number(m.start), size, writable: !mappingIsPinned(imageCap, m), content: cap.leadingBytes(size) };
+    // A mapping shows the cap's first `size` bytes, zeros past the cap's end (and past its last stored byte); an Instance's own memory instead.
+    const writable = r.arg === undefined && !mappingIsPinned(imageCap, m);
+    const content = (writable && memory?.get(Number(m.start))) || r.cap.data.leadingBytes(size);
+    return { start: Number(m.start), size, writable, content: content.subarray(0, Math.min(size, content.length)) };
   });
 
   const regs: bigint[] = endpoint.initialRegs.slice(0, NUM_REGS);
   args.forEach((v, i) => { regs[7 + i] = toU64(v, `argument ${i}`); });
-  return { program: programOf(imageCap), mappings, entry: endpoint.entryPc, regs };
+  return { program: programOf(imageCap), mappings, entry: endpoint.entryPc, regs, frame };
 }

@@ -166,6 +166,41 @@ export class Memory {
     return true;
   }
 
+  /**
+   * Whether every byte of `[addr, addr + length)` (not wrapping: the kernel operations
+   * refuse ranges past 2^32 first) is readable, or writable with `write`.
+   */
+  rangeAccessible(addr: number, length: number, write: boolean): boolean {
+    for (let at = addr, end = addr + length; at < end;) {
+      const r = this.find(at, 1);
+      if (r === null || (write && !r.writable)) return false;
+      at = r.start + r.size;
+    }
+    return true;
+  }
+
+  /** The bytes of an accessible range (rangeAccessible), region by region. */
+  readRange(addr: number, length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    for (let at = addr, end = addr + length; at < end;) {
+      const r = this.find(at, 1)!;
+      const n = Math.min(end, r.start + r.size) - at;
+      out.set(r.bytes.subarray(at - r.start, at - r.start + n), at - addr);
+      at += n;
+    }
+    return out;
+  }
+
+  /** Writes a writable range (rangeAccessible), region by region. */
+  writeRange(addr: number, bytes: Uint8Array): void {
+    for (let at = addr, end = addr + bytes.length; at < end;) {
+      const r = this.find(at, 1)!;
+      const n = Math.min(end, r.start + r.size) - at;
+      r.bytes.set(bytes.subarray(at - addr, at - addr + n), at - r.start);
+      at += n;
+    }
+  }
+
   /** A copy of `length` bytes at `addr`, or undefined when any is not readable (for host functions). */
   readBytes(addr: number, length: number): Uint8Array | undefined {
     if (!this.checkBytes(addr, length, false)) return undefined;

@@ -6,7 +6,8 @@
  *   offset 0  u64  entry address (a PVM pc: the code is linked at CODE_BASE)
  *   offset 8  u8   key (the one-byte endpoint key [key])
  *   offset 9  u8   number of arguments, 0..4 (φ7..φ10)
- *   offset 10 6 zero bytes
+ *   offset 10 u8   number of argument caps: the endpoint's arg_cnode_size
+ *   offset 11 5 zero bytes
  */
 import { NubError } from '../errors.js';
 
@@ -19,6 +20,7 @@ export interface EndpointRecord {
   key: number;
   entry: bigint;
   nargs: number;
+  ncaps: number;
 }
 
 /** Decodes the records, refusing malformed ones and duplicate keys (`Pack.BadEndpoint`). */
@@ -30,9 +32,9 @@ export function readEndpointRecords(section: Uint8Array): EndpointRecord[] {
   const records: EndpointRecord[] = [];
   const seen = new Set<number>();
   for (let at = 0; at < section.length; at += ENDPOINT_RECORD_SIZE) {
-    const record = { entry: view.getBigUint64(at, true), key: section[at + 8]!, nargs: section[at + 9]! };
+    const record = { entry: view.getBigUint64(at, true), key: section[at + 8]!, nargs: section[at + 9]!, ncaps: section[at + 10]! };
     const path = `${ENDPOINT_SECTION}[${at / ENDPOINT_RECORD_SIZE}]`;
-    if (section.subarray(at + 10, at + ENDPOINT_RECORD_SIZE).some((b) => b !== 0)) {
+    if (section.subarray(at + 11, at + ENDPOINT_RECORD_SIZE).some((b) => b !== 0)) {
       throw new NubError('Pack.BadEndpoint', 'endpoint record has non-zero padding (built with a different SDK?)', { path });
     }
     if (record.nargs > MAX_ENDPOINT_ARGS) {

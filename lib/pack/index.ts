@@ -51,6 +51,8 @@ export interface PackedEndpoint {
   /** Byte offset into the code (the image's `entry_pc`). */
   entryPc: number;
   nargs: number;
+  /** Argument caps (the endpoint's arg_cnode_size). */
+  ncaps: number;
   /** The function the stub at the entry calls, when the symbol table names it. */
   name?: string;
 }
@@ -96,7 +98,7 @@ export function packElf(elfBytes: Uint8Array, options: PackOptions = {}): PackRe
 
   const builder = new ImageBuilder().setCode(code);
   for (const ep of endpoints) {
-    builder.addEndpoint([ep.key], { entryPc: ep.entryPc, argRegisters: ep.nargs }); // φ1 = STACK_TOP, from addStack
+    builder.addEndpoint([ep.key], { entryPc: ep.entryPc, argRegisters: ep.nargs, argCnodeSize: ep.ncaps }); // φ1 = STACK_TOP, from addStack
   }
   if (rodata) {
     builder.addPinnedData(RODATA_SLOT, rodata.bytes, rodata.size).addMapping(rodata.start, rodata.size, RODATA_SLOT);
@@ -247,7 +249,7 @@ function readEndpoints(elf: ElfFile, code: Uint8Array, blockStarts: Set<number>)
       throw new NubError('Pack.EntryNotBlockStart', `endpoint ${r.key} enters at ${describeAddress(elf, Number(r.entry))}, which is not a block start (it must be offset 0 or follow a terminator)`, { path });
     }
     const name = calleeName(elf, code, entryPc);
-    return { key: r.key, entryPc, nargs: r.nargs, ...(name !== undefined && { name }) };
+    return { key: r.key, entryPc, nargs: r.nargs, ncaps: r.ncaps, ...(name !== undefined && { name }) };
   });
 }
 

@@ -21,12 +21,18 @@ export const kvmEngine: Engine = {
     }
     let result;
     try {
-      result = sandbox.invokeSync(image, endpointKey, { args: opts.args ?? [], gas: opts.gas });
+      const caps = (opts.caps ?? []).map((c) => (c.kind === 'Data' ? c.data : { hash: c.hash }));
+      result = sandbox.invokeSync(image, endpointKey, { args: opts.args ?? [], gas: opts.gas, caps });
     } catch (err) {
       // The Engine contract reports a missing endpoint as engine local does.
       if (isNubError(err, 'UnknownEndpoint')) throw new NubError('Machine.NoSuchEndpoint', err.message, { cause: err });
       throw err;
     }
-    return { ...result, memory: result.memory }; // read the guest's memory before the sandbox goes
+    // Read the guest's memory and result caps before the sandbox goes.
+    const caps = result.caps.map((c) => {
+      const bytes = c.kind === 'Data' ? c.bytes() : undefined;
+      return { slot: c.slot, kind: c.kind, hash: c.hash, bytes: () => (bytes ?? c.bytes()).slice() };
+    });
+    return { ...result, memory: result.memory, caps };
   },
 };

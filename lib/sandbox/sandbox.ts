@@ -17,20 +17,21 @@ import { existsSync } from 'node:fs';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { CapPutLayout } from '../abi/guest-abi.js';
 import { Layout } from '../abi/guest-abi.js';
-import { capHash, decodeCap, encodeCap, encodedCapLength, keysEqual, toHex, toKey, type CapValue, type KeyLike } from '../caps/index.js';
-import { CapSelector } from '../caps/schema.js';
+import { capHash, compareKeys, DataCap, decodeCap, encodeCap, encodedCapLength, keysEqual, toHex, toKey, type CapValue, type KeyLike } from '../caps/index.js';
+import { CapSelector, type InstanceCapValue } from '../caps/schema.js';
 import { NubError, isNubError } from '../errors.js';
 import { CAP_HASH_BYTES, GuestVm, type StoredCap } from '../guest/index.js';
 import type { CapToStore } from '../guest/guest-vm.js';
 import {
   invokeInGuest, invokeInGuestAsync, panicAtEntry, prepareInGuest, MAX_PREPARE_MAPPINGS,
-  type GuestHostCall, type GuestImageSpec, type GuestInvokeOutcome, type GuestMapping, type PreparedGuestImage,
-  type KvmEngine,
+  type GuestFrameSlot, type GuestHostCall, type GuestImageSpec, type GuestInvokeOutcome, type GuestInvokeRequest, type GuestMapping,
+  type PreparedGuestImage, type KvmEngine,
 } from '../guest/invoke.js';
 import { admitImage, ImageBuilder, isAdmittedImage, mappingIsPinned, type AdmittedImage } from '../image/index.js';
 import { DEFAULT_LOAD_TIMEOUT_MS, DEFAULT_SANDBOX_MEMORY, MAX_IMAGES } from '../limits.js';
-import { HOST_CALL_MAX, HOST_CALL_MIN, NUM_REGS, PAGE_SIZE } from '../machine/abi.js';
-import { invokeLocal, type InvokeResult, type MemoryView } from '../machine/invoke.js';
+import { Exit, HOST_CALL_MAX, HOST_CALL_MIN, NUM_REGS, PAGE_SIZE } from '../machine/abi.js';
+import { dataCapOf, frameSpec, mappingSource, resolveMappings, type ArgCap, type FrameCap, type FrameSpec } from '../machine/frame.js';
+import { invokeLocal, resultCapsOf, type InvokeResult, type MemoryView, type ResultCap } from '../machine/invoke.js';
 import { checkMappings } from '../machine/memory.js';
 import { PROGRAM_BYTES_PER_CODE_BYTE } from '../machine/program.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
@@ -81,7 +82,15 @@ export interface InvokeOptions {
   timeoutMs?: number;
   /** Engine kvm, async `invoke`: aborting stops the guest ('Cancelled'). Already aborted: no invoke starts, on either call. */
   signal?: AbortSignal;
+  /**
+   * Argument caps, to the argument cnode's slots 0, 1, ... (at most the endpoint's
+   * arg_cnode_size): bytes (a Data cap of them, zero-padded to whole pages), a DataCap,
+   * or `{ hash }` of a cap stored in this sandbox. Result caps come back in `caps`.
+   */
+  caps?: readonly CapArgument[];
 }
+
+export type CapArgument = Uint8Array | DataCap | { readonly hash: Uint8Array };
 
 /**
  * A host function for `ecalli number`: gets φ0..φ12 and the invocation's memory
@@ -108,8 +117,12 @@ export interface CapReader {
   getCap(hash: Uint8Array): CapValue | undefined;
 }
 
-/** lib/machine's InvokeResult; on kvm `memory` is read from the guest when first used, and only until the next invoke ('StaleMemory'). */
-export type SandboxResult = InvokeResult;
+/**
+ * lib/machine's InvokeResult; on kvm `memory` (and a minted result cap's bytes) is read
+ * from the guest when first used, and only until the next invoke ('StaleMemory').
+ * Invoking an Instance adds `instance`: the Instance after the call (a new hash after HALT).
+ */
+export type SandboxResult = InvokeResult & { instance?: Uint8Array };
 
 export const DEFAULT_GAS = 1_000_000_000n;
 export { DEFAULT_SANDBOX_MEMORY };
@@ -202,6 +215,15 @@ interface HostState {
   hostFunctions: Map<number, HostFunction>;
   garbage: number;
   guestImages: number;
+  /** Every Instance made (spawn, or a call that HALTed), by hex hash. Never mutated: a call makes a new one. */
+  instances: Map<string, InstanceState>;
+}
+
+/** An Instance the sandbox keeps: its image, its cap value and its writable memory by mapping start. */
+interface InstanceState {
+  readonly prepared: PreparedImage;
+  readonly value: InstanceCapValue;
+  readonly memory: ReadonlyMap<number, Uint8Array>;
 }
 
 /** A copy that later loadImage/reset calls on either side cannot change. */
@@ -214,7 +236,8 @@ function copyHostState(state: HostState): HostState {
     images.set(key, copy);
   }
   const caps = new Map([...state.caps].map(([k, e]) => [k, { ...e }]));
-  return { images, caps, hostFunctions: new Map(state.hostFunctions), garbage: state.garbage, guestImages: state.guestImages };
+  const instances = new Map([...state.instances].map(([key, i]) => [key, { ...i, prepared: copies.get(i.prepared) ?? i.prepared }]));
+  return { images, caps, hostFunctions: new Map(state.hostFunctions), garbage: state.garbage, guestImages: state.guestImages, instances };
 }
 
 /** The guest's refusals that a reboot without the unloaded images can cure. */
@@ -281,6 +304,7 @@ export class Sandbox {
   #hostFunctions = new Map<number, HostFunction>();
   #garbage = 0;
   #guestImages = 0;
+  #instances = new Map<string, InstanceState>();
 
   private constructor(options: SandboxOptions, engine: EngineName, restored?: { guest: GuestVm; host: HostState }) {
     this.#options = options;
@@ -495,12 +519,14 @@ export class Sandbox {
   invokeSync(image: LoadedImage | Uint8Array, endpoint: KeyLike, opts: InvokeOptions = {}): SandboxResult {
     this.#idle();
     const call = this.#prepareCall(image, endpoint, opts);
-    if (call.early) return call.early;
+    if (call.early) return this.#settle(call, call.early);
     this.#activity = 'running';
     try {
-      if (call.local) return this.#invokeLocal(call.prepared, call.key, call.args, call.gas);
+      this.#storeArgs(call.newCaps);
+      if (call.local) return this.#settle(call, this.#invokeLocal(call));
       const epoch = ++this.#epoch;
-      return this.#result(invokeInGuest(this.#guest!, call.request, this.#guestOptions(call), epoch, () => this.#epoch), call.gas);
+      const outcome = invokeInGuest(this.#guest!, this.#guestRequest(call), this.#guestOptions(call), epoch, () => this.#epoch);
+      return this.#settle(call, this.#result(outcome, call.gas, call.frame, epoch));
     } finally {
       this.#activity = 'idle';
     }
@@ -527,16 +553,72 @@ export class Sandbox {
   async #invokeNow(image: LoadedImage | Uint8Array, endpoint: KeyLike, opts: InvokeOptions): Promise<SandboxResult> {
     this.#idle();
     const call = this.#prepareCall(image, endpoint, opts);
-    if (call.early) return call.early;
+    if (call.early) return this.#settle(call, call.early);
     this.#activity = 'running';
     try {
-      if (call.local) return this.#invokeLocal(call.prepared, call.key, call.args, call.gas);
+      this.#storeArgs(call.newCaps);
+      if (call.local) return this.#settle(call, this.#invokeLocal(call));
       const epoch = ++this.#epoch;
-      const outcome = await invokeInGuestAsync(this.#guest!, call.request, this.#guestOptions(call), epoch, () => this.#epoch);
-      return this.#result(outcome, call.gas);
+      const outcome = await invokeInGuestAsync(this.#guest!, this.#guestRequest(call), this.#guestOptions(call), epoch, () => this.#epoch);
+      return this.#settle(call, this.#result(outcome, call.gas, call.frame, epoch));
     } finally {
       this.#activity = 'idle';
     }
+  }
+
+  /**
+   * An Instance of a loaded image: its writable memory starts as the image's initial
+   * bytes. Invoking its hash runs the image on that memory; a run that HALTs yields a
+   * new Instance (memory, registers, pc and gas left as the run ended), whose hash is
+   * the result's `instance`. The sandbox keeps every Instance it made (also across
+   * snapshot/restore); docs/sandbox.md.
+   */
+  spawn(image: LoadedImage | Uint8Array): Uint8Array {
+    this.#idle();
+    const prepared = this.#loadedImage(image);
+    const memory = new Map<number, Uint8Array>();
+    for (const m of prepared.spec.mappings) {
+      if (!m.writable) continue;
+      const bytes = new Uint8Array(m.size);
+      bytes.set(m.initial ?? new Uint8Array(0));
+      memory.set(m.start, bytes);
+    }
+    const imageCap = prepared.loaded.admitted.imageCap;
+    const slots = [...imageCap.pinned, ...imageCap.initial].map((e) => ({ key: e.slot, value: e.capHash }));
+    slots.sort((a, b) => compareKeys(a.key, b.key));
+    const cnode = capHash({ kind: 'CNode', value: { slots } });
+    return this.#keepInstance(prepared, cnode, memory, new Array<bigint>(NUM_REGS).fill(0n), 0, 0n);
+  }
+
+  /** The InstanceCap value of an Instance this sandbox made ('UnknownInstance' otherwise). */
+  instance(hash: Uint8Array): InstanceCapValue {
+    this.#checkOpen();
+    const state = hash instanceof Uint8Array ? this.#instances.get(toHex(hash)) : undefined;
+    if (state === undefined) throw new NubError('UnknownInstance', 'no such Instance in this sandbox');
+    return state.value;
+  }
+
+  #keepInstance(prepared: PreparedImage, cnode: Uint8Array, memory: Map<number, Uint8Array>, regs: bigint[], pc: number, gas: bigint): Uint8Array {
+    const value: InstanceCapValue = {
+      image: prepared.loaded.imageHash,
+      cnode,
+      memory: [...memory].sort((a, b) => a[0] - b[0]).map(([start, bytes]) => ({ start: BigInt(start), data: DataCap.fromBytes(bytes).hash() })),
+      regs,
+      pc: BigInt(pc),
+      gas,
+    };
+    const hash = capHash({ kind: 'Instance', value });
+    this.#instances.set(toHex(hash), { prepared, value, memory });
+    return hash;
+  }
+
+  /** For an Instance call: the Instance after the run (a new one after HALT, else the same). */
+  #settle(call: { instance: InstanceState | undefined; hash: Uint8Array }, result: SandboxResult): SandboxResult {
+    const state = call.instance;
+    if (state === undefined) return result;
+    if (result.exit !== Exit.HALT) return Object.assign(result, { instance: call.hash });
+    const memory = new Map(result.memory.map((m) => [m.start, m.bytes.slice()]));
+    return Object.assign(result, { instance: this.#keepInstance(state.prepared, state.value.cnode, memory, result.regs, result.pc, result.gasLeft) });
   }
 
   /**
@@ -635,7 +717,7 @@ export class Sandbox {
   }
 
   #hostState(): HostState {
-    return { images: this.#images, caps: this.#caps, hostFunctions: this.#hostFunctions, garbage: this.#garbage, guestImages: this.#guestImages };
+    return { images: this.#images, caps: this.#caps, hostFunctions: this.#hostFunctions, garbage: this.#garbage, guestImages: this.#guestImages, instances: this.#instances };
   }
 
   #setHostState(state: HostState): void {
@@ -644,6 +726,7 @@ export class Sandbox {
     this.#hostFunctions = state.hostFunctions;
     this.#garbage = state.garbage;
     this.#guestImages = state.guestImages;
+    this.#instances = state.instances;
   }
 
   #checkOpen(): void {
@@ -697,7 +780,12 @@ export class Sandbox {
       throw new NubError('TooManyMappings', `an image has at most ${MAX_PREPARE_MAPPINGS} mappings, not ${imageCap.mappings.length}`);
     }
     const mappings = imageCap.mappings.map((m, i) => {
-      const data = m.source.length === 1 ? admitted.dataCaps.get(toHex(m.source[0]!)) : undefined;
+      const source = mappingSource(m);
+      if (source !== undefined && 'arg' in source) {
+        // Shown at each invoke from that invoke's argument cap (lib/machine/frame.ts checks it is given and Data).
+        return { start: Number(m.start), size: Number(m.size), writable: false, dataHash: new Uint8Array(CAP_HASH_BYTES), arg: source.arg, data: undefined };
+      }
+      const data = source && admitted.dataCaps.get(toHex(source.root));
       if (data === undefined) {
         throw new NubError('Machine.UnresolvedMapping', `mapping at 0x${m.start.toString(16)}: no Data cap at its source`, { path: `memory_mappings[${i}].source` });
       }
@@ -707,7 +795,7 @@ export class Sandbox {
     checkMappings(mappings);
     return mappings.filter((m) => m.size > 0).map(({ data, ...m }) => ({
       ...m,
-      ...(m.writable ? { initial: data.leadingBytes(m.size) } : {}), // restored before every invoke; zeros are cheaper
+      ...(m.writable ? { initial: data!.leadingBytes(m.size) } : {}), // restored before every invoke; zeros are cheaper
     }));
   }
 
@@ -724,8 +812,11 @@ export class Sandbox {
     const gas = check.gas(opts.gas, DEFAULT_GAS);
     const timeoutMs = check.timeoutMs(opts.timeoutMs);
     const signal = check.signal(opts.signal);
-    const prepared = this.#images.get(toHex(hash));
-    if (prepared === undefined) throw new NubError('UnknownImage', `no image ${toHex(hash)} is loaded in this sandbox`);
+    const instance = this.#instances.get(toHex(hash));
+    const prepared = instance?.prepared ?? this.#loadedImage(hash);
+    if (instance !== undefined && this.#images.get(toHex(prepared.loaded.contentHash)) !== prepared) {
+      throw new NubError('UnknownImage', `the image of Instance ${toHex(hash)} is no longer loaded in this sandbox`);
+    }
     const imageCap = prepared.loaded.admitted.imageCap;
     let key: Uint8Array;
     try {
@@ -735,8 +826,14 @@ export class Sandbox {
     }
     const ep = imageCap.endpoints.find((e) => keysEqual(e.key, key));
     if (ep === undefined) throw new NubError('UnknownEndpoint', `the image has no endpoint [${Array.from(key).join(',')}]`);
+    if (opts.caps !== undefined && !Array.isArray(opts.caps)) throw check.badArgument('caps', 'is not an array');
+    const newCaps: CapToStore[] = [];
+    const caps = (opts.caps ?? []).map((c, i) => this.#argCap(c, i, newCaps));
+    // The same checks and errors as engine local's (Machine.TooManyCaps, MissingCap, CapKind, ReservedSlots).
+    const frame = frameSpec(imageCap, ep, prepared.loaded.admitted.dataCaps, caps);
+    resolveMappings(imageCap, prepared.loaded.admitted.dataCaps, caps);
     if (signal?.aborted) throw new NubError('Cancelled', 'the invoke was cancelled before it started', { cause: signal.reason });
-    const common = { prepared, key, args, gas, timeoutMs, signal };
+    const common = { prepared, key, args, gas, timeoutMs, signal, caps, newCaps, frame, instance, hash };
     if (this.#local) return { ...common, local: true as const, early: undefined, request: undefined };
 
     const regs = ep.initialRegs.slice(0, NUM_REGS);
@@ -744,18 +841,68 @@ export class Sandbox {
     if (ep.entryPc >= 1n << 32n) {
       // The Invoke record's entry is a u32: the host answers (a PANIC at the entry), as the reference does.
       const state = panicAtEntry(ep.entryPc, regs, gas);
-      return { ...common, local: false as const, early: this.#result({ state, memory: this.#entryMemory(prepared) }, gas), request: undefined };
+      return { ...common, local: false as const, early: this.#result({ state, memory: this.#entryMemory(prepared, instance), results: [] }, gas, frame, this.#epoch), request: undefined };
     }
-    const request = { image: prepared.guest!, entry: Number(ep.entryPc), regs, gas, engine: this.#options.kvmEngine ?? 'recompiler' };
+    const request = {
+      image: prepared.guest!, entry: Number(ep.entryPc), regs, gas, engine: this.#options.kvmEngine ?? 'recompiler', resultCount: frame.argSlots,
+      ...(instance === undefined ? {} : { memory: instance.memory }),
+    };
     return { ...common, local: false as const, early: undefined, request };
   }
 
-  /** The writable mappings as a PANIC at the entry leaves them: their initial bytes (what the reference reports). */
-  #entryMemory(prepared: PreparedImage): { writableMappings(): { start: number; bytes: Uint8Array }[] } {
+  /** A loaded image by content or Image cap hash ('UnknownImage'). */
+  #loadedImage(image: unknown): PreparedImage {
+    const hash = this.#imageHash(image);
+    const prepared = this.#images.get(toHex(hash));
+    if (prepared === undefined) throw new NubError('UnknownImage', `no image or Instance ${toHex(hash)} is in this sandbox`);
+    return prepared;
+  }
+
+  /** An argument cap as the frame takes it; bytes and DataCaps not stored yet join `newCaps` (stored when the invoke runs). */
+  #argCap(c: CapArgument, i: number, newCaps: CapToStore[]): ArgCap {
+    if (c instanceof Uint8Array || c instanceof DataCap) {
+      const data = c instanceof DataCap ? c : dataCapOf(c);
+      const cap: FrameCap = { kind: 'Data', data, hash: data.hash() };
+      if (!this.#caps.has(toHex(cap.hash))) newCaps.push(toStore({ kind: 'Data', value: data }, cap.hash));
+      return cap;
+    }
+    const hash = (c as { hash?: unknown } | null)?.hash;
+    if (!(hash instanceof Uint8Array) || hash.length !== CAP_HASH_BYTES) throw check.badArgument(`caps[${i}]`, 'is neither bytes, a DataCap nor { hash } of a stored cap');
+    const selector = this.#caps.get(toHex(hash))?.store.kind;
+    if (selector === undefined) throw new NubError('UnknownCap', `caps[${i}]: no cap ${toHex(hash)} is stored in this sandbox`);
+    const kind = (Object.keys(CapSelector) as (keyof typeof CapSelector)[]).find((k) => CapSelector[k] === selector)!;
+    if (kind !== 'Data') return { kind, hash };
+    const reader = this.reader;
+    let data: DataCap | undefined;
+    // Read only if engine local runs it; the guest maps the stored pages.
+    return { kind, hash, get data() { return (data ??= (reader.getCap(hash)!.value as DataCap)); } };
+  }
+
+  /** Stores an invoke's new argument caps in the sandbox (kept like putCaps'). */
+  #storeArgs(stores: CapToStore[]): void {
+    if (stores.length === 0) return;
+    this.#checkBudget(stores.reduce((n, c) => n + c.bytes.length, 0), 'the argument caps');
+    this.#intoGuest(() => this.#putStores(stores, performance.now() + DEFAULT_LOAD_TIMEOUT_MS));
+    for (const s of stores) this.#caps.get(toHex(s.hash))!.put = true;
+  }
+
+  /** The INVOKE request with the frame's slots: where the guest stores each cap (read through its directory). */
+  #guestRequest(call: { request: Omit<GuestInvokeRequest, 'slots'> | undefined; frame: FrameSpec }): GuestInvokeRequest {
+    const reader = this.#guest!.reader;
+    const slots: GuestFrameSlot[] = call.frame.slots.map((s) => {
+      const entry = reader.entry(s.cap.hash);
+      if (entry === undefined && s.cap.kind === 'Data') throw new NubError('Internal', `Data cap ${toHex(s.cap.hash)} of slot ${s.ref} is not stored in the guest`);
+      return { ref: s.ref, kind: CapSelector[s.cap.kind], pinned: s.pinned, dataVa: entry?.dataVa ?? 0n, len: entry?.len ?? 0 };
+    });
+    return { ...call.request!, slots };
+  }
+
+  /** The writable mappings as a PANIC at the entry leaves them: their initial bytes, or the Instance's (what the reference reports). */
+  #entryMemory(prepared: PreparedImage, instance: InstanceState | undefined): { writableMappings(): { start: number; bytes: Uint8Array }[] } {
     return {
       writableMappings: () => prepared.spec.mappings.filter((m) => m.writable).sort((a, b) => a.start - b.start).map((m) => {
         const bytes = new Uint8Array(m.size);
-        bytes.set(m.initial ?? new Uint8Array(0));
+        bytes.set(instance?.memory.get(m.start) ?? m.initial ?? new Uint8Array(0));
         return { start: m.start, bytes };
       }),
     };
@@ -785,7 +932,7 @@ export class Sandbox {
     }
   }
 
-  #invokeLocal(prepared: PreparedImage, key: Uint8Array, args: bigint[], gas: bigint): SandboxResult {
+  #invokeLocal({ prepared, key, args, caps, gas, instance }: { prepared: PreparedImage; key: Uint8Array; args: bigint[]; caps: ArgCap[]; gas: bigint; instance: InstanceState | undefined }): SandboxResult {
     const admitted = prepared.loaded.admitted;
     let failure: unknown;
     const hostCall = (n: number, regs: bigint[], memory: MemoryView): bigint | undefined => {
@@ -798,7 +945,7 @@ export class Sandbox {
     };
     this.#epoch++;
     try {
-      return invokeLocal(admitted.imageCap, admitted, key, { args, gas, hostCall });
+      return invokeLocal(admitted.imageCap, admitted, key, { args, caps, gas, hostCall, ...(instance === undefined ? {} : { memory: instance.memory }) });
     } catch (err) {
       if (failure !== undefined && err === failure) {
         throw new NubError('HostFunctionFailed', `a host function threw: ${String(err)}`, { cause: err });
@@ -807,8 +954,11 @@ export class Sandbox {
     }
   }
 
-  #result(outcome: { state: GuestInvokeOutcome['state']; memory: { writableMappings(): { start: number; bytes: Uint8Array }[] } }, gas: bigint): SandboxResult {
-    const { state, memory } = outcome;
+  #result(
+    outcome: { state: GuestInvokeOutcome['state']; memory: { writableMappings(): { start: number; bytes: Uint8Array }[] }; results: GuestInvokeOutcome['results'] },
+    gas: bigint, frame: FrameSpec, epoch: number,
+  ): SandboxResult {
+    const { state, memory, results } = outcome;
     let bytes: { start: number; bytes: Uint8Array }[] | undefined;
     return {
       ...state,
@@ -817,7 +967,28 @@ export class Sandbox {
         bytes ??= memory.writableMappings();
         return bytes;
       },
+      caps: state.exit === Exit.HALT ? this.#guestResultCaps(results, frame, epoch) : [],
     };
+  }
+
+  /**
+   * Result caps of a kvm invoke: a cap the frame was given keeps its known hash; a
+   * minted one is read from guest memory (no exit) and hashed on the host when first
+   * asked, until the next invoke ('StaleMemory').
+   */
+  #guestResultCaps(results: GuestInvokeOutcome['results'], frame: FrameSpec, epoch: number): ResultCap[] {
+    const mem = this.#guest!.memory;
+    const slots: (FrameCap | undefined)[] = new Array(frame.argSlots);
+    for (const r of results) {
+      if (r.origin !== undefined) { slots[r.slot] = frame.slots[r.origin]!.cap; continue; }
+      const read = () => {
+        if (this.#epoch !== epoch) throw new NubError('StaleMemory', 'this result cap was minted in guest memory that a later invoke reused');
+        return mem.bytes(r.pagesGpa, r.pagesLen);
+      };
+      let data: DataCap | undefined;
+      slots[r.slot] = { kind: 'Data', get data() { return (data ??= dataCapOf(read())); }, get hash() { return this.data.hash(); } };
+    }
+    return resultCapsOf(slots, (cap) => cap.data.bytes());
   }
 
   #writeHostFunctionBit(n: number, on: boolean): void {

@@ -5,13 +5,16 @@
  * exit argument, registers, pc, gas left and the bytes of every writable mapping.
  * Inputs: every example case (except those too long for a test run on this slow
  * nested-virtualisation machine), conformance-style programs running every
- * register-register instruction over edge values, and seeded random programs.
+ * register-register instruction over edge values, and seeded random programs (half of
+ * them issuing kernel operations on argument, pinned and initial caps; the result caps
+ * must have equal hashes).
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { toHex } from '../../lib/caps/index.js';
 import { DATA_BASE, Exit } from '../../lib/machine/abi.js';
 import { ImageBuilder } from '../../lib/image/index.js';
-import { invokeLocal } from '../../lib/machine/index.js';
+import { dataCapOf, invokeLocal, KernelOp, KernelStatus } from '../../lib/machine/index.js';
 import { Sandbox, type HostFunction, type InvokeOptions, type LoadedImage, type SandboxResult } from '../../lib/sandbox/index.js';
 import { exampleImages } from '../unit/engine-harness.js';
 import { A, assemble, C, X, type Encoded } from '../unit/machine-asm.js';
@@ -21,13 +24,15 @@ import { describeKvm } from './kvm-available.js';
 /** Example cases the reference runs in more instructions than this are left to the bench. */
 const MAX_EXAMPLE_INSTRUCTIONS = 100_000;
 const RO_PAGE = DATA_BASE;
+const dataArg = (bytes: Uint8Array) => { const data = dataCapOf(bytes); return { kind: 'Data' as const, data, hash: data.hash() }; };
 const RW_PAGE = DATA_BASE + 0x1000; // adjacent to the read-only page: straddling accesses mix permissions
 const TOP_PAGE = 2 ** 32 - 0x2000; // accesses may wrap past 2^32
 
-type Observed = Omit<SandboxResult, 'instructions' | 'gasUsed'>;
+type Observed = Omit<SandboxResult, 'instructions' | 'gasUsed' | 'caps'> & { caps: { slot: number; kind: string; hash: string }[] };
 
 function observe(r: SandboxResult): Observed {
-  return { exit: r.exit, exitArg: r.exitArg, regs: r.regs, pc: r.pc, gasLeft: r.gasLeft, memory: r.memory };
+  const caps = r.caps.map((c) => ({ slot: c.slot, kind: c.kind, hash: toHex(c.hash) }));
+  return { exit: r.exit, exitArg: r.exitArg, regs: r.regs, pc: r.pc, gasLeft: r.gasLeft, memory: r.memory, caps };
 }
 
 /** A host function both engines run: it reads and writes memory, so both views are exercised. */
@@ -98,12 +103,34 @@ function randomInstruction(r: SeededRandom): Encoded {
   }
 }
 
-function randomImage(seed: number): { image: ImageBuilder; gas: bigint; args: bigint[] } {
+const ARG_PAGE = DATA_BASE + 0x8000; // argument cap 0, read-only
+const KERNEL_OPS = [KernelOp.COPY, KernelOp.MOVE, KernelOp.DROP, KernelOp.DATA_SIZE, KernelOp.READ_DATA, KernelOp.MINT_DATA];
+
+/** `rd = v` for v below 2^31: lui + addi. */
+function li(rd: number, v: number): Encoded[] {
+  const lo = ((v & 0xfff) << 20) >> 20;
+  return [A.lui(rd, ((v - lo) >>> 12) & 0xfffff), A.addi(rd, rd, lo)];
+}
+
+/** A kernel operation on plausible operands: slot references of every kind, addresses in and around the mappings, lengths up to two pages. */
+function randomKernelOp(r: SeededRandom): Encoded[] {
+  const ref = () => r.pick([0, 7, 8, 9, 10, 11, 0x100, 0x101, 0x102, 0x1ff, 0x200]);
+  const addr = () => r.pick([RO_PAGE, RO_PAGE + 0xff8, RW_PAGE, RW_PAGE + 0x1ff0, ARG_PAGE, ARG_PAGE + 0x800, 0x3f_f000, 0x10]);
+  const len = () => r.pick([0, 1, 8, 64, 65, 0xfff, 0x1000, 0x1001, 0x2000]);
+  const op = r.pick(KERNEL_OPS);
+  const [a0, a1, a2, a3] = op === KernelOp.READ_DATA ? [ref(), r.pick([0, 8, 0x800, 0xfff]), addr(), len()]
+    : op === KernelOp.MINT_DATA ? [ref(), addr(), len(), 0] : [ref(), ref(), 0, 0];
+  return [...li(X.a0, a0), ...li(X.a1, a1), ...li(X.a2, a2), ...li(X.a3, a3), A.ecalli(op)];
+}
+
+function randomImage(seed: number): { image: ImageBuilder; gas: bigint; args: bigint[]; caps: Uint8Array[] } {
   const r = new SeededRandom(seed);
-  const body = Array.from({ length: 4 + r.below(40) }, () => randomInstruction(r));
+  const withCaps = seed % 2 === 0; // every other program works on caps
+  const body = Array.from({ length: withCaps ? 2 + r.below(8) : 4 + r.below(40) }, () => (withCaps && r.below(4) !== 0 ? randomKernelOp(r) : [randomInstruction(r)])).flat();
   const image = new ImageBuilder()
     .setCode(assemble(...body, A.ecalli(0)))
     .addEndpoint(1, {
+      argCnodeSize: 3,
       entryPc: r.below(8) === 0 ? 2 * r.below(8) : 0, // now and then an entry that is not a block start
       initialRegs: { 1: 0x8000_0000, [PHI_S0]: r.pick([RO_PAGE + 0xff8, RW_PAGE + 0xffc, TOP_PAGE + 0x1ffc, 0x10]) },
     })
@@ -111,8 +138,10 @@ function randomImage(seed: number): { image: ImageBuilder; gas: bigint; args: bi
     .addInitialData(8, r.bytes(r.below(0x1800)), 0x2000).addMapping(RW_PAGE, 0x2000, 8)
     .addStack(9, 0x8000_0000, 0x2000);
   if (r.bool()) image.addInitialData(10, r.bytes(16), 0x2000).addMapping(TOP_PAGE, 0x2000, 10);
+  const caps = withCaps ? Array.from({ length: 1 + r.below(3) }, () => r.bytes(r.below(0x1800))) : [];
+  if (withCaps) image.addMapping(ARG_PAGE, 0x1000, [0, 0]);
   const arg = () => r.bool() ? BigInt.asUintN(64, r.pick(EDGES)) : BigInt(r.pick([RO_PAGE, RW_PAGE + 0x800, TOP_PAGE + 0xff8, 3]));
-  return { image, gas: BigInt(r.pick([50, 400, 5_000, 100_000])), args: [arg(), arg(), arg(), arg()] };
+  return { image, gas: BigInt(r.pick([50, 400, 5_000, 100_000])), args: [arg(), arg(), arg(), arg()], caps };
 }
 
 describeKvm('engine kvm vs engine local', function () {
@@ -128,14 +157,37 @@ describeKvm('engine kvm vs engine local', function () {
       for (const c of expected.cases) {
         const args = c.args.map((a) => BigInt(a));
         const gas = 10n ** 10n;
-        const ref = invokeLocal(images[1].admitted.imageCap, images[1].admitted, c.endpoint, { args, gas });
+        const caps = c.input === undefined ? [] : [new TextEncoder().encode(c.input)];
+        const ref = invokeLocal(images[0]!.admitted.imageCap, images[0]!.admitted, c.endpoint, { args, gas, caps: caps.map(dataArg) });
         if (ref.instructions > MAX_EXAMPLE_INSTRUCTIONS) continue;
-        const r = pair.agree(images, c.endpoint, { args, gas }, `${path} ${c.endpoint}(${c.args})`);
+        const r = pair.agree(images, c.endpoint, { args, gas, caps }, `${path} ${c.endpoint}(${c.args})`);
         if (c.result !== undefined) assert.equal(r.regs[7], BigInt(c.result));
         compared++;
       }
     }
     assert.ok(compared >= 20, `only ${compared} example cases were short enough to compare`);
+  });
+
+  it('agree on every example Instance sequence: the same Instance hashes, call after call', () => {
+    let calls = 0;
+    for (const { path, expected } of exampleImages()) {
+      if (expected.instance === undefined) continue;
+      const images = pair.load(new Uint8Array(readFileSync(path)));
+      let instances = pair.sandboxes.map((s, i) => s.spawn(images[i]!));
+      instances.forEach((h) => assert.deepEqual(h, instances[0], `${path}: spawn`));
+      for (const c of expected.instance) {
+        const opts = { args: c.args.map((a) => BigInt(a)), gas: 10n ** 9n };
+        const results = pair.sandboxes.map((s, i) => s.invokeSync(instances[i]!, c.endpoint, opts));
+        results.forEach((r) => {
+          assert.deepEqual(observe(r), observe(results[0]!), `${path} ${c.endpoint}(${c.args})`);
+          assert.deepEqual(r.instance, results[0]!.instance);
+        });
+        assert.equal(results[0]!.regs[7], BigInt(c.result!));
+        instances = results.map((r) => r.instance!);
+        calls++;
+      }
+    }
+    assert.ok(calls >= 8, `only ${calls} Instance calls`);
   });
 
   it('agree on every register-register instruction over edge values (conformance style)', () => {
@@ -155,16 +207,24 @@ describeKvm('engine kvm vs engine local', function () {
 
   it('agree on seeded random programs, ending every way a run can end', () => {
     const exits = new Set<number>();
+    const statuses = new Set<bigint>();
+    let returnedCaps = 0;
     for (let seed = 1; seed <= 1500; seed++) {
       // Fresh guests now and then: each image keeps its translation in the guest's 1 MiB code arena.
       if (seed % 250 === 0) {
         pair.close();
         pair = new Pair();
       }
-      const { image, gas, args } = randomImage(seed);
+      const { image, gas, args, caps } = randomImage(seed);
       const images = pair.load(image);
-      exits.add(pair.agree(images, 1, { args, gas }, `seed ${seed}`).exit);
+      const r = pair.agree(images, 1, { args, gas, caps }, `seed ${seed}`);
+      exits.add(r.exit);
+      if (caps.length > 0) statuses.add(r.regs[7]!);
+      returnedCaps += r.caps.length;
     }
+    // The programs on caps do reach kernel operations: their statuses show up in φ7, and caps come back.
+    assert.ok([...statuses].filter((v) => v <= BigInt(KernelStatus.BAD_MEMORY)).length >= 4, `kernel statuses seen: ${[...statuses]}`);
+    assert.ok(returnedCaps > 20, `only ${returnedCaps} result caps`);
     for (const exit of [Exit.HALT, Exit.PANIC, Exit.OUT_OF_GAS, Exit.PAGE_FAULT, Exit.HOST_CALL, Exit.ECALL, Exit.TRAP]) {
       assert.ok(exits.has(exit), `no random program ended with exit ${exit}: ${[...exits]}`);
     }

@@ -3,8 +3,8 @@
 // or cancel; a guest kernel scribbled over and a faulted guest, then restored; several
 // sandboxes at once in worker_threads.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { NubError } from '../../lib/errors.js';
@@ -12,7 +12,6 @@ import { ImageBuilder } from '../../lib/image/builder.js';
 import { Exit } from '../../lib/machine/abi.js';
 import { BootInfo, Layout, MailboxOp, SelftestFault } from '../../lib/abi/guest-abi.js';
 import { Sandbox, type SandboxSnapshot } from '../../lib/sandbox/index.js';
-import { VmCache } from '../../lib/snapshot/vm-cache.js';
 import { A, assemble, X } from '../unit/machine-asm.js';
 import { describeKvm } from './kvm-available.js';
 import { expectNubError as rejectsWith } from '../support/nub-error.js';
@@ -27,8 +26,6 @@ function fib(n: number): bigint {
   return a;
 }
 
-/** Endpoint 1 halts with a0 = 5: the cheapest invoke. */
-const FIVE = new ImageBuilder().setCode(assemble(A.addi(X.a0, X.zero, 5), A.ecalli(0))).addEndpoint([1], { entryPc: 0 });
 /** Endpoint 1 counts in a0 forever: `addi a0, a0, 1; jal zero, -4`. */
 const endlessLoop = new ImageBuilder().setCode(assemble(A.addi(X.a0, X.a0, 1), A.jal(X.zero, -4))).addEndpoint([1], { entryPc: 0 });
 
@@ -72,35 +69,18 @@ describeKvm('reliability: sandboxes under abuse', function () {
   describe('from one snapshot', () => {
     let snapshot: SandboxSnapshot;
     let fibHash: Uint8Array;
-    let fiveHash: Uint8Array;
     before(() => {
       using template = Sandbox.create({ engine: 'kvm', memorySize: 16 << 20 });
       fibHash = template.loadImage(new Uint8Array(readFileSync(FIB))).contentHash;
-      fiveHash = template.loadImage(FIVE).contentHash;
       snapshot = template.snapshot();
     });
     after(() => snapshot.close());
 
-    it('10,000 create/invoke/close cycles leave open fds and RSS flat', async () => {
-      using cache = new VmCache(2);
-      const openFds = () => readdirSync('/proc/self/fd').length;
-      const cycle = (): void => {
-        using sandbox = Sandbox.fromSnapshot(snapshot, { vmCache: cache });
-        const r = sandbox.invokeSync(fiveHash, 1);
-        assert.equal(r.regs[7], 5n);
-      };
-      for (let i = 0; i < 1_000; i++) cycle(); // warm up: JIT, caches, the V8 heap
-      await new Promise(setImmediate);
-      const fdsBefore = openFds();
-      const rss: number[] = [];
-      for (let i = 1; i <= 10_000; i++) {
-        cycle();
-        if (i % 1_000 === 0) {
-          await new Promise(setImmediate); // let finalizers run, as an application would
-          rss.push(process.memoryUsage.rss());
-          assert.equal(openFds(), fdsBefore, `open fds after ${i} cycles`);
-        }
-      }
+    it('10,000 create/invoke/close cycles leave open fds and RSS flat (in a process of their own)', () => {
+      const child = spawnSync(process.execPath, [fileURLToPath(new URL('./cycles-child.js', import.meta.url))], { encoding: 'utf8', timeout: 300_000 });
+      assert.equal(child.status, 0, child.stderr);
+      const { fds, rss } = JSON.parse(child.stdout) as { fds: number[]; rss: number[] };
+      assert.ok(fds.every((n) => n === fds[0]), `open fds ${fds.join(', ')}`);
       // The V8 heap breathes by a few MiB; a leak of a VM or a mapping per cycle would not.
       const firstHalf = Math.max(...rss.slice(0, 5));
       const secondHalf = Math.max(...rss.slice(5));
@@ -109,20 +89,29 @@ describeKvm('reliability: sandboxes under abuse', function () {
 
     it('a restore after a fault, or after the kernel was scribbled over, gives a working sandbox', () => {
       using sandbox = Sandbox.fromSnapshot(snapshot);
-      const scribbles: [string, () => void, string][] = [
-        ['fault', () => sandbox.guest!.request(MailboxOp.values.SELFTEST_FAULT, [SelftestFault.values.STACK_OVERFLOW]), 'GuestFault'],
+      // The codes a scribble may end in; `null` also allows no error at all.
+      const scribbles: [string, () => void, (string | null)[]][] = [
+        ['fault', () => sandbox.guest!.request(MailboxOp.values.SELFTEST_FAULT, [SelftestFault.values.STACK_OVERFLOW]), ['GuestFault']],
         ['boot info', () => {
           sandbox.guest!.memory.writeU64(Layout.values.BOOT_INFO_GPA + BootInfo.offsets.magic, 0n);
           sandbox.guest!.reader.invalidate(); // as if the guest had written it while running
           sandbox.reader.len();
-        }, 'BadMagic'],
+        }, ['BadMagic']],
+        // Whether the guest sees host-written page tables depends on the host: under shadow
+        // paging (kvm_pvm) it goes on with the mappings it had until the shadows are dropped;
+        // the host's reader, which walks the tables itself, refuses them at once.
         ['page tables', () => {
           sandbox.guest!.memory.fill(Layout.values.PAGE_TABLES_GPA, 4096, 0);
           sandbox.invokeSync(fibHash, 1, { args: [5] });
-        }, 'GuestTripleFault'],
+        }, ['GuestTripleFault', 'GuestFault', 'UnmappedAddress', null]],
       ];
-      for (const [what, scribble, code] of scribbles) {
-        assert.throws(scribble, (e: unknown) => e instanceof NubError && e.code === code, what);
+      for (const [what, scribble, codes] of scribbles) {
+        try {
+          scribble();
+          assert.ok(codes.includes(null), `${what}: no error`);
+        } catch (e) {
+          assert.ok(e instanceof NubError && codes.includes(e.code), `${what}: ${String(e)}`);
+        }
         sandbox.restore(snapshot);
         assert.equal(sandbox.invokeSync(fibHash, 1, { args: [30] }).regs[7], fib(30), `after ${what}`);
         assert.ok(sandbox.reader.len() > 0, 'the reader reads the restored directory');

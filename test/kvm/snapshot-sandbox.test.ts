@@ -9,6 +9,7 @@ import { Exit } from '../../lib/machine/abi.js';
 import { Sandbox, type SandboxSnapshot } from '../../lib/sandbox/index.js';
 import { VmCache } from '../../lib/snapshot/vm-cache.js';
 import { A, assemble, X } from '../unit/machine-asm.js';
+import { counterImage } from '../unit/sandbox-suite.js';
 import { describeKvm } from './kvm-available.js';
 import { expectNubError as throwsCode } from '../support/nub-error.js';
 
@@ -50,6 +51,20 @@ describeKvm('sandbox snapshots', function () {
     b.registerHostFunction(100, () => 7n);
     assert.equal(b.invokeSync(b.loadImage(HOST_CALLER), 1).regs[7], 7n);
     assert.equal(a.invokeSync(a.loadImage(HOST_CALLER), 1).regs[7], 4242n, 'a is unaffected');
+  });
+
+  it('keeps Instances across snapshot/restore and in sandboxes started from a snapshot', () => {
+    using sandbox = Sandbox.create({ engine: 'kvm', memorySize: MEMORY });
+    const counter = sandbox.loadImage(counterImage());
+    const one = sandbox.invokeSync(sandbox.spawn(counter), 1, { args: [1n] }).instance!;
+    using snap = sandbox.snapshot();
+    const two = sandbox.invokeSync(one, 1, { args: [10n] });
+    assert.equal(two.regs[7], 111n);
+    sandbox.restore(snap);
+    throwsCode(() => sandbox.invokeSync(two.instance!, 1), 'UnknownImage'); // made after the snapshot
+    assert.equal(sandbox.invokeSync(one, 1, { args: [2n] }).regs[7], 103n);
+    using copy = Sandbox.fromSnapshot(snap);
+    assert.equal(copy.invokeSync(one, 1, { args: [3n] }).regs[7], 104n);
   });
 
   it('restore undoes images, caps and host functions added since, and a guest fault', () => {

@@ -405,7 +405,7 @@ describeEngine('engine vs reference interpreter', function () {
   });
 
   it('agrees on the example programs', function () {
-    const images = exampleImages();
+    const images = exampleImages({ nativeHarness: true });
     if (images.length === 0) {
       console.warn('engine-diff: SKIPPED the examples — no examples/*/*.ssz built yet');
       this.skip();

@@ -1,6 +1,8 @@
 /** `nub run`: invokes an endpoint of an image file and reports how it ended. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { DataCap } from '../../lib/caps/index.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { command } from '../../lib/cli/commands/run.js';
@@ -50,6 +52,21 @@ describe('machine: nub run', () => {
     const trap = await runCommand([image, '--endpoint', '2']);
     assert.equal(trap.status, 1);
     assert.match(trap.out, /^exit\s+TRAP/m);
+  });
+
+  it('passes --input as argument cap 0, writes returned cap 0 to --output and lists returned caps', async () => {
+    const transform = fileURLToPath(new URL('../../../examples/transform/transform.ssz', import.meta.url));
+    writeFileSync(join(dir, 'in'), 'hello');
+    const { status, out } = await runCommand(['--engine', 'local', transform, '--arg', '5', '--input', join(dir, 'in'), '--output', join(dir, 'out')]);
+    assert.equal(status, 0);
+    const bytes = readFileSync(join(dir, 'out'));
+    assert.equal(bytes.length, 4096);
+    assert.equal(bytes.subarray(0, 5).toString(), 'olleh');
+    assert.ok(bytes.subarray(5).every((b) => b === 0));
+    const hash = Buffer.from(DataCap.fromBytes(new TextEncoder().encode('olleh')).hash()).toString('hex');
+    assert.match(out, new RegExp(`^cap \\[0\\]\\s+Data 4096 bytes ${hash}$`, 'm'));
+    // Without an input the endpoint returns no cap: nothing for --output.
+    await assert.rejects(runCommand(['--engine', 'local', transform, '--arg', '5', '--output', join(dir, 'none')]), (e) => isNubError(e, 'Cli.NoOutputCap'));
   });
 
   it('refuses an unknown engine or endpoint', async () => {

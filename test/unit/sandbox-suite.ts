@@ -44,6 +44,19 @@ export function testImage(): ImageBuilder {
     .addStack(9, STACK_TOP, 0x4000);
 }
 
+/** A counter: endpoint 1 adds a0 to the u64 at RW_PAGE and returns the sum; endpoint 2 writes there, then TRAPs. */
+export function counterImage(): ImageBuilder {
+  const { a0, a1, a2, zero } = X;
+  return new ImageBuilder()
+    .setCode(assemble(
+      A.lui(a1, RW_PAGE >>> 12), A.ld(a2, a1, 0), A.add(a2, a2, a0), A.sd(a2, a1, 0), A.add(a0, a2, zero), A.ecalli(0), // 0
+      A.lui(a1, RW_PAGE >>> 12), A.sd(a0, a1, 0), A.trap(), // 24
+    ))
+    .addEndpoint(1, { entryPc: 0 }).addEndpoint(2, { entryPc: 24 })
+    .addInitialData(8, Uint8Array.of(100), 0x1000).addMapping(RW_PAGE, 0x1000, 8)
+    .addStack(9, STACK_TOP, 0x1000);
+}
+
 export function sandboxSuite(engine: EngineName, options: SandboxOptions = {}): void {
   let sandbox: Sandbox;
   let image: LoadedImage;
@@ -132,6 +145,31 @@ export function sandboxSuite(engine: EngineName, options: SandboxOptions = {}): 
     sandbox.close();
     await expectNubError(() => sandbox.invokeSync(image, 1), 'Closed');
     await expectNubError(() => sandbox.loadImage(testImage()), 'Closed');
+  });
+
+  it('keeps an Instance\'s memory across calls; each HALT makes a new Instance, other exits keep it', async () => {
+    const counter = sandbox.loadImage(counterImage());
+    const first = sandbox.spawn(counter);
+    assert.equal(sandbox.spawn(counter.contentHash).length, 32);
+    assert.deepEqual(sandbox.spawn(counter), first, 'spawning is deterministic: the same Instance');
+    const one = sandbox.invokeSync(first, 1, { args: [1n] });
+    assert.equal(one.regs[7], 101n);
+    const two = sandbox.invokeSync(one.instance!, 1, { args: [2n] });
+    assert.equal(two.regs[7], 103n);
+    assert.notDeepEqual(two.instance, one.instance);
+    assert.equal(sandbox.invokeSync(one.instance!, 1, { args: [5n] }).regs[7], 106n, 'an older Instance still has its own state');
+    assert.equal(sandbox.invokeSync(counter, 1, { args: [1n] }).regs[7], 101n, 'the image itself starts fresh');
+    const trapped = sandbox.invokeSync(two.instance!, 2, { args: [7n] });
+    assert.equal(trapped.exit, Exit.TRAP);
+    assert.deepEqual(trapped.instance, two.instance, 'a run that does not HALT changes nothing');
+    assert.equal(sandbox.invokeSync(two.instance!, 1, { args: [0n] }).regs[7], 103n);
+    const value = sandbox.instance(two.instance!);
+    assert.deepEqual(value.image, counter.imageHash);
+    assert.equal(value.memory.length, 2); // the counter page and the stack
+    assert.deepEqual(value.memory[0]!.data, DataCap.fromBytes(Uint8Array.of(103), 0x1000).hash());
+    assert.equal(value.regs[7], 103n);
+    assert.equal(value.gas, two.gasLeft);
+    await expectNubError(() => sandbox.instance(new Uint8Array(32)), 'UnknownInstance');
   });
 
   it('stores caps and reads them back through the reader', () => {

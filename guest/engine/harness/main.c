@@ -140,7 +140,7 @@ int main(int argc, char **argv) {
     uint64_t run_ns = 0;
     if (pvm_is_block_start(prog, req.pc)) {
         t0 = now_ns();
-        pvm_execute(prog, mem, &st, (enum pvm_engine)req.engine);
+        pvm_execute(prog, mem, &st, (enum pvm_engine)req.engine, 0);
         run_ns = now_ns() - t0;
     }
 
