@@ -155,6 +155,15 @@ describeKvm('guest kernel', function () {
     });
   }
 
+  it('page tables are written once, before the first run: the guest\'s work leaves them as the host built them', () => {
+    using guest = GuestVm.boot({ memorySize: MEMORY_SIZE });
+    const tables = guest.memory.bytes(L.PAGE_TABLES_GPA, L.PAGE_TABLES_END_GPA - L.PAGE_TABLES_GPA);
+    const rng = new SeededRandom(9);
+    for (let i = 0; i < 50; i++) guest.put(rng.bytes(32), 2, rng.bytes(1 + rng.below(8000)));
+    guest.ping();
+    assert.deepEqual(guest.memory.bytes(L.PAGE_TABLES_GPA, L.PAGE_TABLES_END_GPA - L.PAGE_TABLES_GPA), tables);
+  });
+
   it('refuses calls after close, and close is idempotent', () => {
     const guest = GuestVm.boot({ memorySize: MEMORY_SIZE });
     guest.close();
