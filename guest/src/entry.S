@@ -7,6 +7,7 @@
 #if !defined(__x86_64__)
 #error "the nub guest kernel runs in x86-64 long mode"
 #endif
+#include "nub_abi.h"
 
     .section .text.entry, "ax"
     .globl _start
@@ -34,7 +35,7 @@ nub_resume:
     .section .text.supervisor, "ax"
     .macro exception_stub vec
 exception_\vec:
-    .if !((\vec == 8) || (\vec == 10) || (\vec == 11) || (\vec == 12) || (\vec == 13) || (\vec == 14) || (\vec == 17) || (\vec == 21) || (\vec == 29) || (\vec == 30))
+    .if !((NUB_EXCEPTION_ERROR_CODE_MASK >> \vec) & 1)
     pushq $0
     .endif
     pushq $\vec
@@ -44,16 +45,27 @@ exception_\vec:
     ud2
     .endm
 
-    .irp vec, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-    exception_stub \vec
+    .macro stub_address vec
+    .quad exception_\vec
+    .endm
+
+    /* for (vec = 0; vec < NUB_EXCEPTION_VECTORS; vec++) `what` vec; (%vec: its value, with .altmacro) */
+    .macro for_each_vector what
+    .altmacro
+    .set vec, 0
+    .rept NUB_EXCEPTION_VECTORS
+    \what %vec
+    .set vec, vec + 1
     .endr
+    .noaltmacro
+    .endm
+
+    for_each_vector exception_stub
 
     .section .rodata
     .globl nub_exception_stubs
     .balign 8
 nub_exception_stubs:
-    .irp vec, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-    .quad exception_\vec
-    .endr
+    for_each_vector stub_address
 
     .section .note.GNU-stack, "", @progbits

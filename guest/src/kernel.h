@@ -23,7 +23,7 @@ extern char __supervisor_end[];
 extern char __readonly_end[];
 extern char __stack_guard[];
 extern char __stack_top[];
-extern const uint64_t nub_exception_stubs[32]; /* entry.S */
+extern const uint64_t nub_exception_stubs[NUB_EXCEPTION_VECTORS]; /* entry.S */
 
 /* arch: the only inline assembly outside entry.S. read_cr2 is CPL0-only (trap.c). */
 static inline void outb(uint16_t port, uint8_t value) {

@@ -3,50 +3,56 @@
  * This module is the single source; `guest/include/nub_abi.h` is generated from it
  * by `scripts/gen-abi.mjs` (never edit the header by hand).
  *
- * Guest-physical memory map (one KVM memory slot at GPA 0):
- *
- *   0x0000_0000 +--------------------------+
- *               | null guard (never used)  |
- *   0x0000_1000 +--------------------------+ GDT, IDT at IDT_GPA, TSS at TSS_GPA (host-written)
- *   0x0000_2000 +--------------------------+ boot info (guest-written, host-read)
- *   0x0000_3000 +--------------------------+ fault record (guest-written on an exception)
- *   0x0000_4000 +--------------------------+ mailbox header + payload (MAILBOX_PAGES pages)
- *   0x0001_4000 +--------------------------+ host-function bitmap (host-written)
- *               | (reserved)               |
- *   0x0001_8000 +--------------------------+ exception stack (TSS IST1; every vector uses it)
- *   0x0002_0000 +--------------------------+ page tables, built by the host (lib/guest/boot)
- *   0x0010_0000 +--------------------------+ guest kernel image (guest/build/kernel.bin),
- *               | header .text .rodata     |   starting with a KernelHeader
- *               | .data .bss               |
- *               +--------------------------+ stack guard page (left unmapped by the host)
- *               | kernel stack             | KERNEL_STACK_SIZE
- *               +--------------------------+ KernelHeader.stack_top_va: initial RSP, heap start
- *               |  heap ... up to memory_size
- *               +--------------------------+
- *
- *               +--------------------------+ memory_size - CODE_ARENA_SIZE: code arena
- *               |  code arena (engine-generated x86 code)
- *               +--------------------------+ memory_size
- *
- * Guest-virtual: all of guest-physical memory is mapped at GUEST_VA_BASE + gpa (the
- * kernel's linear map; the kernel is linked there), and the code arena a second time
- * at CODE_ALIAS_VA: writable (never executable) in the linear map, executable (never
- * writable) at the alias. Virtual addresses below GUEST_VA_BASE are left to the
- * engine. The null page (GPA 0) and the stack guard page are not mapped.
- *
- * Rings (docs/guest.md, "Ring map"): everything the kernel does runs at CPL3 except the
- * exception handlers (KernelHeader.supervisor_*), which record a fault for the host.
- * Supervisor-only: the GDT/IDT/TSS page, the fault record, the exception stack, the
- * page tables, the kernel header and the handlers. The kernel's text and rodata are
- * read-only, its data, stack, heap and the mailbox writable and never executable.
- *
- * Entry: the host starts the vCPU in 64-bit long mode at CPL3 at KernelHeader.entry_va
- * with RSP = stack_top_va, RDI = memory size in bytes, interrupts disabled, the IDT
- * loaded (so exceptions are reported from the first instruction), the TSS's I/O bitmap
- * allowing only the ports a ring-3 kernel uses (DOORBELL, CONSOLE, HOST_CALL), and guest
- * memory zero-filled outside the kernel image (the guest relies on zeroed bss and heap).
+ * The memory map, the ring map and the entry state are MEMORY_MAP below (the generated
+ * header carries it too, for the guest's developers).
  */
 import { defineConstants, defineStruct } from './struct.js';
+
+/** How guest memory is laid out and what the host sets up before the first run; emitted as the generated header's opening comment. */
+export const MEMORY_MAP = `
+Guest-physical memory map (one KVM memory slot at GPA 0):
+
+  0x0000_0000 +--------------------------+
+              | null guard (never used)  |
+  0x0000_1000 +--------------------------+ GDT, IDT at IDT_GPA, TSS at TSS_GPA (host-written)
+  0x0000_2000 +--------------------------+ boot info (guest-written, host-read)
+  0x0000_3000 +--------------------------+ fault record (guest-written on an exception)
+  0x0000_4000 +--------------------------+ mailbox header + payload (MAILBOX_PAGES pages)
+  0x0001_4000 +--------------------------+ host-function bitmap (host-written)
+              | (reserved)               |
+  0x0001_8000 +--------------------------+ exception stack (TSS IST1; every vector uses it)
+  0x0002_0000 +--------------------------+ page tables, built by the host (lib/guest/boot)
+  0x0010_0000 +--------------------------+ guest kernel image (guest/build/kernel.bin),
+              | header                   |   starting with a KernelHeader
+              | .text.supervisor (CPL0)  |   supervisor_start_va .. supervisor_end_va
+              | .text .rodata            |   .. readonly_end_va
+              | .data .bss               |
+              +--------------------------+ stack guard page (left unmapped by the host)
+              | kernel stack             | KERNEL_STACK_SIZE
+              +--------------------------+ KernelHeader.stack_top_va: initial RSP, heap start
+              |  heap                    |
+              +--------------------------+ memory_size - CODE_ARENA_SIZE: heap end
+              |  code arena (engine-generated x86 code)
+              +--------------------------+ memory_size
+
+Guest-virtual: all of guest-physical memory is mapped at GUEST_VA_BASE + gpa (the
+kernel's linear map; the kernel is linked there), and the code arena a second time
+at CODE_ALIAS_VA: writable (never executable) in the linear map, executable (never
+writable) at the alias. Virtual addresses below GUEST_VA_BASE are left to the
+engine. The null page (GPA 0) and the stack guard page are not mapped.
+
+Rings (docs/guest.md, "Ring map"): everything the kernel does runs at CPL3 except the
+exception handlers (KernelHeader.supervisor_*), which record a fault for the host.
+Supervisor-only: the GDT/IDT/TSS page, the fault record, the exception stack, the
+page tables, the kernel header and the handlers. The kernel's text and rodata are
+read-only, its data, stack, heap and the mailbox writable and never executable.
+
+Entry: the host starts the vCPU in 64-bit long mode at CPL3 at KernelHeader.entry_va
+with RSP = stack_top_va, RDI = memory size in bytes, interrupts disabled, the IDT
+loaded (so exceptions are reported from the first instruction), the TSS's I/O bitmap
+allowing only the ports a ring-3 kernel uses (DOORBELL, CONSOLE, HOST_CALL), and guest
+memory zero-filled outside the kernel image (the guest relies on zeroed bss and heap).
+`;
 
 export const Layout = defineConstants('NUB', 'Guest memory map and boot parameters.', {
   PAGE_SIZE: 4096,
@@ -243,6 +249,24 @@ export const MailboxOp = defineConstants('NUB_OP', 'Mailbox request opcodes.', {
   SELFTEST_FAULT: 0x7f00,
 });
 
+/**
+ * The 32 x86 exception vectors: each has a stub in guest/src/entry.S and a gate in the IDT
+ * the host writes; `errorCode` says whether the CPU pushes an error code for it.
+ */
+export const EXCEPTIONS: readonly { name: string; errorCode: boolean }[] = [
+  'divide error', 'debug', 'NMI', 'breakpoint', 'overflow', 'bound range', 'invalid opcode', 'device not available',
+  'double fault', 'coprocessor overrun', 'invalid TSS', 'segment not present', 'stack fault', 'general protection',
+  'page fault', 'reserved', 'x87 error', 'alignment check', 'machine check', 'SIMD error', 'virtualization',
+  'control protection', 'reserved', 'reserved', 'reserved', 'reserved', 'reserved', 'reserved', 'hypervisor injection',
+  'VMM communication', 'security', 'reserved',
+].map((name, vector) => ({ name, errorCode: [8, 10, 11, 12, 13, 14, 17, 21, 29, 30].includes(vector) }));
+
+export const Exceptions = defineConstants('NUB_EXCEPTION', 'x86 exception vectors (EXCEPTIONS in lib/abi/guest-abi.ts).', {
+  VECTORS: EXCEPTIONS.length,
+  /** Bit v set: the CPU pushes an error code for vector v (entry.S pushes a 0 for the others). */
+  ERROR_CODE_MASK: EXCEPTIONS.reduce((mask, e, v) => (e.errorCode ? mask | (1 << v) : mask), 0) >>> 0,
+});
+
 /** Scenarios of NUB_OP_SELFTEST_FAULT. */
 export const SelftestFault = defineConstants('NUB_SELFTEST', 'Deliberate guest faults, for tests.', {
   DIVIDE_ERROR: 1,
@@ -428,6 +452,7 @@ export const InvokeMapping = defineStruct('nub_invoke_mapping', 'One memory mapp
 
 /** Everything `scripts/gen-abi.mjs` emits into the C header, in order. */
 export const GUEST_ABI = {
-  constants: [Layout, Ports, BootMagic, DirectoryEntryState, MailboxOp, SelftestFault, MailboxStatus, CapPutLayout, InvokeReply, InvokeEngine, FrameLayout],
+  overview: MEMORY_MAP,
+  constants: [Layout, Ports, Exceptions, BootMagic, DirectoryEntryState, MailboxOp, SelftestFault, MailboxStatus, CapPutLayout, InvokeReply, InvokeEngine, FrameLayout],
   structs: [KernelHeader, BootInfo, DirectoryHeader, DirectoryEntry, FaultRecord, Mailbox, CapPut, Prepare, Invoke, InvokeMapping, FrameSlot, ResultCap],
 };

@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BOOT_INFO_LAYOUT_VERSION, KERNEL_HEADER_MAGIC, KernelHeader, Layout, Ports } from '../abi/guest-abi.js';
+import { BOOT_INFO_LAYOUT_VERSION, Exceptions, KERNEL_HEADER_MAGIC, KernelHeader, Layout, Ports } from '../abi/guest-abi.js';
 import { NubError } from '../errors.js';
 import type { Regs, Segment, Sregs } from '../native/binding.js';
 import { GuestMemory, hex } from './guest-memory.js';
@@ -33,7 +33,7 @@ const USER_DATA_SELECTOR = 0x28 | 3;
 const USER_CODE_SELECTOR = 0x30 | 3;
 const GDT_LIMIT = (USER_CODE_SELECTOR & ~3) + 8 - 1;
 // The IDT: one gate per exception vector, all on the TSS's IST1 stack.
-const EXCEPTION_VECTORS = 32;
+const EXCEPTION_VECTORS = Exceptions.values.VECTORS;
 const IDT_GATE_SIZE = 16;
 const IST_EXCEPTIONS = 1;
 const GATE_INTERRUPT_PRESENT = 0x8e; // P=1, DPL=0, 64-bit interrupt gate

@@ -13,7 +13,7 @@
  * a request crosses no VM exit. A guest idle for its budget rings the doorbell and the
  * next request enters it again.
  */
-import { FaultRecord, Layout, Mailbox as MailboxLayout, MailboxStatus, Ports } from '../abi/guest-abi.js';
+import { EXCEPTIONS, FaultRecord, Layout, Mailbox as MailboxLayout, MailboxStatus, Ports } from '../abi/guest-abi.js';
 import { NubError, type NubErrorCode } from '../errors.js';
 import { decodeExit, KVM_EXIT, KVM_EXIT_IO_OUT, KVM_RUN, KVM_RUN_MIN_SIZE, type PollCall, type VmExit } from '../native/index.js';
 import type { GuestMemory } from './guest-memory.js';
@@ -47,12 +47,6 @@ const STATUS_CODES: Record<number, NubErrorCode> = {
   [MailboxStatus.values.BAD_CAP]: 'GuestBadCap',
 };
 
-const EXCEPTION_NAMES = [
-  'divide error', 'debug', 'NMI', 'breakpoint', 'overflow', 'bound range', 'invalid opcode', 'device not available',
-  'double fault', 'coprocessor overrun', 'invalid TSS', 'segment not present', 'stack fault', 'general protection',
-  'page fault', 'reserved', 'x87 error', 'alignment check', 'machine check', 'SIMD error', 'virtualization',
-  'control protection',
-];
 
 /**
  * How a guest entry ended, when it ended well: the guest answered (`doorbell`), stopped
@@ -277,7 +271,7 @@ export class Mailbox {
     /** The privilege level the fault was raised at: the RPL of the saved CS (3 for the kernel's own work). */
     const ring = Number(read('cs') & 3n);
     const details = {
-      vector, name: EXCEPTION_NAMES[vector] ?? 'reserved', ring, rip: read('rip'), cr2: read('cr2'), errorCode: read('error_code'), rsp: read('rsp'), count: read('count'),
+      vector, name: EXCEPTIONS[vector]?.name ?? 'reserved', ring, rip: read('rip'), cr2: read('cr2'), errorCode: read('error_code'), rsp: read('rsp'), count: read('count'),
     };
     return new NubError('GuestFault', `guest kernel exception ${vector} (${details.name}) in ring ${ring} at rip 0x${details.rip.toString(16)}, cr2 0x${details.cr2.toString(16)}`, {
       details,
