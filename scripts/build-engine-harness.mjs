@@ -7,6 +7,7 @@
 //   3. links the host-native test driver guest/build/engine-harness.
 import { mkdirSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { GUEST_CFLAGS } from './guest-flags.mjs';
 
 $.verbose = false;
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -20,15 +21,9 @@ await $`node scripts/gen-engine-tables.mjs --dist ${dist}`;
 const engine = 'guest/engine';
 const out = 'guest/build';
 const sources = readdirSync(engine).filter((f) => f.endsWith('.c')).sort().map((f) => `${engine}/${f}`);
-const warnings = ['-std=c11', '-Wall', '-Wextra', '-Werror'];
+const warnings = ['-std=c11', '-Wall', '-Wextra', '-Werror']; // the native driver's
 
-const guestFlags = [
-  ...warnings, '-O2', '-g',
-  '-ffreestanding', '-fno-builtin', '-nostdlib', '-fno-stack-protector', '-fno-asynchronous-unwind-tables',
-  '-fpie', '-fvisibility=hidden', '-mno-red-zone', '-mgeneral-regs-only', '-march=x86-64',
-  // Keep GCC from turning byte loops into memset/memcpy calls the engine does not need.
-  '-fno-tree-loop-distribute-patterns',
-];
+const guestFlags = GUEST_CFLAGS;
 mkdirSync(`${out}/engine`, { recursive: true });
 const objects = await Promise.all(sources.map(async (src) => {
   const obj = `${out}/engine/${src.split('/').pop().replace(/\.c$/, '.o')}`;

@@ -5,6 +5,7 @@
 // provides the link address, so no layout number is written twice.
 import { mkdirSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { GUEST_CFLAGS, SUPERVISOR_CFLAGS } from './guest-flags.mjs';
 
 $.verbose = false;
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -22,17 +23,7 @@ if (!arch.startsWith('x86_64')) {
 const out = 'guest/build';
 mkdirSync(out, { recursive: true });
 const hex = (v) => `0x${BigInt(v).toString(16)}`;
-const cflags = [
-  '-std=c11', '-O2', '-g', '-Wall', '-Wextra', '-Werror',
-  '-ffreestanding', '-fno-builtin', '-nostdlib', '-fno-stack-protector', '-fno-asynchronous-unwind-tables',
-  // Linked far above 2 GiB: position-independent code reaches its data RIP-relative,
-  // and the final link is static, so no relocation survives into the image.
-  '-fpie', '-fvisibility=hidden',
-  '-march=x86-64',
-  '-Iguest/include', '-Iguest/engine',
-  // Keep GCC from turning the engine's byte loops into memset/memcpy calls (docs/engine.md).
-  '-fno-tree-loop-distribute-patterns',
-];
+const cflags = [...GUEST_CFLAGS, '-Iguest/include', '-Iguest/engine'];
 const ldflags = [
   '-nostdlib', '-static', '-no-pie', '-Wl,--no-dynamic-linker', '-Wl,--build-id=none', '-Wl,-z,noexecstack', '-Wl,--no-warn-rwx-segments',
   '-T', 'guest/kernel.ld',
@@ -44,13 +35,10 @@ const ldflags = [
 // The engine's objects get their own directory (guest/build/engine is the harness build's).
 const units = ['src', 'engine'].flatMap((dir) => readdirSync(`guest/${dir}`).filter((f) => /\.[cS]$/.test(f)).sort()
   .map((f) => ({ src: `guest/${dir}/${f}`, obj: `${out}/${dir === 'src' ? '' : 'kernel-engine-'}${f.replace(/\.[cS]$/, '.o')}` })));
-// The exception path runs at CPL0, which some hosts emulate without SSE, on the
-// shared exception stack: general registers only, no red zone. Everything else runs
-// at CPL3 (docs/guest.md, "Ring map"), where SSE and the red zone are safe.
+// The CPL0 units: the exception stubs and their handler.
 const SUPERVISOR_UNITS = new Set(['guest/src/entry.S', 'guest/src/trap.c']);
-const supervisorFlags = ['-mno-red-zone', '-mgeneral-regs-only'];
 const objects = await Promise.all(units.map(async ({ src, obj }) => {
-  await $`gcc ${cflags} ${SUPERVISOR_UNITS.has(src) ? supervisorFlags : []} -c ${src} -o ${obj}`;
+  await $`gcc ${cflags} ${SUPERVISOR_UNITS.has(src) ? SUPERVISOR_CFLAGS : []} -c ${src} -o ${obj}`;
   return obj;
 }));
 await $`gcc ${cflags} ${ldflags} ${objects} -o ${out}/kernel.elf`;
