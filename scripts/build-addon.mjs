@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { $, argv, chalk } from 'zx';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const cmakeJs = path.join(root, 'node_modules', '.bin', 'cmake-js');
+const cmakeJs = fileURLToPath(import.meta.resolve('cmake-js/bin/cmake-js'));
 const env = { ...process.env };
 
 // cmake-js uses the node-api-headers package when package.json declares
@@ -21,7 +21,7 @@ if (!pkg.binary?.napi_versions && !env.npm_config_nodedir) {
 
 const args = ['build', '--directory', root, '--parallel', '2', ...(argv.debug ? ['--debug'] : [])];
 try {
-  await $({ cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], verbose: false })`${cmakeJs} ${args}`;
+  await $({ cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], verbose: false })`${process.execPath} ${cmakeJs} ${args}`;
 } catch (err) {
   console.error(err.stdout + err.stderr);
   console.error(chalk.red('nub: building the native addon failed.'));

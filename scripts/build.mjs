@@ -1,24 +1,30 @@
 #!/usr/bin/env zx
 // Builds everything nub needs, in dependency order: TypeScript (the ABI declaration
 // lives there), the generated guest ABI header, the guest kernel, the native addon.
+// `--package` leaves out what only the tests use (scripts/prepack.mjs).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { pruneDist } from './prune-dist.mjs';
 
 $.verbose = false;
 const root = fileURLToPath(new URL('..', import.meta.url));
 cd(root);
 
+const zx = fileURLToPath(import.meta.resolve('zx/cli'));
+const tsc = fileURLToPath(import.meta.resolve('typescript/bin/tsc'));
 const steps = [
-  ['TypeScript', ['npx', 'tsc', '-p', 'tsconfig.json']],
-  ['guest ABI header', ['node', 'node_modules/zx/build/cli.js', 'scripts/gen-abi.mjs']],
-  ['PVM engine tables', ['node', 'node_modules/zx/build/cli.js', 'scripts/gen-engine-tables.mjs']],
-  ['guest kernel', ['node', 'node_modules/zx/build/cli.js', 'scripts/build-guest.mjs']],
-  ['PVM engine test harness', ['node', 'node_modules/zx/build/cli.js', 'scripts/build-engine-harness.mjs']],
-  ['native error codes', ['node', 'node_modules/zx/build/cli.js', 'scripts/gen-errors.mjs']],
-  ['native addon', ['node', 'node_modules/zx/build/cli.js', 'scripts/build-addon.mjs']],
+  ['TypeScript', [process.execPath, tsc, '-p', 'tsconfig.json']],
+  ['guest ABI header', [process.execPath, zx, 'scripts/gen-abi.mjs']],
+  ['PVM engine tables', [process.execPath, zx, 'scripts/gen-engine-tables.mjs']],
+  ['guest kernel', [process.execPath, zx, 'scripts/build-guest.mjs']],
+  ['PVM engine test harness', [process.execPath, zx, 'scripts/build-engine-harness.mjs'], { testOnly: true }],
+  ['native error codes', [process.execPath, zx, 'scripts/gen-errors.mjs']],
+  ['native addon', [process.execPath, zx, 'scripts/build-addon.mjs']],
 ];
+const forPackage = process.argv.includes('--package');
 
-for (const [name, [cmd, ...args]] of steps) {
+for (const [name, [cmd, ...args], { testOnly = false } = {}] of steps) {
+  if (testOnly && forPackage) continue;
   const script = args.find((a) => a.startsWith('scripts/'));
   if (script && !existsSync(script)) {
     console.log(`- ${name}: skipped (${script} not present)`);
@@ -35,4 +41,5 @@ for (const [name, [cmd, ...args]] of steps) {
     process.exit(1);
   }
   console.log(`ok (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  if (name === 'TypeScript') pruneDist(root);
 }

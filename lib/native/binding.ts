@@ -115,16 +115,21 @@ export function packageRoot(): string {
   }
 }
 
+/** Where a prebuilt addon for this platform sits in the package (scripts/prepack.mjs puts it there, named as prebuildify would). */
+export const PREBUILT_ADDON = 'prebuilds/linux-x64/node.napi.glibc.node';
+
 function load(): Binding {
   const root = packageRoot();
-  const tried = [path.join(root, 'build', 'Release', 'nub.node'), path.join(root, 'build', 'Debug', 'nub.node')];
-  const found = tried.find((candidate) => existsSync(candidate));
-  if (found === undefined) {
-    throw new NubError('AddonMissing', `nub's native addon is not built (tried ${tried.join(', ')}); run \`npm run build\``, {
-      details: { tried },
-    });
+  const require = createRequire(import.meta.url);
+  // node-gyp-build picks build/Release (a checkout's or a from-source build) first, then prebuilds/.
+  let found: string;
+  try {
+    found = (require('node-gyp-build') as { resolve(dir: string): string }).resolve(root);
+  } catch (cause) {
+    throw new NubError('AddonMissing', `nub's native addon is neither built nor prebuilt for this platform under ${root}; `
+      + 'reinstall nub (`npm rebuild nub` compiles it: it needs g++, make and python3), or run `npm run build` in a checkout', { cause });
   }
-  const binding = createRequire(import.meta.url)(found) as Binding;
+  const binding = require(found) as Binding;
   binding.setErrorClass(NubError);
   return binding;
 }
