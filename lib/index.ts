@@ -3,7 +3,7 @@
  * build and admit images, and work with caps. See README.md ("Using nub from Node").
  */
 export {
-  Sandbox, SandboxSnapshot, SandboxPool, defaultEngine, kvmEngine, DEFAULT_GAS, DEFAULT_SANDBOX_MEMORY,
+  Sandbox, SandboxSnapshot, SandboxPool, kvmEngine, DEFAULT_GAS, DEFAULT_SANDBOX_MEMORY,
   type SandboxOptions, type SandboxPoolOptions, type FromSnapshotOptions, type InvokeOptions, type HostFunction, type LoadedImage, type CapReader, type SandboxResult,
   type EngineName,
 } from './sandbox/index.js';

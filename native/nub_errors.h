@@ -146,6 +146,8 @@ inline constexpr const char kNotCopyOnWrite[] = "NotCopyOnWrite";
 inline constexpr const char kNotSealed[] = "NotSealed";
 // /dev/kvm lacks what nub needs
 inline constexpr const char kKvmUnsupported[] = "KvmUnsupported";
+// engine kvm (Sandbox.create's default) cannot be used here: why and what to do, as nub doctor says (cause: the device error); engine 'auto' falls back to local instead
+inline constexpr const char kKvmUnavailable[] = "KvmUnavailable";
 // the native addon is not built
 inline constexpr const char kAddonMissing[] = "AddonMissing";
 // the guest kernel is not built

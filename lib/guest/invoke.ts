@@ -108,11 +108,14 @@ export interface GuestInvokeState {
   instructions: number;
 }
 
-/** Handles `ecalli number`: φ7's new value, or undefined to end the invoke with HOST_CALL. Throwing ends it too (see GuestInvokeOptions). */
-export type GuestHostCall = (number: number, regs: bigint[], memory: MemoryView) => bigint | undefined;
+/**
+ * Handles `ecalli number`: φ7's new value, or undefined to end the invoke with HOST_CALL.
+ * Throwing (or rejecting) ends it too. A promise is awaited by the async driver only.
+ */
+export type GuestHostCall = (number: number, regs: bigint[], memory: MemoryView) => bigint | undefined | PromiseLike<bigint | undefined>;
 
 export interface GuestInvokeOptions {
-  /** Per invoke, across all its entries. */
+  /** Per invoke, across all its entries and host calls. */
   timeoutMs?: number;
   /** Async only: aborting kicks the vCPU. */
   signal?: AbortSignal;
@@ -334,14 +337,10 @@ class InvokeCall {
   onStop(stop: GuestStop): boolean {
     const guest = this.#guest;
     guest.reader.invalidate();
-    if (stop === 'interrupted') {
-      guest.restartAfterInterrupt();
-      throw this.#opts.signal?.aborted
-        ? new NubError('Cancelled', 'the invoke was cancelled', { cause: this.#opts.signal.reason })
-        : new NubError('Timeout', `the invoke did not finish within ${this.#opts.timeoutMs} ms`);
-    }
+    if (stop === 'interrupted') throw this.stopped();
     if (stop === 'hostCall') {
-      this.#answerHostCall();
+      // The sync driver's hostCall answers synchronously (invokeInGuest's contract).
+      this.#finishHostCall(this.#startHostCall() as bigint | undefined);
       return true;
     }
     guest.clearPendingKick(); // a cancel that came too late must not stop the next request
@@ -408,21 +407,63 @@ class InvokeCall {
     return results;
   }
 
-  #answerHostCall(): void {
+  /** The error for an entry the watchdog or a kick stopped (or a deadline/abort during a host call); restarts the vCPU at the kernel's resume point. */
+  stopped(): NubError {
+    this.#guest.restartAfterInterrupt();
+    return this.#opts.signal?.aborted
+      ? new NubError('Cancelled', 'the invoke was cancelled', { cause: this.#opts.signal.reason })
+      : new NubError('Timeout', `the invoke did not finish within ${this.#opts.timeoutMs} ms`);
+  }
+
+  /** Async driver: a host call whose function may return a promise; the deadline and the signal still apply while it runs. */
+  async answerHostCallAsync(): Promise<void> {
+    const value = this.#startHostCall();
+    if (!isPromiseLike(value)) return this.#finishHostCall(value);
+    const signal = this.#opts.signal;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let onAbort: (() => void) | undefined;
+    const interrupted = new Promise<'stop'>((resolve) => {
+      if (this.#deadline !== undefined) timer = setTimeout(() => resolve('stop'), Math.max(0, this.#deadline - performance.now()));
+      onAbort = () => resolve('stop');
+      signal?.addEventListener('abort', onAbort);
+    });
+    const answered = Promise.resolve(value).then((v) => ({ v }), (err: unknown) => ({ err: err ?? new Error('undefined was thrown') }));
+    try {
+      const first = await Promise.race([answered, interrupted]);
+      if (first === 'stop') throw this.stopped();
+      if ('err' in first) {
+        this.#hostError = first.err;
+        return this.#finishHostCall(undefined);
+      }
+      this.#finishHostCall(first.v);
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Calls the host function; a throw is recorded (the invoke then ends at the call) and reads as undefined. */
+  #startHostCall(): bigint | undefined | PromiseLike<bigint | undefined> {
     const state = this.#readState();
-    const mem = this.#guest.memory;
-    let reply = InvokeReply.values.ABORT;
     if (this.#opts.hostCall === undefined) {
       throw this.#guest.mailbox.poison(new NubError('GuestProtocol', `the guest asked for host function ${state.exitArg}, which is not registered`));
     }
     try {
-      const value = this.#opts.hostCall(Number(state.exitArg), state.regs, this.#memory());
-      if (value !== undefined) {
-        mem.view.setBigUint64(INVOKE_GPA + I.regs + 8 * 7, BigInt.asUintN(64, value), true);
-        reply = InvokeReply.values.RESUME;
-      }
+      return this.#opts.hostCall(Number(state.exitArg), state.regs, this.#memory());
     } catch (err) {
       this.#hostError = err ?? new Error('undefined was thrown');
+      return undefined;
+    }
+  }
+
+  /** Writes the reply (φ7 and RESUME, or ABORT); a host call that outlived the deadline ends the invoke with 'Timeout'. */
+  #finishHostCall(value: bigint | undefined): void {
+    if (this.#deadline !== undefined && performance.now() > this.#deadline) throw this.stopped();
+    const mem = this.#guest.memory;
+    let reply = InvokeReply.values.ABORT;
+    if (value !== undefined && this.#hostError === undefined) {
+      mem.view.setBigUint64(INVOKE_GPA + I.regs + 8 * 7, BigInt.asUintN(64, value), true);
+      reply = InvokeReply.values.RESUME;
     }
     mem.view.setUint32(INVOKE_GPA + I.host_reply, reply, true);
   }
@@ -468,7 +509,7 @@ export function resultLie(state: GuestInvokeState, req: GuestInvokeRequest): str
 }
 
 /**
- * Invokes on this thread. `epoch`/`currentEpoch` let the returned memory refuse reads
+ * Invokes on this thread; `opts.hostCall` must answer synchronously. `epoch`/`currentEpoch` let the returned memory refuse reads
  * after the caller's next invoke (the guest reuses that memory).
  */
 export function invokeInGuest(guest: GuestVm, req: GuestInvokeRequest, opts: GuestInvokeOptions, epoch: number, currentEpoch: () => number): GuestInvokeOutcome {
@@ -494,14 +535,22 @@ export async function invokeInGuestAsync(
     for (;;) {
       inGuest = true;
       const stop = await guest.mailbox.enterAsync(call.entryTimeoutMs, true).finally(() => { inGuest = false; });
+      if (stop === 'hostCall') {
+        guest.reader.invalidate();
+        if (opts.signal?.aborted) throw call.stopped();
+        await call.answerHostCallAsync();
+      } else if (!call.onStop(stop)) break;
       // An abort that landed between two entries (during a host call) stops the next one at once.
-      if (!call.onStop(stop)) break;
       if (opts.signal?.aborted) guest.kick();
     }
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
   }
   return call.outcome();
+}
+
+function isPromiseLike(v: unknown): v is PromiseLike<unknown> {
+  return typeof (v as PromiseLike<unknown> | undefined)?.then === 'function';
 }
 
 /** Exit of an invoke the host resolves without the guest: an entry point at or past 2^32 (a PANIC there, nothing run). */

@@ -7,7 +7,7 @@
 import { keysEqual, toKey, type ImageCap, type KeyLike } from '../caps/index.js';
 import { mappingIsPinned, type AdmittedImage } from '../image/index.js';
 import { NubError } from '../errors.js';
-import { CODE_BASE, Exit, NUM_REGS } from './abi.js';
+import { CODE_BASE, Exit, NUM_REGS, type ExitCode } from './abi.js';
 import { frameSpec, resolveMappings, type ArgCap, type FrameCap, type FrameSpec, type RootData } from './frame.js';
 import { execute, newMachineState, pairToBigInt } from './interpreter.js';
 import { Frame, kernelOp } from './kernel.js';
@@ -69,9 +69,16 @@ export interface MachineInput {
   regs: readonly (bigint | number)[];
   gas: bigint | number;
   hostCall?: HostCall;
+  /**
+   * Called after about every CHECKPOINT_GAS gas (at a block start) with the gas left and
+   * the instructions so far; throwing stops the run with that error (a deadline, a cancel).
+   */
+  checkpoint?: Checkpoint;
   /** The cap table (frameSpec); without one every kernel operation is a PANIC. */
   frame?: FrameSpec;
 }
+
+export type Checkpoint = (gasLeft: bigint, instructions: number) => void;
 
 /** A cap the endpoint returned: argument slot `slot` after HALT. */
 export interface ResultCap {
@@ -102,7 +109,7 @@ export function resultCapsOf(caps: readonly (FrameCap | undefined)[], bytesOf: (
 }
 
 export interface InvokeResult {
-  exit: number;
+  exit: ExitCode;
   /** φ7 for HALT, the faulting address for PAGE_FAULT, the host-call number for HOST_CALL, else 0. */
   exitArg: bigint;
   /** φ0..φ12, unsigned. */
@@ -122,6 +129,8 @@ export interface InvokeResult {
 const U64_MAX = (1n << 64n) - 1n;
 /** Gas above this runs in chunks so the interpreter can keep it in a double. */
 const GAS_CHUNK = BigInt(Number.MAX_SAFE_INTEGER);
+/** Gas between two checkpoints: well under a millisecond of the interpreter, and a refill costs next to nothing. */
+export const CHECKPOINT_GAS = 1n << 16n;
 
 function toU64(v: bigint | number, what: string): bigint {
   const b = BigInt(v);
@@ -137,7 +146,9 @@ export function runMachine(input: MachineInput): InvokeResult {
   if (gas < 0n || gas > U64_MAX) throw new NubError('Machine.BadGas', `gas ${gas} is not a u64`);
   const mem = new Memory(program.code, input.mappings);
 
-  let reserve = gas > GAS_CHUNK ? gas - GAS_CHUNK : 0n;
+  // The run goes in chunks of gas; each refill resumes exactly where the last ran out.
+  const chunk = input.checkpoint ? CHECKPOINT_GAS : GAS_CHUNK;
+  let reserve = gas > chunk ? gas - chunk : 0n;
   const state = newMachineState(program, 0, Number(gas - reserve));
   input.regs.forEach((v, i) => {
     const u = toU64(v, `φ${i}`);
@@ -172,13 +183,13 @@ export function runMachine(input: MachineInput): InvokeResult {
     for (;;) {
       const outcome = kernelOp(n, frame, state, mem);
       if (outcome !== KernelOutcome.OUT_OF_GAS || reserve === 0n) return outcome;
-      const refill = reserve > GAS_CHUNK ? GAS_CHUNK : reserve; // more than 2^53 gas: top up and retry
+      const refill = reserve > chunk ? chunk : reserve; // the gas chunk ran out: top up and retry
       reserve -= refill;
       state.gas += Number(refill);
     }
   });
 
-  let exit: number;
+  let exit: ExitCode;
   let instructions = 0;
   const entry = BigInt(input.entry);
   let pc: number;
@@ -188,11 +199,12 @@ export function runMachine(input: MachineInput): InvokeResult {
   } else {
     state.h = Number(entry) / 2;
     for (;;) {
-      exit = execute(program, mem, state, hook, kernel);
+      exit = execute(program, mem, state, hook, kernel) as ExitCode;
       instructions += state.retired;
       if (exit !== Exit.OUT_OF_GAS || reserve === 0n) break;
-      // Only reachable with more than 2^53 gas: refill and resume at the same block start.
-      const refill = reserve > GAS_CHUNK ? GAS_CHUNK : reserve;
+      // A chunk ran out (more than 2^53 gas, or a checkpoint is due): refill and resume at the same block start.
+      input.checkpoint?.(BigInt(state.gas) + reserve, instructions);
+      const refill = reserve > chunk ? chunk : reserve;
       reserve -= refill;
       state.gas += Number(refill);
     }
@@ -236,6 +248,7 @@ export interface InvokeOptions {
   memory?: ReadonlyMap<number, Uint8Array>;
   gas: bigint | number;
   hostCall?: HostCall;
+  checkpoint?: Checkpoint;
 }
 
 /**
@@ -243,7 +256,7 @@ export interface InvokeOptions {
  * the admitted image or its Data caps by slot (they back the root mappings).
  */
 export function invokeLocal(imageCap: ImageCap, data: AdmittedImage | RootData, endpointKey: KeyLike, opts: InvokeOptions): InvokeResult {
-  return runMachine({ ...endpointInput(imageCap, data, endpointKey, opts.args, opts.caps, opts.memory), gas: opts.gas, hostCall: opts.hostCall });
+  return runMachine({ ...endpointInput(imageCap, data, endpointKey, opts.args, opts.caps, opts.memory), gas: opts.gas, hostCall: opts.hostCall, checkpoint: opts.checkpoint });
 }
 
 /**

@@ -3,6 +3,7 @@
  * guest-physical 0), run it and decode its exits. The addon (native/) decides no policy;
  * see docs/native.md.
  */
+import { isNubError, NubError } from '../errors.js';
 import { binding, type Fpu, type KvmInfo, type NativeMemoryFile, type NativeVm, type Regs, type Sregs } from './binding.js';
 
 export type { DescriptorTable, Fpu, KvmInfo, Regs, Segment, Sregs } from './binding.js';
@@ -13,6 +14,21 @@ export const DEFAULT_KVM_PATH = '/dev/kvm';
 /** Opens and checks `path` (API version 12 and the capabilities nub needs) and reports it. */
 export function kvmInfo(path = DEFAULT_KVM_PATH): KvmInfo {
   return binding().kvmInfo(path);
+}
+
+/**
+ * Undefined when `path` is a KVM device nub can use (what `nub doctor` checks first), else
+ * a 'KvmUnavailable' NubError saying why and what to do (`cause`: the open or ioctl failure).
+ */
+export function probeKvm(path = DEFAULT_KVM_PATH): NubError | undefined {
+  try {
+    kvmInfo(path);
+    return undefined;
+  } catch (cause) {
+    if (isNubError(cause, 'AddonMissing')) throw cause;
+    // The addon's message already says what to do (load the module, join the kvm group, ...).
+    return new NubError('KvmUnavailable', `engine kvm is not available: ${(cause as Error).message}`, { cause, path });
+  }
 }
 
 /** The largest memorySize Vm.create accepts (guest RAM stays below the x86 4 GiB hole). */

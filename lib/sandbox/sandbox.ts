@@ -13,8 +13,6 @@
  *
  * See docs/sandbox.md for the protocol and the error codes (errors.ts).
  */
-import { existsSync } from 'node:fs';
-import { accessSync, constants as fsConstants } from 'node:fs';
 import { CapPutLayout } from '../abi/guest-abi.js';
 import { Layout } from '../abi/guest-abi.js';
 import { capHash, compareKeys, DataCap, decodeCap, encodeCap, encodedCapLength, keysEqual, toHex, toKey, type CapValue, type KeyLike } from '../caps/index.js';
@@ -29,22 +27,29 @@ import {
 } from '../guest/invoke.js';
 import { admitImage, ImageBuilder, isAdmittedImage, mappingIsPinned, type AdmittedImage } from '../image/index.js';
 import { DEFAULT_LOAD_TIMEOUT_MS, DEFAULT_SANDBOX_MEMORY, MAX_IMAGES } from '../limits.js';
-import { Exit, HOST_CALL_MAX, HOST_CALL_MIN, NUM_REGS, PAGE_SIZE } from '../machine/abi.js';
+import { Exit, HOST_CALL_MAX, HOST_CALL_MIN, NUM_REGS, PAGE_SIZE, type ExitCode } from '../machine/abi.js';
 import { dataCapOf, frameSpec, mappingSource, resolveMappings, type ArgCap, type FrameCap, type FrameSpec } from '../machine/frame.js';
-import { invokeLocal, resultCapsOf, type InvokeResult, type MemoryView, type ResultCap } from '../machine/invoke.js';
+import { endpointInput, invokeLocal, resultCapsOf, type InvokeResult, type MemoryView, type ResultCap } from '../machine/invoke.js';
 import { checkMappings } from '../machine/memory.js';
 import { PROGRAM_BYTES_PER_CODE_BYTE } from '../machine/program.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
+import { probeKvm } from '../native/index.js';
 import type { VmCache } from '../snapshot/vm-cache.js';
 import * as check from './arguments.js';
+import { LocalThread } from './local-thread.js';
 
 export type EngineName = 'kvm' | 'local';
+const ENGINE_CHOICES = ['kvm', 'local', 'auto'] as const;
 
 export interface SandboxOptions {
   /** Guest RAM in bytes (engine kvm; default DEFAULT_SANDBOX_MEMORY). It holds the stored caps and each invocation's writable memory. */
   memorySize?: number;
-  /** Default: 'kvm' when /dev/kvm can be opened, else 'local'. */
-  engine?: EngineName;
+  /**
+   * 'kvm' (the default): the hardware-isolated guest; 'KvmUnavailable' when the device
+   * cannot be used. 'local': the reference interpreter in this process (no isolation).
+   * 'auto': kvm when it can be used, else local (`sandbox.engine` and `sandbox.kvmUnavailable` say which and why).
+   */
+  engine?: EngineName | 'auto';
   /** Engine kvm: how the guest runs PVM2 code (default 'recompiler': translated to x86-64; 'interpreter': the guest's interpreter). */
   kvmEngine?: KvmEngine;
   kvmPath?: string;
@@ -78,9 +83,12 @@ export interface InvokeOptions {
   args?: readonly (bigint | number)[];
   /** Gas for the invocation (default DEFAULT_GAS). */
   gas?: bigint | number;
-  /** Engine kvm: stop the guest after this long ('Timeout'); at most MAX_TIMEOUT_MS. */
+  /** Fail with 'Timeout' after this long, host functions' time included (both engines); at most MAX_TIMEOUT_MS. */
   timeoutMs?: number;
-  /** Engine kvm, async `invoke`: aborting stops the guest ('Cancelled'). Already aborted: no invoke starts, on either call. */
+  /**
+   * Async `invoke`: aborting stops the call ('Cancelled'). `invokeSync` cannot be stopped
+   * from outside, so it refuses a signal ('BadArgument'); one already aborted cancels it ('Cancelled').
+   */
   signal?: AbortSignal;
   /**
    * Argument caps, to the argument cnode's slots 0, 1, ... (at most the endpoint's
@@ -96,9 +104,12 @@ export type CapArgument = Uint8Array | DataCap | { readonly hash: Uint8Array };
  * A host function for `ecalli number`: gets φ0..φ12 and the invocation's memory
  * (bounds-checked, addresses mod 2^32) and returns φ7's new value; execution goes on
  * at the next instruction. Returning undefined ends the invoke with HOST_CALL;
- * throwing ends it with 'HostFunctionFailed'.
+ * throwing ends it with 'HostFunctionFailed'. On async `invoke` it may return a promise
+ * (the machine waits, the event loop runs; a rejection is 'HostFunctionFailed');
+ * `invokeSync` fails such a call with 'HostFunctionFailed' (cause 'BadArgument').
  */
-export type HostFunction = (regs: bigint[], memory: MemoryView, number: number) => bigint | number | undefined;
+export type HostFunction = (regs: bigint[], memory: MemoryView, number: number) =>
+  bigint | number | undefined | PromiseLike<bigint | number | undefined>;
 
 /** An image loaded into a sandbox. */
 export interface LoadedImage {
@@ -127,15 +138,8 @@ export type SandboxResult = InvokeResult & { instance?: Uint8Array };
 export const DEFAULT_GAS = 1_000_000_000n;
 export { DEFAULT_SANDBOX_MEMORY };
 
-/** The engine Sandbox.create picks by default: kvm when the device can be opened read-write. */
-export function defaultEngine(kvmPath = '/dev/kvm'): EngineName {
-  if (!existsSync(kvmPath)) return 'local';
-  try {
-    accessSync(kvmPath, fsConstants.R_OK | fsConstants.W_OK);
-    return 'kvm';
-  } catch {
-    return 'local';
-  }
+function isPromiseLike(v: unknown): v is PromiseLike<unknown> {
+  return typeof (v as PromiseLike<unknown> | undefined)?.then === 'function';
 }
 
 /** An image as the sandbox keeps it: what the guest needs to prepare it, and (kvm) the guest's answer. */
@@ -220,6 +224,17 @@ interface HostState {
 }
 
 /** An Instance the sandbox keeps: its image, its cap value and its writable memory by mapping start. */
+/** What engine local needs of a prepared call. */
+interface LocalCall {
+  prepared: PreparedImage;
+  key: Uint8Array;
+  args: bigint[];
+  caps: ArgCap[];
+  gas: bigint;
+  instance: InstanceState | undefined;
+  timeoutMs: number | undefined;
+}
+
 interface InstanceState {
   readonly prepared: PreparedImage;
   readonly value: InstanceCapValue;
@@ -287,7 +302,10 @@ export interface FromSnapshotOptions {
 type Activity = 'idle' | 'running' | 'hostCall';
 
 export class Sandbox {
+  /** The engine this sandbox runs on. */
   readonly engine: EngineName;
+  /** Set when `engine: 'auto'` fell back to local: why kvm could not be used ('KvmUnavailable'). */
+  readonly kvmUnavailable: NubError | undefined;
   readonly #options: SandboxOptions;
   readonly #budget: number;
   #guest: GuestVm | undefined;
@@ -305,10 +323,13 @@ export class Sandbox {
   #garbage = 0;
   #guestImages = 0;
   #instances = new Map<string, InstanceState>();
+  /** Engine local's async invokes run here (started on first use). */
+  #thread: LocalThread | undefined;
 
-  private constructor(options: SandboxOptions, engine: EngineName, restored?: { guest: GuestVm; host: HostState }) {
+  private constructor(options: SandboxOptions, engine: EngineName, restored?: { guest: GuestVm; host: HostState }, kvmUnavailable?: NubError) {
     this.#options = options;
     this.engine = engine;
+    this.kvmUnavailable = kvmUnavailable;
     const budget = options.memoryBudget ?? options.memorySize ?? DEFAULT_SANDBOX_MEMORY;
     if (!Number.isSafeInteger(budget) || budget <= 0) throw check.badArgument('memoryBudget', `${String(budget)} is not a positive number of bytes`);
     this.#budget = budget;
@@ -336,14 +357,16 @@ export class Sandbox {
     return new Sandbox(o, 'kvm', { guest, host: copyHostState(snapshot.host) });
   }
 
-  /** Boots a guest (engine kvm) or sets up the local engine. */
+  /** Boots a guest (engine kvm) or sets up the local engine; see SandboxOptions.engine. */
   static create(options: SandboxOptions = {}): Sandbox {
     const o = check.options(options, 'options');
-    const engine = o.engine ?? defaultEngine(o.kvmPath);
-    if (engine !== 'kvm' && engine !== 'local') throw badArgument(`engine '${String(engine)}' is neither 'kvm' nor 'local'`);
+    const wanted = o.engine ?? 'kvm';
+    if (!ENGINE_CHOICES.includes(wanted)) throw badArgument(`engine '${String(wanted)}' is not one of ${ENGINE_CHOICES.join(', ')}`);
     const kvmEngine = o.kvmEngine;
     if (kvmEngine !== undefined && kvmEngine !== 'recompiler' && kvmEngine !== 'interpreter') throw badArgument(`kvmEngine '${String(kvmEngine)}' is neither 'recompiler' nor 'interpreter'`);
-    return new Sandbox(o, engine);
+    const unavailable = wanted === 'local' ? undefined : probeKvm(o.kvmPath);
+    if (unavailable && wanted === 'kvm') throw unavailable;
+    return new Sandbox(o, unavailable || wanted === 'local' ? 'local' : 'kvm', undefined, unavailable);
   }
 
   get closed(): boolean {
@@ -514,18 +537,19 @@ export class Sandbox {
   /**
    * Invokes endpoint `endpoint` of a loaded image (or its content or Image cap hash) on
    * this thread. On kvm this is the fastest path (no thread hand-off); `timeoutMs`
-   * works, `signal` only when already aborted (the event loop is blocked while the guest runs).
+   * works; a `signal` is refused (nothing could fire it while the thread is busy here).
    */
   invokeSync(image: LoadedImage | Uint8Array, endpoint: KeyLike, opts: InvokeOptions = {}): SandboxResult {
     this.#idle();
     const call = this.#prepareCall(image, endpoint, opts);
+    if (call.signal !== undefined) throw check.badArgument('signal', 'invokeSync cannot be cancelled: use invoke() for a signal');
     if (call.early) return this.#settle(call, call.early);
     this.#activity = 'running';
     try {
       this.#storeArgs(call.newCaps);
       if (call.local) return this.#settle(call, this.#invokeLocal(call));
       const epoch = ++this.#epoch;
-      const outcome = invokeInGuest(this.#guest!, this.#guestRequest(call), this.#guestOptions(call), epoch, () => this.#epoch);
+      const outcome = invokeInGuest(this.#guest!, this.#guestRequest(call), this.#guestOptions(call, false), epoch, () => this.#epoch);
       return this.#settle(call, this.#result(outcome, call.gas, call.frame, epoch));
     } finally {
       this.#activity = 'idle';
@@ -533,9 +557,9 @@ export class Sandbox {
   }
 
   /**
-   * Invokes on the VM's own thread, leaving the event loop free; `signal` and
-   * `timeoutMs` stop a guest that runs too long. Engine local runs synchronously.
-   * Invokes on one sandbox run one at a time, in call order.
+   * Invokes on another thread (the VM's, or engine local's worker), leaving the event
+   * loop free; `signal` and `timeoutMs` stop a call that runs too long. Host functions
+   * run on this thread and may be async. Invokes on one sandbox run one at a time, in call order.
    */
   invoke(image: LoadedImage | Uint8Array, endpoint: KeyLike, opts: InvokeOptions = {}): Promise<SandboxResult> {
     try {
@@ -557,9 +581,9 @@ export class Sandbox {
     this.#activity = 'running';
     try {
       this.#storeArgs(call.newCaps);
-      if (call.local) return this.#settle(call, this.#invokeLocal(call));
+      if (call.local) return this.#settle(call, await this.#invokeOnThread(call));
       const epoch = ++this.#epoch;
-      const outcome = await invokeInGuestAsync(this.#guest!, this.#guestRequest(call), this.#guestOptions(call), epoch, () => this.#epoch);
+      const outcome = await invokeInGuestAsync(this.#guest!, this.#guestRequest(call), this.#guestOptions(call, true), epoch, () => this.#epoch);
       return this.#settle(call, this.#result(outcome, call.gas, call.frame, epoch));
     } finally {
       this.#activity = 'idle';
@@ -659,6 +683,15 @@ export class Sandbox {
   }
 
   /**
+   * Engine local: how far the running async invoke has got (gas left, instructions),
+   * updated about every CHECKPOINT_GAS gas; for a live status. Undefined on kvm, where
+   * the guest keeps these counts to itself until the invoke ends.
+   */
+  progress(): { gasLeft: number; instructions: number } | undefined {
+    return this.#thread?.progress();
+  }
+
+  /**
    * Stops the guest and frees its memory. Idempotent; every later call throws 'Closed'.
    * An async invoke in flight rejects with 'Closed'. Not from inside a host function ('Reentrant').
    */
@@ -668,6 +701,7 @@ export class Sandbox {
     this.#closed = true;
     this.#epoch++; // results' memory views end here
     this.#guest?.close();
+    this.#thread?.close();
   }
 
   [Symbol.dispose](): void {
@@ -908,15 +942,19 @@ export class Sandbox {
     };
   }
 
-  #guestOptions(call: { timeoutMs: number | undefined; signal: AbortSignal | undefined }): { timeoutMs?: number; signal?: AbortSignal; hostCall: GuestHostCall } {
+  #guestOptions(call: { timeoutMs: number | undefined; signal: AbortSignal | undefined }, async: boolean): { timeoutMs?: number; signal?: AbortSignal; hostCall: GuestHostCall } {
     return {
       ...(call.timeoutMs === undefined ? {} : { timeoutMs: call.timeoutMs }),
       ...(call.signal === undefined ? {} : { signal: call.signal }),
-      hostCall: (n, regs, memory) => this.#callHostFunction(n, regs, memory),
+      hostCall: (n, regs, memory) => this.#callHostFunction(n, regs, memory, async),
     };
   }
 
-  #callHostFunction(n: number, regs: bigint[], memory: MemoryView): bigint | undefined {
+  /**
+   * Runs host function `n`: φ7's new value (or, when `async`, maybe a promise of it),
+   * undefined to end the invoke. Synchronously, a promise is the function's mistake ('BadArgument').
+   */
+  #callHostFunction(n: number, regs: bigint[], memory: MemoryView, async: boolean): bigint | undefined | Promise<bigint | undefined> {
     const fn = this.#hostFunctions.get(n);
     if (fn === undefined) return undefined;
     // Usable until the sandbox closes (on kvm also until the next invoke: 'StaleMemory').
@@ -924,28 +962,56 @@ export class Sandbox {
       read: (address, length) => (this.#checkOpen(), memory.read(address, length)),
       write: (address, bytes) => (this.#checkOpen(), memory.write(address, bytes)),
     };
+    // 'hostCall' while the function runs on this thread; an async one's later part sees 'running' (then 'Busy').
     this.#activity = 'hostCall';
     try {
-      return check.hostResult(fn(regs, view, n), n);
+      const value = fn(regs, view, n);
+      return async && isPromiseLike(value) ? Promise.resolve(value).then((v) => check.hostResult(v, n)) : check.hostResult(value, n);
     } finally {
       this.#activity = 'running';
     }
   }
 
-  #invokeLocal({ prepared, key, args, caps, gas, instance }: { prepared: PreparedImage; key: Uint8Array; args: bigint[]; caps: ArgCap[]; gas: bigint; instance: InstanceState | undefined }): SandboxResult {
+  /** Engine local, async: the interpreter on the sandbox's worker thread (local-thread.ts). */
+  #invokeOnThread(call: LocalCall & { signal: AbortSignal | undefined }): Promise<SandboxResult> {
+    const admitted = call.prepared.loaded.admitted;
+    const input = endpointInput(admitted.imageCap, admitted, call.key, call.args, call.caps, call.instance?.memory);
+    this.#thread ??= new LocalThread();
+    this.#epoch++;
+    return this.#thread.run({
+      input: { ...input, gas: call.gas },
+      hostNumbers: [...this.#hostFunctions.keys()],
+      hostCall: (n, regs, memory) => this.#callHostFunction(n, regs, memory, true),
+      ...(call.timeoutMs === undefined ? {} : { deadline: performance.now() + call.timeoutMs, timeoutMs: call.timeoutMs }),
+      ...(call.signal === undefined ? {} : { signal: call.signal }),
+    });
+  }
+
+  /** Engine local on this thread; a deadline is checked between slices of gas and after each host call. */
+  #invokeLocal({ prepared, key, args, caps, gas, instance, timeoutMs }: LocalCall): SandboxResult {
     const admitted = prepared.loaded.admitted;
+    const deadline = timeoutMs === undefined ? undefined : performance.now() + timeoutMs;
+    const timeout = new NubError('Timeout', `the invoke did not finish within ${timeoutMs} ms`);
+    const checkDeadline = deadline === undefined ? undefined : () => {
+      if (performance.now() > deadline) throw timeout;
+    };
     let failure: unknown;
     const hostCall = (n: number, regs: bigint[], memory: MemoryView): bigint | undefined => {
+      let value;
       try {
-        return this.#callHostFunction(n, regs, memory);
+        value = this.#callHostFunction(n, regs, memory, false) as bigint | undefined;
       } catch (err) {
         failure = err ?? new Error('undefined was thrown');
         throw failure;
       }
+      checkDeadline?.();
+      return value;
     };
     this.#epoch++;
     try {
-      return invokeLocal(admitted.imageCap, admitted, key, { args, caps, gas, hostCall, ...(instance === undefined ? {} : { memory: instance.memory }) });
+      return invokeLocal(admitted.imageCap, admitted, key, {
+        args, caps, gas, hostCall, ...(instance === undefined ? {} : { memory: instance.memory }), ...(checkDeadline ? { checkpoint: checkDeadline } : {}),
+      });
     } catch (err) {
       if (failure !== undefined && err === failure) {
         throw new NubError('HostFunctionFailed', `a host function threw: ${String(err)}`, { cause: err });
@@ -962,6 +1028,7 @@ export class Sandbox {
     let bytes: { start: number; bytes: Uint8Array }[] | undefined;
     return {
       ...state,
+      exit: state.exit as ExitCode,
       gasUsed: gas - state.gasLeft,
       get memory() {
         bytes ??= memory.writableMappings();

@@ -3,7 +3,7 @@
  * test/unit/sandbox.test.ts (engine local) and test/kvm/sandbox.test.ts (engine kvm).
  */
 import assert from 'node:assert/strict';
-import { NubError } from '../../lib/errors.js';
+import { isNubError, NubError } from '../../lib/errors.js';
 import { ImageBuilder } from '../../lib/image/index.js';
 import { DATA_BASE, Exit } from '../../lib/machine/abi.js';
 import { DataCap } from '../../lib/caps/index.js';
@@ -170,6 +170,98 @@ export function sandboxSuite(engine: EngineName, options: SandboxOptions = {}): 
     assert.equal(value.regs[7], 103n);
     assert.equal(value.gas, two.gasLeft);
     await expectNubError(() => sandbox.instance(new Uint8Array(32)), 'UnknownInstance');
+  });
+
+  describe('time limits, cancelling and async host functions', () => {
+    const ENDLESS = 6;
+    const HUGE_GAS = (1n << 64n) - 1n;
+    const usable = () => assert.equal(sandbox.invokeSync(image, 1, { args: [2n, 3n] }).regs[7], 5n);
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+    it('timeoutMs stops an endless loop within 50 ms of its deadline (sync and async); the sandbox stays usable', async () => {
+      const TIMEOUT = 100;
+      for (const run of [() => sandbox.invokeSync(image, ENDLESS, { gas: HUGE_GAS, timeoutMs: TIMEOUT }),
+        () => sandbox.invoke(image, ENDLESS, { gas: HUGE_GAS, timeoutMs: TIMEOUT })]) {
+        await sandbox.invoke(image, 1); // the async path's thread is up, so only the run is timed
+        const started = performance.now();
+        await expectNubError(run, 'Timeout');
+        const late = performance.now() - started - TIMEOUT;
+        assert.ok(late < 50, `stopped ${late.toFixed(1)} ms after the deadline`);
+        usable();
+      }
+    });
+
+    it('an AbortSignal cancels a running invoke, and the event loop runs meanwhile', async () => {
+      const controller = new AbortController();
+      const running = sandbox.invoke(image, ENDLESS, { gas: HUGE_GAS, signal: controller.signal });
+      let ticks = 0;
+      const ticker = setInterval(() => ticks++, 10);
+      await sleep(200);
+      clearInterval(ticker);
+      assert.ok(ticks >= 5, `the event loop ran ${ticks} timer ticks in 200 ms`);
+      const abortedAt = performance.now();
+      controller.abort(new Error('enough'));
+      const err = await expectNubError(running, 'Cancelled');
+      assert.ok(performance.now() - abortedAt < 200, 'stopped promptly');
+      assert.equal((err.cause as Error).message, 'enough');
+      usable();
+    });
+
+    it('invokeSync refuses a signal', async () => {
+      await expectNubError(() => sandbox.invokeSync(image, 1, { signal: new AbortController().signal }), 'BadArgument');
+    });
+
+    it('awaits an async host function on invoke (memory usable while it runs); invokeSync fails it', async () => {
+      sandbox.registerHostFunction(100, async (regs) => { await sleep(20); return regs[7]! * 2n; });
+      sandbox.registerHostFunction(101, async (_regs, memory) => {
+        await sleep(5);
+        assert.ok(memory.write(RW_PAGE + 16, Uint8Array.of(9, 8, 7, 6, 5, 4, 3, 2)));
+        return 0n;
+      });
+      assert.equal((await sandbox.invoke(image, 2, { args: [20n] })).regs[7], 41n);
+      assert.equal((await sandbox.invoke(image, 3, { args: [0n, RW_PAGE + 16] })).regs[7], 0x0203040506070809n);
+      const refused = await expectNubError(() => sandbox.invokeSync(image, 2, { args: [20n] }), 'HostFunctionFailed');
+      assert.ok(isNubError(refused.cause, 'BadArgument'));
+      usable();
+    });
+
+    it('a rejecting host function is HostFunctionFailed with the reason as cause, never an unhandled rejection', async () => {
+      const unhandled: unknown[] = [];
+      const onUnhandled = (reason: unknown) => unhandled.push(reason);
+      process.on('unhandledRejection', onUnhandled);
+      try {
+        const reason = new Error('no');
+        sandbox.registerHostFunction(100, async () => { await sleep(5); throw reason; });
+        const err = await expectNubError(sandbox.invoke(image, 2, { args: [1n] }), 'HostFunctionFailed');
+        assert.equal(err.cause, reason);
+        await expectNubError(() => sandbox.invokeSync(image, 2, { args: [1n] }), 'HostFunctionFailed');
+        await sleep(20);
+        assert.deepEqual(unhandled, []);
+      } finally {
+        process.off('unhandledRejection', onUnhandled);
+      }
+      usable();
+    });
+
+    it('timeoutMs and the signal cover time spent in host functions', async () => {
+      sandbox.registerHostFunction(100, (regs) => {
+        const until = performance.now() + 150;
+        while (performance.now() < until); // a slow synchronous host function
+        return regs[7];
+      });
+      await expectNubError(() => sandbox.invokeSync(image, 2, { timeoutMs: 50 }), 'Timeout');
+      await expectNubError(sandbox.invoke(image, 2, { timeoutMs: 50 }), 'Timeout');
+      sandbox.registerHostFunction(100, async (regs) => { await sleep(300); return regs[7]; });
+      const started = performance.now();
+      await expectNubError(sandbox.invoke(image, 2, { timeoutMs: 50 }), 'Timeout');
+      assert.ok(performance.now() - started < 200, 'the deadline does not wait for the host function');
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 30);
+      await expectNubError(sandbox.invoke(image, 2, { signal: controller.signal }), 'Cancelled');
+      sandbox.unregisterHostFunction(100);
+      await sleep(300); // the abandoned host functions finish; nothing may break
+      usable();
+    });
   });
 
   it('stores caps and reads them back through the reader', () => {
