@@ -20,10 +20,14 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const examplesDir = path.join(root, 'examples');
-const sdk = path.join(examplesDir, 'sdk');
-// The compiler, its flags and the SDK files per target, declared once in
-// examples/sdk/toolchain.json (examples/sdk/README.md says why each flag is there).
-const toolchain = await fs.readJson(path.join(sdk, 'toolchain.json'));
+
+/** A module of the compiled nub (dist/, or --dist DIR / $NUB_DIST): run `npm run build` first. */
+async function distModule(relative) {
+  const dist = path.resolve(root, argv.dist ?? process.env.NUB_DIST ?? 'dist');
+  const module = path.join(dist, 'lib', relative);
+  if (!(await fs.pathExists(module))) throw new Error(`${module} not found: run 'npm run build' first (or pass --dist DIR)`);
+  return import(pathToFileURL(module).href);
+}
 
 /** Every examples/<name>/ holding <name>.c. */
 async function exampleNames() {
@@ -34,26 +38,18 @@ async function exampleNames() {
   return names.sort();
 }
 
-/** Compiles one C file with the SDK for `target` ('pvm' or 'linux'). */
+/** Compiles one C file with the SDK for `target` ('pvm' or 'linux'): the command of examples/sdk/toolchain.json, as `nub cc` runs it. */
 async function compileFile(source, target, output) {
-  const { flags, linkerScript, sources } = toolchain.targets[target];
-  const script = linkerScript ? ['-T', path.join(sdk, linkerScript)] : [];
-  const inputs = [source, ...sources.map((s) => path.join(sdk, s))];
-  await $`${toolchain.cc} ${toolchain.cflags} ${`-I${sdk}`} ${flags} ${script} ${inputs} -o ${output}`;
+  const { compileCommand } = await distModule('pack/sdk.js');
+  const { cc, args } = compileCommand([source], output, target);
+  await $`${cc} ${args}`;
 }
 
 const compile = (name, target, output) => compileFile(path.join(examplesDir, name, `${name}.c`), target, output);
 
-async function loadPacker() {
-  const dist = path.resolve(root, argv.dist ?? process.env.NUB_DIST ?? 'dist');
-  const module = path.join(dist, 'lib', 'pack', 'index.js');
-  if (!(await fs.pathExists(module))) throw new Error(`${module} not found: run 'npm run build' first (or pass --dist DIR)`);
-  return (await import(pathToFileURL(module).href)).packElf;
-}
-
 /** Builds every example's image into outDir/<name>.ssz; returns the paths by name. */
 async function buildImages(outDir) {
-  const packElf = await loadPacker();
+  const { packElf } = await distModule('pack/index.js');
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'nub-examples-'));
   const built = {};
   try {
@@ -73,7 +69,7 @@ async function buildImages(outDir) {
 
 if (argv.compile) {
   const target = argv.target ?? 'pvm';
-  if (!toolchain.targets[target] || !argv.out) throw new Error('usage: --compile FILE.c --out FILE [--target pvm|linux]');
+  if (!['pvm', 'linux'].includes(target) || !argv.out) throw new Error('usage: --compile FILE.c --out FILE [--target pvm|linux]');
   await compileFile(path.resolve(String(argv.compile)), target, path.resolve(String(argv.out)));
 } else if (argv.linux) {
   const outDir = path.resolve(String(argv.linux));

@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DataCap } from '../../lib/caps/index.js';
-import { command } from '../../lib/cli/commands/run.js';
 import { ImageBuilder } from '../../lib/image/index.js';
 import { DATA_BASE, Exit } from '../../lib/machine/abi.js';
 import { Sandbox } from '../../lib/sandbox/index.js';
 import { A, assemble, X } from '../unit/machine-asm.js';
+import { nub } from '../support/cli.js';
 import { describeKvm } from './kvm-available.js';
 
 const BIG = 16 << 20;
@@ -52,23 +52,19 @@ describeKvm('caps on engine kvm', function () {
     assert.ok(repeat < 5 * tiny + 5, `16 MiB cap, repeat call: ${repeat.toFixed(2)} ms; one-page cap: ${tiny.toFixed(2)} ms`);
   });
 
-  it('nub run --input/--output on kvm passes a file as argument cap 0 and writes returned cap 0', async () => {
+  it('nub run --input/--output on kvm passes a file as argument cap 0 and writes returned cap 0', () => {
     const dir = mkdtempSync(join(tmpdir(), 'nub-run-caps-'));
-    const lines: string[] = [];
-    const log = console.log;
-    console.log = (...args: unknown[]) => { lines.push(args.join(' ')); };
     try {
       writeFileSync(join(dir, 'in'), 'stressed');
-      const status = await command.run([TRANSFORM, '--engine', 'kvm', '--arg', '8', '--input', join(dir, 'in'), '--output', join(dir, 'out'), '--json']);
-      assert.equal(status, 0);
+      const run = nub(['run', TRANSFORM, '--engine', 'kvm', '--arg', '8', '--input', join(dir, 'in'), '--output', join(dir, 'out'), '--json']);
+      assert.equal(run.status, 0, run.stderr);
       const out = readFileSync(join(dir, 'out'));
       assert.equal(out.length, 4096);
       assert.equal(out.subarray(0, 8).toString(), 'desserts');
-      const report = JSON.parse(lines.join('\n')) as { caps: { slot: number; kind: string; hash: string; bytes: number }[] };
+      const report = run.json as { caps: { slot: number; kind: string; hash: string; bytes: number }[] };
       const expected = DataCap.fromBytes(new TextEncoder().encode('desserts'));
       assert.deepEqual(report.caps, [{ slot: 0, kind: 'Data', hash: Buffer.from(expected.hash()).toString('hex'), bytes: 4096 }]);
     } finally {
-      console.log = log;
       rmSync(dir, { recursive: true, force: true });
     }
   });

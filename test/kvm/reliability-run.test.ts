@@ -1,6 +1,6 @@
 // `nub run` under abuse, as a user would meet it: fuzzed image files and images of
 // random code, each run in its own process on the kvm engine. Every run must end with
-// exit status 0 or 1 and either a JSON result or a typed `nub: error [Code]` line:
+// exit status 0, 1 or 3 and one JSON object, a result or a typed error:
 // never a crash, a signal, a hang or an untyped error.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -33,18 +33,22 @@ function nubRun(file: string): Outcome {
   return { status: run.status, signal: run.signal, stdout: run.stdout, stderr: run.stderr };
 }
 
-/** The run ended as a user may see it: a JSON result (status 0 iff HALT) or one typed error. Returns the exit or error code. */
+/**
+ * The run ended as a user may see it: one JSON object on stdout, either a result
+ * (status 0 for HALT, 3 for any other exit) or a typed error (status 1). Returns the exit or error code.
+ */
 function assertWellBehaved(o: Outcome, what: string): string {
   assert.equal(o.signal, null, `${what}: killed by ${o.signal}\n${o.stderr}`);
-  assert.ok(o.status === 0 || o.status === 1, `${what}: exit status ${o.status}\n${o.stderr}`);
-  if (o.stdout.trim() !== '') {
-    const result = JSON.parse(o.stdout) as { exit: string };
-    assert.equal(o.status === 0, result.exit === 'HALT', `${what}: status ${o.status} for exit ${result.exit}`);
-    return result.exit;
+  assert.ok(o.status === 0 || o.status === 1 || o.status === 3, `${what}: exit status ${o.status}\n${o.stderr}`);
+  const out = JSON.parse(o.stdout) as { ok: boolean; exit?: string; error?: { code: string } };
+  assert.equal(out.ok, o.status === 0);
+  if (out.error) {
+    assert.equal(o.status, 1, `${what}: status ${o.status} for error ${out.error.code}`);
+    assert.match(out.error.code, /^[A-Za-z.]+$/);
+    return out.error.code;
   }
-  const typed = /^nub: error \[([A-Za-z.]+)\]/m.exec(o.stderr);
-  assert.ok(typed, `${what}: no typed error in\n${o.stderr}`);
-  return typed[1]!;
+  assert.equal(o.status, out.exit === 'HALT' ? 0 : 3, `${what}: status ${o.status} for exit ${out.exit}`);
+  return out.exit!;
 }
 
 describeKvm('reliability: nub run on fuzzed images and random code', function () {

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CODE_BASE, DataCap, MAX_CODE_SIZE, PAGE_SIZE } from '../../lib/caps/index.js';
-import { command as inspect } from '../../lib/cli/commands/inspect.js';
+import { nub } from '../support/cli.js';
 import {
   Image, ImageBuilder, admitImage, codeMapping, decodeImage, encodeImage, imageCap, imageContentHash,
   mappingIsPinned, materialise, validateDataDesc, type DataDescValue, type ImageValue,
@@ -236,16 +236,10 @@ describe('image: admission', () => {
 
 describe('nub inspect', () => {
   let dir: string;
-  const out: string[] = [];
-  const original = { log: console.log, error: console.error };
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'nub-inspect-'));
-    out.length = 0;
-    console.log = (...a: unknown[]) => { out.push(a.join(' ')); };
-    console.error = console.log;
   });
   afterEach(() => {
-    Object.assign(console, original);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -253,11 +247,13 @@ describe('nub inspect', () => {
     const file = join(dir, 'image.ssz');
     const image = sampleBuilder().build();
     writeFileSync(file, encodeImage(image));
-    assert.equal(await inspect.run([file, '--json']), 0);
-    const report = JSON.parse(out.join('\n'));
+    const run = nub(['inspect', file, '--json']);
+    assert.equal(run.status, 0);
+    assert.equal(run.json!.ok, true);
+    const report = run.json!.image;
     assert.equal(report.contentHash, hex(imageContentHash(image)));
     assert.equal(report.codeSize, 8);
-    assert.deepEqual(report.endpoints[1].registers, { 'φ1': '0x20000000', 'φ7': '0x2a' });
+    assert.deepEqual(report.endpoints[1].registers, [{ index: 1, value: '0x20000000' }, { index: 7, value: '0x2a' }]);
     assert.deepEqual(report.mappings.map((m: { access: string }) => m.access), ['writable', 'read-only', 'writable']);
     assert.deepEqual(report.slots.map((s: { slot: string; kind: string; size: number }) => [s.slot, s.kind, s.size]), [
       ['[5]', 'pinned data', 3 * PAGE_SIZE], ['[2,1]', 'initial data', PAGE_SIZE], ['[9]', 'initial data', 2 * PAGE_SIZE],
@@ -267,18 +263,20 @@ describe('nub inspect', () => {
   it('prints tables', async () => {
     const file = join(dir, 'image.ssz');
     writeFileSync(file, sampleBuilder().encode());
-    assert.equal(await inspect.run([file]), 0);
-    assert.match(out.join('\n'), /0x10000000\s+0x3000\s+read-only\s+\[5\]/);
+    const run = nub(['inspect', file]);
+    assert.equal(run.status, 0);
+    assert.match(run.stdout, /0x10000000\s+0x3000\s+read-only\s+\[5\]/);
   });
   it('reports the admission error with its path and fails', async () => {
     const file = join(dir, 'bad.ssz');
     const image = sampleBuilder().build();
     writeFileSync(file, encodeImage({ ...image, initialSlots: [{ key: Uint8Array.of(2), value: { size: 4096n, pages: [{ pageIndex: 0, arenaOff: 0, len: 0 }] } }] }));
-    assert.equal(await inspect.run([file, '--json']), 1);
-    assert.deepEqual(JSON.parse(out.join('\n')).error.path, 'initial_slots[[2]].pages[0]');
-    out.length = 0;
-    assert.equal(await inspect.run([file]), 1);
-    assert.match(out.join('\n'), /DataDesc\.BadLen.*initial_slots\[\[2\]\]\.pages\[0\]/);
+    const json = nub(['inspect', file, '--json']);
+    assert.equal(json.status, 1);
+    assert.deepEqual(json.json, { ok: false, error: { code: json.json!.error.code, message: json.json!.error.message, path: 'initial_slots[[2]].pages[0]' } });
+    const text = nub(['inspect', file]);
+    assert.equal(text.status, 1);
+    assert.match(text.stderr, /DataDesc\.BadLen.*initial_slots\[\[2\]\]\.pages\[0\]/);
   });
 });
 

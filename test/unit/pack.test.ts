@@ -14,7 +14,7 @@ import { DEFAULT_STACK_SIZE, packElf, STACK_TOP } from '../../lib/pack/index.js'
 import { Image } from '../../lib/image/schema.js';
 import { admitImage } from '../../lib/image/index.js';
 import { Exit, invokeLocal } from '../../lib/machine/index.js';
-import { command as packCommand } from '../../lib/cli/commands/pack.js';
+import { nub } from '../support/cli.js';
 import { compileForPvm, missingTools } from '../../bench/support/qemu-harness.js';
 import { SeededRandom } from './seeded-random.js';
 import { expectNubError as packError } from '../support/nub-error.js';
@@ -320,15 +320,13 @@ describe('nub pack', () => {
       const dir = mkdtempSync(join(tmpdir(), 'nub-pack-'));
       try {
         writeFileSync(join(dir, 'p.elf'), program());
-        assert.equal(await packCommand.run([join(dir, 'p.elf'), '-o', join(dir, 'p.ssz'), '--quiet']), 0);
+        const packed = nub(['pack', join(dir, 'p.elf'), '-o', join(dir, 'p.ssz'), '--json']);
+        assert.equal(packed.status, 0, packed.stderr);
+        assert.deepEqual(packed.json, { ok: true, output: join(dir, 'p.ssz'), imageBytes: packElf(program()).image.length, codeBytes: packElf(program()).code.length, endpoints: packed.json!.endpoints, warnings: [] });
         assert.deepEqual(new Uint8Array(readFileSync(join(dir, 'p.ssz'))), packElf(program()).image);
-        const quietly = console.error;
-        console.error = () => {};
-        try {
-          assert.equal(await packCommand.run([join(dir, 'p.elf')]), 2);
-        } finally {
-          console.error = quietly;
-        }
+        const noOutput = nub(['pack', join(dir, 'p.elf')]);
+        assert.equal(noOutput.status, 2);
+        assert.match(noOutput.stderr, /^nub pack: -o FILE is required\n\nusage: nub pack/);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }

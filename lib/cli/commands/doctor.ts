@@ -3,17 +3,7 @@ import { isNubError } from '../../errors.js';
 import { loadKernelImage } from '../../guest/boot.js';
 import { GuestVm, type BootInfoValue } from '../../guest/guest-vm.js';
 import { DEFAULT_KVM_PATH, kvmInfo } from '../../native/index.js';
-import type { Command } from '../command.js';
-
-const usage = `usage: nub doctor [--json] [--kvm <path>]
-
-Checks that this machine can run nub: ${DEFAULT_KVM_PATH} is present and usable (API
-version, capabilities), the guest kernel is built, and a guest boots. Prints the
-guest's boot info, its cap directory's entry count and the boot time. Exits 1 with
-the reason and what to do when a check fails.
-
-  --json        print one JSON object instead of text
-  --kvm <path>  check another KVM device node (default ${DEFAULT_KVM_PATH})`;
+import { ExitStatus, type Command } from '../command.js';
 
 /** Pings to time; the report shows the median (the first calls run cold). */
 const PINGS = 101;
@@ -98,18 +88,20 @@ function render(report: Report): string {
 
 export const command: Command = {
   summary: 'check that this machine can run nub (KVM, guest kernel, a test boot)',
-  usage,
-  async run(argv) {
-    const json = argv.includes('--json');
-    const kvmAt = argv.indexOf('--kvm');
-    const kvmPath = kvmAt >= 0 ? argv[kvmAt + 1] : DEFAULT_KVM_PATH;
-    const unknown = argv.filter((a, i) => a !== '--json' && !(kvmAt >= 0 && (i === kvmAt || i === kvmAt + 1)));
-    if (kvmPath === undefined || unknown.length > 0) {
-      console.error(usage);
-      return 2;
-    }
-    const report = diagnose(kvmPath);
-    console.log(json ? JSON.stringify(report, null, 2) : render(report));
-    return report.ok ? 0 : 1;
+  synopsis: '[--kvm PATH] [--json]',
+  description: `Checks that this machine can run nub: ${DEFAULT_KVM_PATH} is present and usable (API
+version, capabilities), the guest kernel is there, and a guest boots. Prints the guest's
+boot info, its cap directory's entry count, the boot time and the ping round trip.
+Exit status 1, with the reason and what to do, when a check fails.`,
+  options: {
+    kvm: { type: 'string', value: 'PATH', help: `check another KVM device node (default ${DEFAULT_KVM_PATH})` },
+  },
+  positionals: { min: 0, max: 0 },
+  async run(values, _positionals, ctx) {
+    const report = diagnose((values.kvm as string | undefined) ?? DEFAULT_KVM_PATH);
+    const status = report.ok ? ExitStatus.OK : ExitStatus.FAILED;
+    if (ctx.json) return { status, json: report };
+    console.log(render(report));
+    return { status };
   },
 };

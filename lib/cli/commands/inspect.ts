@@ -1,17 +1,8 @@
 /** `nub inspect image.ssz [--json]`: what an image holds, or why it is not admitted. */
-import { readInputFile } from '../../image/read-file.js';
 import { formatKey, toHex } from '../../caps/index.js';
-import { NubError } from '../../errors.js';
 import { admitImage, mappingIsPinned, type AdmittedImage } from '../../image/index.js';
-import type { Command } from '../command.js';
-
-const usage = `usage: nub inspect <image.ssz> [--json]
-
-Decodes and admits an image and prints its content hash, code size, endpoints,
-memory mappings, slots (size and cap hash) and the yield/gas/quota slots.
-An invalid image prints the admission error with its field path and exits 1.
-
-  --json   print one JSON object instead of tables`;
+import { ExitStatus, type Command } from '../command.js';
+import { readInputFile } from '../../image/read-file.js';
 
 function hex0x(n: bigint): string {
   return `0x${n.toString(16)}`;
@@ -28,7 +19,8 @@ export function describeImage(admitted: AdmittedImage) {
       entryPc: hex0x(e.entryPc),
       argRegisters: e.argRegisters,
       argCnodeSize: e.argCnodeSize,
-      registers: Object.fromEntries(e.initialRegs.flatMap((v, i) => (v === 0n ? [] : [[`φ${i}`, hex0x(v)]]))),
+      /** The non-zero initial registers: φ index and value. */
+      registers: e.initialRegs.flatMap((v, index) => (v === 0n ? [] : [{ index, value: hex0x(v) }])),
     })),
     mappings: cap.mappings.map((m) => ({
       start: hex0x(m.start),
@@ -66,7 +58,7 @@ function render(d: ReturnType<typeof describeImage>): string {
     'endpoints',
     table(['key', 'entry pc', 'args', 'cnode', 'registers set'], d.endpoints.map((e) => [
       e.key, e.entryPc, e.argRegisters, e.argCnodeSize,
-      Object.entries(e.registers).map(([r, v]) => `${r}=${v}`).join(' ') || '-',
+      e.registers.map((r) => `φ${r.index}=${r.value}`).join(' ') || '-',
     ])),
     '',
     'memory mappings',
@@ -83,27 +75,17 @@ function render(d: ReturnType<typeof describeImage>): string {
 
 export const command: Command = {
   summary: 'show what an image.ssz holds, or why it is invalid',
-  usage,
-  async run(argv) {
-    const json = argv.includes('--json');
-    const files = argv.filter((a) => a !== '--json');
-    if (files.length !== 1 || files[0]!.startsWith('-')) {
-      console.error(usage);
-      return 2;
-    }
-    const bytes = readInputFile(files[0]!);
-    try {
-      const d = describeImage(admitImage(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)));
-      console.log(json ? JSON.stringify(d, null, 2) : render(d));
-      return 0;
-    } catch (err) {
-      if (!(err instanceof NubError)) throw err;
-      if (json) {
-        console.log(JSON.stringify({ error: { code: err.code, path: err.path ?? null, message: err.message } }, null, 2));
-      } else {
-        console.error(`invalid image: [${err.code}]${err.path ? ` at ${err.path}` : ''}: ${err.message}`);
-      }
-      return 1;
-    }
+  synopsis: '<image.ssz> [--json]',
+  description: `Decodes and admits an image and prints its content hash, code size, endpoints,
+memory mappings, slots (size and cap hash) and the yield/gas/quota slots. An invalid
+image gives the admission error (code and field path) and exit status 1.`,
+  options: {},
+  positionals: { min: 1, max: 1 },
+  async run(_values, [file], ctx) {
+    // An admission failure is a NubError: main reports it (JSON with --json) with status 1.
+    const d = describeImage(admitImage(readInputFile(file!)));
+    if (ctx.json) return { status: ExitStatus.OK, json: { image: d } };
+    console.log(render(d));
+    return { status: ExitStatus.OK };
   },
 };
