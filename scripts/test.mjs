@@ -6,16 +6,29 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Mocha from 'mocha';
+import { pruneDist } from './prune-dist.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 cd(root);
 $.verbose = false;
 
-await $`npx tsc -p tsconfig.json`.catch((err) => {
+// The examples' qemu cross-check and the SDK tests need the RISC-V cross compiler and
+// qemu-user: install them when missing (Debian/Ubuntu), or say in one line what to install.
+const missingTools = ['riscv64-unknown-elf-gcc', 'qemu-riscv64'].filter((tool) => !which.sync(tool, { nothrow: true }));
+if (missingTools.length > 0) {
+  console.log(`nub test: ${missingTools.join(' and ')} not found; installing them with scripts/install-riscv-toolchain.sh (apt-get)`);
+  await $({ stdio: 'inherit' })`sh scripts/install-riscv-toolchain.sh`.catch(() => {
+    console.error('nub test: install gcc-riscv64-unknown-elf, binutils-riscv64-unknown-elf and qemu-user (Debian/Ubuntu names), then run npm test again');
+    process.exit(1);
+  });
+}
+
+await $`${process.execPath} ${fileURLToPath(import.meta.resolve('typescript/bin/tsc'))} -p tsconfig.json`.catch((err) => {
   console.error(err.stdout, err.stderr);
   console.error("nub test: TypeScript does not compile; fix the errors above (or run 'npm run build').");
   process.exit(1);
 });
+pruneDist(root);
 
 const kvmPresent = existsSync('/dev/kvm');
 if (kvmPresent) process.env.NUB_REQUIRE_KVM = '1';
