@@ -1,6 +1,7 @@
 #!/usr/bin/env zx
 // Generates native/nub_errors.h from the compiled error catalogue (lib/errors.ts), so the
-// addon throws codes drawn from the same names. Run after `tsc`; `--check` fails if stale.
+// addon throws codes drawn from the same names, and the table of docs/errors.md (between
+// its `generated` markers). Run after `tsc`; `--check` fails if either is stale.
 import { fileURLToPath } from 'node:url';
 import { readFileSync, writeFileSync } from 'node:fs';
 
@@ -21,13 +22,36 @@ for (const [name, { meaning }] of Object.entries(ERROR_CODES)) {
 out.push('}  // namespace nub::code', '');
 const text = out.join('\n');
 
+const docsPath = `${root}docs/errors.md`;
+const BEGIN = '<!-- generated: ERROR_CODES -->';
+const END = '<!-- end generated -->';
+const cell = (text) => text.replace(/\|/g, '\\|');
+const table = [
+  BEGIN,
+  '| code | meaning | after |',
+  '|---|---|---|',
+  ...Object.entries(ERROR_CODES).map(([name, { meaning, sandbox }]) => `| \`${name}\` | ${cell(meaning)} | ${sandbox === 'none' ? '-' : sandbox} |`),
+  END,
+].join('\n');
+const docs = readFileSync(docsPath, 'utf8');
+const from = docs.indexOf(BEGIN);
+const to = docs.indexOf(END);
+if (from < 0 || to < from) {
+  console.error(`${docsPath} lacks the markers ${BEGIN} ... ${END}`);
+  process.exit(1);
+}
+const docsText = docs.slice(0, from) + table + docs.slice(to + END.length);
+
+const outputs = [[headerPath, text], [docsPath, docsText]];
 if (process.argv.includes('--check')) {
-  let current = '';
-  try { current = readFileSync(headerPath, 'utf8'); } catch {}
-  if (current !== text) {
-    console.error('native/nub_errors.h is stale: run `zx scripts/gen-errors.mjs`');
-    process.exit(1);
+  for (const [path, wanted] of outputs) {
+    let current = '';
+    try { current = readFileSync(path, 'utf8'); } catch {}
+    if (current !== wanted) {
+      console.error(`${path} is stale: run \`npx zx scripts/gen-errors.mjs\``);
+      process.exitCode = 1;
+    }
   }
 } else {
-  writeFileSync(headerPath, text);
+  for (const [path, wanted] of outputs) writeFileSync(path, wanted);
 }
