@@ -336,8 +336,8 @@ static void emit_count_zeros(struct jit *j, int leading, int bits) {
 }
 
 /*
- * Inline memory access: EAX = address; on the fast path RDX + RAX - perm is the host
- * byte. Jumps that need the slow path are recorded in the stub. Returns 0 if out of stubs.
+ * Inline memory access: EAX = address; on the fast path RDX (the page entry) + RAX -
+ * perm is the host byte. Jumps that need the slow path are recorded in the stub. Returns 0 if out of stubs.
  */
 static int emit_translate(struct jit *j, uint32_t i, unsigned size, int store) {
     struct x86_buf *e = &j->e;
@@ -353,17 +353,15 @@ static int emit_translate(struct jit *j, uint32_t i, unsigned size, int store) {
         misaligned = x_jcc(e, CC_NE);
     }
     x_mov_r_rm(e, 0, RDX, x_reg(RAX));
-    x_shift_imm(e, 0, SH_SHR, x_reg(RDX), 12 + PVM_LEAF_BITS);
-    x_mov_r_rm(e, X_W, RDX, x_sib(MEM, RDX, 8, offsetof(struct pvm_memory, dir)));
-    x_mov_r_rm(e, 0, RCX, x_reg(RAX));
-    x_shift_imm(e, 0, SH_SHR, x_reg(RCX), 12);
-    x_alu_imm(e, 0, ALU_AND, x_reg(RCX), PVM_LEAF_ENTRIES - 1);
-    x_mov_r_rm(e, X_W, RDX, x_sib(RDX, RCX, 8, 0));
+    x_shift_imm(e, 0, SH_SHR, x_reg(RDX), 12); /* page number */
+    x_mov_r_rm(e, 0, RCX, x_reg(RDX));
+    x_shift_imm(e, 0, SH_SHR, x_reg(RCX), PVM_LEAF_BITS);
+    x_mov_r_rm(e, X_W, RCX, x_sib(MEM, RCX, 8, offsetof(struct pvm_memory, dir))); /* the biased leaf */
+    x_mov_r_rm(e, X_W, RDX, x_sib(RCX, RDX, 8, 0));
     x_test_imm8(e, x_reg(RDX), store ? (uint8_t)PVM_PERM_WRITE : (uint8_t)PVM_PERM_READ);
     uint32_t denied = x_jcc(e, CC_E);
     if (!add_stub(j, store ? STUB_STORE : STUB_LOAD, i, denied, 0)) return 0;
     if (misaligned) j->stubs[j->stub_count - 1].patch[j->stubs[j->stub_count - 1].patches++] = misaligned;
-    x_alu_imm(e, 0, ALU_AND, x_reg(RAX), PVM_PAGE_SIZE - 1);
     return 1;
 }
 
