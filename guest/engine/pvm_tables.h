@@ -94,118 +94,118 @@
     X(ECALLI, 0, 0, 0, 1) \
     X(ILLEGAL, 0, 0, 0, 1) \
 
-/* Every PVM2 mnemonic (expanded 32-bit form): X(name, FORM, GAS_CLASS). */
+/* Every PVM2 mnemonic (expanded 32-bit form): X(name, FORM, GAS_CLASS, the engine's HANDLER). */
 #define PVM_MNEMONICS(X) \
-    X(lui, UPPER, ALU) \
-    X(auipc, UPPER, ALU) \
-    X(jal, JAL, JAL) \
-    X(jalr, JALR, JALR) \
-    X(beq, BRANCH, BRANCH) \
-    X(bne, BRANCH, BRANCH) \
-    X(blt, BRANCH, BRANCH) \
-    X(bge, BRANCH, BRANCH) \
-    X(bltu, BRANCH, BRANCH) \
-    X(bgeu, BRANCH, BRANCH) \
-    X(lb, LOAD, MEMORY) \
-    X(lh, LOAD, MEMORY) \
-    X(lw, LOAD, MEMORY) \
-    X(ld, LOAD, MEMORY) \
-    X(lbu, LOAD, MEMORY) \
-    X(lhu, LOAD, MEMORY) \
-    X(lwu, LOAD, MEMORY) \
-    X(sb, STORE, MEMORY) \
-    X(sh, STORE, MEMORY) \
-    X(sw, STORE, MEMORY) \
-    X(sd, STORE, MEMORY) \
-    X(addi, IMM, ALU) \
-    X(slti, IMM, COMPARE) \
-    X(sltiu, IMM, COMPARE) \
-    X(xori, IMM, ALU) \
-    X(ori, IMM, ALU) \
-    X(andi, IMM, ALU) \
-    X(slli, IMM, ALU) \
-    X(srli, IMM, ALU) \
-    X(srai, IMM, ALU) \
-    X(addiw, IMM, ALU) \
-    X(slliw, IMM, ALU) \
-    X(srliw, IMM, ALU) \
-    X(sraiw, IMM, ALU) \
-    X(add, REG, ALU) \
-    X(sub, REG, ALU) \
-    X(sll, REG, ALU) \
-    X(slt, REG, COMPARE) \
-    X(sltu, REG, COMPARE) \
-    X(xor, REG, ALU) \
-    X(srl, REG, ALU) \
-    X(sra, REG, ALU) \
-    X(or, REG, ALU) \
-    X(and, REG, ALU) \
-    X(addw, REG, ALU) \
-    X(subw, REG, ALU) \
-    X(sllw, REG, ALU) \
-    X(srlw, REG, ALU) \
-    X(sraw, REG, ALU) \
-    X(mul, REG, MUL) \
-    X(mulh, REG, MUL) \
-    X(mulhsu, REG, MUL) \
-    X(mulhu, REG, MUL) \
-    X(mulw, REG, MUL) \
-    X(div, REG, DIV) \
-    X(divu, REG, DIV) \
-    X(rem, REG, DIV) \
-    X(remu, REG, DIV) \
-    X(divw, REG, DIV) \
-    X(divuw, REG, DIV) \
-    X(remw, REG, DIV) \
-    X(remuw, REG, DIV) \
-    X(add_uw, REG, ALU) \
-    X(sh1add, REG, ALU) \
-    X(sh2add, REG, ALU) \
-    X(sh3add, REG, ALU) \
-    X(sh1add_uw, REG, ALU) \
-    X(sh2add_uw, REG, ALU) \
-    X(sh3add_uw, REG, ALU) \
-    X(slli_uw, IMM, ALU) \
-    X(andn, REG, ALU) \
-    X(orn, REG, ALU) \
-    X(xnor, REG, ALU) \
-    X(clz, UNARY, ALU) \
-    X(ctz, UNARY, ALU) \
-    X(cpop, UNARY, ALU) \
-    X(clzw, UNARY, ALU) \
-    X(ctzw, UNARY, ALU) \
-    X(cpopw, UNARY, ALU) \
-    X(min, REG, COMPARE) \
-    X(minu, REG, COMPARE) \
-    X(max, REG, COMPARE) \
-    X(maxu, REG, COMPARE) \
-    X(sext_b, UNARY, ALU) \
-    X(sext_h, UNARY, ALU) \
-    X(zext_h, UNARY, ALU) \
-    X(rol, REG, ALU) \
-    X(ror, REG, ALU) \
-    X(rori, IMM, ALU) \
-    X(rolw, REG, ALU) \
-    X(rorw, REG, ALU) \
-    X(roriw, IMM, ALU) \
-    X(orc_b, UNARY, ALU) \
-    X(rev8, UNARY, ALU) \
-    X(bclr, REG, ALU) \
-    X(bclri, IMM, ALU) \
-    X(bset, REG, ALU) \
-    X(bseti, IMM, ALU) \
-    X(binv, REG, ALU) \
-    X(binvi, IMM, ALU) \
-    X(bext, REG, ALU) \
-    X(bexti, IMM, ALU) \
-    X(czero_eqz, REG, ALU) \
-    X(czero_nez, REG, ALU) \
-    X(fence, NONE, ALU) \
-    X(fence_i, NONE, ALU) \
-    X(trap, MARKER, MARKER) \
-    X(fallthrough, MARKER, MARKER) \
-    X(ecall_jar, MARKER, CALL) \
-    X(ecalli, ECALLI, CALL) \
+    X(lui, UPPER, ALU, LI) \
+    X(auipc, UPPER, ALU, LI) \
+    X(jal, JAL, JAL, JAL) \
+    X(jalr, JALR, JALR, JALR) \
+    X(beq, BRANCH, BRANCH, BEQ) \
+    X(bne, BRANCH, BRANCH, BNE) \
+    X(blt, BRANCH, BRANCH, BLT) \
+    X(bge, BRANCH, BRANCH, BGE) \
+    X(bltu, BRANCH, BRANCH, BLTU) \
+    X(bgeu, BRANCH, BRANCH, BGEU) \
+    X(lb, LOAD, MEMORY, LB) \
+    X(lh, LOAD, MEMORY, LH) \
+    X(lw, LOAD, MEMORY, LW) \
+    X(ld, LOAD, MEMORY, LD) \
+    X(lbu, LOAD, MEMORY, LBU) \
+    X(lhu, LOAD, MEMORY, LHU) \
+    X(lwu, LOAD, MEMORY, LWU) \
+    X(sb, STORE, MEMORY, SB) \
+    X(sh, STORE, MEMORY, SH) \
+    X(sw, STORE, MEMORY, SW) \
+    X(sd, STORE, MEMORY, SD) \
+    X(addi, IMM, ALU, ADDI) \
+    X(slti, IMM, COMPARE, SLTI) \
+    X(sltiu, IMM, COMPARE, SLTIU) \
+    X(xori, IMM, ALU, XORI) \
+    X(ori, IMM, ALU, ORI) \
+    X(andi, IMM, ALU, ANDI) \
+    X(slli, IMM, ALU, SLLI) \
+    X(srli, IMM, ALU, SRLI) \
+    X(srai, IMM, ALU, SRAI) \
+    X(addiw, IMM, ALU, ADDIW) \
+    X(slliw, IMM, ALU, SLLIW) \
+    X(srliw, IMM, ALU, SRLIW) \
+    X(sraiw, IMM, ALU, SRAIW) \
+    X(add, REG, ALU, ADD) \
+    X(sub, REG, ALU, SUB) \
+    X(sll, REG, ALU, SLL) \
+    X(slt, REG, COMPARE, SLT) \
+    X(sltu, REG, COMPARE, SLTU) \
+    X(xor, REG, ALU, XOR) \
+    X(srl, REG, ALU, SRL) \
+    X(sra, REG, ALU, SRA) \
+    X(or, REG, ALU, OR) \
+    X(and, REG, ALU, AND) \
+    X(addw, REG, ALU, ADDW) \
+    X(subw, REG, ALU, SUBW) \
+    X(sllw, REG, ALU, SLLW) \
+    X(srlw, REG, ALU, SRLW) \
+    X(sraw, REG, ALU, SRAW) \
+    X(mul, REG, MUL, MUL) \
+    X(mulh, REG, MUL, MULH) \
+    X(mulhsu, REG, MUL, MULHSU) \
+    X(mulhu, REG, MUL, MULHU) \
+    X(mulw, REG, MUL, MULW) \
+    X(div, REG, DIV, DIV) \
+    X(divu, REG, DIV, DIVU) \
+    X(rem, REG, DIV, REM) \
+    X(remu, REG, DIV, REMU) \
+    X(divw, REG, DIV, DIVW) \
+    X(divuw, REG, DIV, DIVUW) \
+    X(remw, REG, DIV, REMW) \
+    X(remuw, REG, DIV, REMUW) \
+    X(add_uw, REG, ALU, ADDUW) \
+    X(sh1add, REG, ALU, SH1ADD) \
+    X(sh2add, REG, ALU, SH2ADD) \
+    X(sh3add, REG, ALU, SH3ADD) \
+    X(sh1add_uw, REG, ALU, SH1ADDUW) \
+    X(sh2add_uw, REG, ALU, SH2ADDUW) \
+    X(sh3add_uw, REG, ALU, SH3ADDUW) \
+    X(slli_uw, IMM, ALU, SLLIUW) \
+    X(andn, REG, ALU, ANDN) \
+    X(orn, REG, ALU, ORN) \
+    X(xnor, REG, ALU, XNOR) \
+    X(clz, UNARY, ALU, CLZ) \
+    X(ctz, UNARY, ALU, CTZ) \
+    X(cpop, UNARY, ALU, CPOP) \
+    X(clzw, UNARY, ALU, CLZW) \
+    X(ctzw, UNARY, ALU, CTZW) \
+    X(cpopw, UNARY, ALU, CPOPW) \
+    X(min, REG, COMPARE, MIN) \
+    X(minu, REG, COMPARE, MINU) \
+    X(max, REG, COMPARE, MAX) \
+    X(maxu, REG, COMPARE, MAXU) \
+    X(sext_b, UNARY, ALU, SEXTB) \
+    X(sext_h, UNARY, ALU, SEXTH) \
+    X(zext_h, UNARY, ALU, ZEXTH) \
+    X(rol, REG, ALU, ROL) \
+    X(ror, REG, ALU, ROR) \
+    X(rori, IMM, ALU, RORI) \
+    X(rolw, REG, ALU, ROLW) \
+    X(rorw, REG, ALU, RORW) \
+    X(roriw, IMM, ALU, RORIW) \
+    X(orc_b, UNARY, ALU, ORCB) \
+    X(rev8, UNARY, ALU, REV8) \
+    X(bclr, REG, ALU, BCLR) \
+    X(bclri, IMM, ALU, BCLRI) \
+    X(bset, REG, ALU, BSET) \
+    X(bseti, IMM, ALU, BSETI) \
+    X(binv, REG, ALU, BINV) \
+    X(binvi, IMM, ALU, BINVI) \
+    X(bext, REG, ALU, BEXT) \
+    X(bexti, IMM, ALU, BEXTI) \
+    X(czero_eqz, REG, ALU, CZEROEQZ) \
+    X(czero_nez, REG, ALU, CZERONEZ) \
+    X(fence, NONE, ALU, NOP) \
+    X(fence_i, NONE, ALU, NOP) \
+    X(trap, MARKER, MARKER, TRAP) \
+    X(fallthrough, MARKER, MARKER, FALLTHROUGH) \
+    X(ecall_jar, MARKER, CALL, ECALLJAR) \
+    X(ecalli, ECALLI, CALL, ECALLI) \
 
 /* An illegal encoding. */
 #define PVM_ILLEGAL_FORM ILLEGAL

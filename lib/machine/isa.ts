@@ -1,8 +1,9 @@
 /**
  * The PVM2 instruction set as one table: for each mnemonic (of the expanded,
- * 32-bit form), its operand form, its gas class and the operation the interpreter
- * executes. The decoder, the disassembler, the pre-decoder and the docs' gas table
- * all read this table.
+ * 32-bit form), its operand form, its gas class, the operation the reference
+ * interpreter executes and the handler the C engine (interpreter and recompiler)
+ * executes. The decoder, the disassembler, the pre-decoder, the docs' gas table and,
+ * through scripts/gen-engine-tables.mjs, the C decoder all read this table.
  */
 import type { GasClass } from './abi.js';
 
@@ -62,13 +63,21 @@ export interface OpInfo {
   readonly form: Form;
   readonly gas: GasClass;
   readonly op: Op;
+  /** The C engine's handler (PVM_HANDLERS in guest/engine/internal.h) when it is not the mnemonic's own name. */
+  readonly engineHandler?: string;
 }
 
-const info = (form: Form, gas: GasClass, op: Op): OpInfo => ({ form, gas, op });
+const info = (form: Form, gas: GasClass, op: Op, engineHandler?: string): OpInfo => ({ form, gas, op, ...(engineHandler && { engineHandler }) });
+
+/** The C engine's handler for a mnemonic: its name in capitals without dots (`add.uw` -> ADDUW) unless the table says otherwise. */
+export function engineHandlerOf(mnemonic: string, spec: OpInfo): string {
+  return spec.engineHandler ?? mnemonic.replace(/\./g, '').toUpperCase();
+}
 
 /** Every PVM2 mnemonic. Illegal encodings use `illegal` (their names in the decoder are only for messages). */
 export const ISA: Readonly<Record<string, OpInfo>> = {
-  lui: info('upper', 'ALU', Op.ADD), auipc: info('upper', 'ALU', Op.ADD),
+  // The C engine loads lui's value and auipc's pc + imm as one constant.
+  lui: info('upper', 'ALU', Op.ADD, 'LI'), auipc: info('upper', 'ALU', Op.ADD, 'LI'),
   jal: info('jal', 'JAL', Op.JAL), jalr: info('jalr', 'JALR', Op.JALR),
   beq: info('branch', 'BRANCH', Op.BEQ), bne: info('branch', 'BRANCH', Op.BNE),
   blt: info('branch', 'BRANCH', Op.BLT), bge: info('branch', 'BRANCH', Op.BGE),
@@ -117,7 +126,7 @@ export const ISA: Readonly<Record<string, OpInfo>> = {
   // Zicond
   'czero.eqz': info('reg', 'ALU', Op.CZEROEQZ), 'czero.nez': info('reg', 'ALU', Op.CZERONEZ),
   // fences are no-ops
-  fence: info('none', 'ALU', Op.NOP), 'fence.i': info('none', 'ALU', Op.NOP),
+  fence: info('none', 'ALU', Op.NOP, 'NOP'), 'fence.i': info('none', 'ALU', Op.NOP, 'NOP'),
   // custom-0
   trap: info('marker', 'MARKER', Op.TRAP), fallthrough: info('marker', 'MARKER', Op.FALLTHROUGH),
   'ecall.jar': info('marker', 'CALL', Op.ECALLJAR), ecalli: info('ecalli', 'CALL', Op.ECALLI),
