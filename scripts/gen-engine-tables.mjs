@@ -14,7 +14,7 @@ const argv = process.argv.slice(2);
 const distFlag = argv.indexOf('--dist');
 const dist = `${root}${distFlag >= 0 ? argv[distFlag + 1] : 'dist'}`;
 const { MACHINE_CONSTANTS } = await import(`${dist}/lib/machine/abi.js`);
-const { ISA, ILLEGAL_INFO, TERMINATOR_FORMS, FORM_REGISTERS, engineHandlerOf } = await import(`${dist}/lib/machine/isa.js`);
+const { ISA, ILLEGAL_INFO, TERMINATOR_FORMS, FORM_REGISTERS, ENCODING_GROUPS, engineHandlerOf } = await import(`${dist}/lib/machine/isa.js`);
 const { ENGINE_HARNESS_ABI } = await import(`${dist}/lib/abi/engine-harness-abi.js`);
 const { KERNEL_CONSTANTS } = await import(`${dist}/lib/machine/kernel-ops.js`);
 
@@ -67,6 +67,15 @@ const isa = [
   '/* Every PVM2 mnemonic (expanded 32-bit form): X(name, FORM, GAS_CLASS, the engine\'s HANDLER). */',
   '#define PVM_MNEMONICS(X) \\',
   ...Object.entries(ISA).map(([name, info]) => `    X(${ident(name)}, ${info.form.toUpperCase()}, ${info.gas}, ${engineHandlerOf(name, info)}) \\`),
+  '',
+  '/* Each mnemonic\'s 32-bit encoding: X(name, mask, match): the word\'s bits under mask equal match. */',
+  '#define PVM_ENCODINGS(X) \\',
+  ...Object.entries(ISA).map(([name, info]) => `    X(${ident(name)}, ${hex(info.enc.mask)}u, ${hex(info.enc.match)}u) \\`),
+  '',
+  '/* The mnemonics by (opcode >> 2) * 8 + funct3, most specific first (lib/machine/isa.ts ENCODING_GROUPS): group g is entries [start[g], start[g + 1]). */',
+  `#define PVM_ENCODING_GROUP_STARTS {${ENCODING_GROUPS.reduce((acc, g) => [...acc, acc.at(-1) + g.length], [0]).join(', ')}}`,
+  '#define PVM_ENCODING_GROUP_MEMBERS(X) \\',
+  ...ENCODING_GROUPS.flatMap((g, i) => (g.length ? [`    /* ${i} */ ${g.map((name) => `X(${ident(name)})`).join(' ')} \\`] : [])),
   '',
   '/* An illegal encoding. */',
   `#define PVM_ILLEGAL_FORM ${ILLEGAL_INFO.form.toUpperCase()}`,
