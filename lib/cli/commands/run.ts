@@ -121,7 +121,8 @@ export const command: Command = {
       console.log(`exit      ${exitName(result.exit)}${detail} (pc 0x${result.pc.toString(16)})`);
       console.log(`a0 (φ7)   ${result.regs[7]} (0x${result.regs[7]!.toString(16)})`);
       console.log(`gas used  ${result.gasUsed} (${result.gasLeft} left)`);
-      console.log(`time      ${(seconds * 1000).toFixed(3)} ms (${result.instructions} instructions)`);
+      // The kvm engine runs recompiled code, which counts no instructions.
+      console.log(`time      ${(seconds * 1000).toFixed(3)} ms${engine.name === 'kvm' ? '' : ` (${result.instructions} instructions)`}`);
       for (const c of caps) console.log(`cap [${c.slot}]   ${c.kind}${c.bytes === undefined ? '' : ` ${c.bytes} bytes`} ${c.hash}`);
     }
     return result.exit === Exit.HALT ? 0 : 1;
