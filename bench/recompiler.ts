@@ -6,9 +6,10 @@
  *
  *   node dist/bench/recompiler.js [--repeat N]
  *
- * Times: the harness's clock around pvm_execute (no translation), the native
- * driver's clock around the endpoint call, qemu's wall time minus its start-up (its
- * lightest case); each the best of N (default 3). Translation: pvm_compile's time per
+ * Times are CPU time, so other load on the machine does not count: the harness's
+ * around pvm_execute (no translation), the native driver's around the endpoint call,
+ * qemu's task-clock (perf stat) minus its start-up (its lightest case); each the best
+ * of N (default 3). Translation: pvm_compile's time per
  * PVM instruction of the program; `load` is pvm_prepare + pvm_compile, what the
  * engine adds to loadImage.
  */
@@ -20,7 +21,7 @@ import { admitImage } from '../lib/image/index.js';
 import { Exit } from '../lib/machine/abi.js';
 import { prepareProgram } from '../lib/machine/index.js';
 import { exampleInput, harnessBuilt, runEngine, type EngineKind } from '../test/unit/engine-harness.js';
-import { best, buildLinuxExamples, buildNativeExamples, loadExamples, measureQemu, missingTools, runNative, type Example } from './support/qemu-harness.js';
+import { best, buildLinuxExamples, buildNativeExamples, loadExamples, measureQemu, missingTools, runNative, runUnderQemuCpu, type Example } from './support/qemu-harness.js';
 
 function measureEngine(example: Example, engine: EngineKind, repeat: number) {
   const admitted = admitImage(new Uint8Array(readFileSync(example.imagePath)));
@@ -59,7 +60,7 @@ function main(): void {
       if (native.result !== example.bench.result) throw new Error(`${example.name} (native): gave ${native.result}`);
       const jit = measureEngine(example, 'recompiler', repeat);
       const interp = measureEngine(example, 'interpreter', repeat);
-      const qemu = missing ? undefined : measureQemu(example, join(linux, example.name), repeat);
+      const qemu = missing ? undefined : measureQemu(example, join(linux, example.name), repeat, runUnderQemuCpu);
       const compileUs = Number(jit.compileNs) / 1e3;
       ratios.push(jit.seconds / native.seconds);
       rows.push([

@@ -1,7 +1,7 @@
 #!/usr/bin/env zx
 // Generates the C headers of the in-guest PVM2 engine from their TypeScript declarations:
 //   guest/engine/pvm_tables.h          <- lib/machine/abi.ts (constants, exits, gas) and
-//                                         lib/machine/isa.ts (every mnemonic's form and gas class)
+//                                         lib/machine/isa.ts (every mnemonic's form, gas class and engine handler)
 //   guest/engine/harness/harness_abi.h <- lib/abi/engine-harness-abi.ts (harness framing)
 //   examples/sdk/nub_kernel_ops.h      <- lib/machine/kernel-ops.ts (the SDK's kernel-operation numbers)
 // Reads the compiled JS (run `tsc` first); `--dist DIR` picks the tsc output dir
@@ -14,7 +14,7 @@ const argv = process.argv.slice(2);
 const distFlag = argv.indexOf('--dist');
 const dist = `${root}${distFlag >= 0 ? argv[distFlag + 1] : 'dist'}`;
 const { MACHINE_CONSTANTS } = await import(`${dist}/lib/machine/abi.js`);
-const { ISA, ILLEGAL_INFO, TERMINATOR_FORMS, FORM_REGISTERS } = await import(`${dist}/lib/machine/isa.js`);
+const { ISA, ILLEGAL_INFO, TERMINATOR_FORMS, FORM_REGISTERS, ENCODING_GROUPS, engineHandlerOf } = await import(`${dist}/lib/machine/isa.js`);
 const { ENGINE_HARNESS_ABI } = await import(`${dist}/lib/abi/engine-harness-abi.js`);
 const { KERNEL_CONSTANTS } = await import(`${dist}/lib/machine/kernel-ops.js`);
 
@@ -64,9 +64,18 @@ const isa = [
     return `    X(${form.toUpperCase()}, ${+r.rd}, ${+r.rs1}, ${+r.rs2}, ${+TERMINATOR_FORMS.has(form)}) \\`;
   }),
   '',
-  '/* Every PVM2 mnemonic (expanded 32-bit form): X(name, FORM, GAS_CLASS). */',
+  '/* Every PVM2 mnemonic (expanded 32-bit form): X(name, FORM, GAS_CLASS, the engine\'s HANDLER). */',
   '#define PVM_MNEMONICS(X) \\',
-  ...Object.entries(ISA).map(([name, info]) => `    X(${ident(name)}, ${info.form.toUpperCase()}, ${info.gas}) \\`),
+  ...Object.entries(ISA).map(([name, info]) => `    X(${ident(name)}, ${info.form.toUpperCase()}, ${info.gas}, ${engineHandlerOf(name, info)}) \\`),
+  '',
+  '/* Each mnemonic\'s 32-bit encoding: X(name, mask, match): the word\'s bits under mask equal match. */',
+  '#define PVM_ENCODINGS(X) \\',
+  ...Object.entries(ISA).map(([name, info]) => `    X(${ident(name)}, ${hex(info.enc.mask)}u, ${hex(info.enc.match)}u) \\`),
+  '',
+  '/* The mnemonics by (opcode >> 2) * 8 + funct3, most specific first (lib/machine/isa.ts ENCODING_GROUPS): group g is entries [start[g], start[g + 1]). */',
+  `#define PVM_ENCODING_GROUP_STARTS {${ENCODING_GROUPS.reduce((acc, g) => [...acc, acc.at(-1) + g.length], [0]).join(', ')}}`,
+  '#define PVM_ENCODING_GROUP_MEMBERS(X) \\',
+  ...ENCODING_GROUPS.flatMap((g, i) => (g.length ? [`    /* ${i} */ ${g.map((name) => `X(${ident(name)})`).join(' ')} \\`] : [])),
   '',
   '/* An illegal encoding. */',
   `#define PVM_ILLEGAL_FORM ${ILLEGAL_INFO.form.toUpperCase()}`,

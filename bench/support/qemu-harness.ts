@@ -102,6 +102,20 @@ export function runUnderQemu(binary: string, c: Pick<ExampleCase, 'endpoint' | '
   return { result: BigInt(run.stdout.trim()), seconds };
 }
 
+/**
+ * Runs `binary KEY ARGS...` under qemu-riscv64 inside `perf stat`: the φ7 it prints
+ * and qemu's CPU time (task-clock), which on a shared machine, unlike wall time, does
+ * not count preemption.
+ */
+export function runUnderQemuCpu(binary: string, c: Pick<ExampleCase, 'endpoint' | 'args'>): { result: bigint; seconds: number } {
+  const run = spawnSync('perf', ['stat', '-x,', '-e', 'task-clock', QEMU, binary, String(c.endpoint), ...c.args.map(String)], { encoding: 'utf8' });
+  const clock = /^([\d.]+),msec,task-clock/m.exec(run.stderr);
+  if (run.status !== 0 || !/^\d+\n$/.test(run.stdout) || !clock) {
+    throw new Error(`perf stat ${QEMU} ${binary} failed (status ${run.status}): ${run.stdout}${run.stderr}`);
+  }
+  return { result: BigInt(run.stdout.trim()), seconds: Number(clock[1]) / 1e3 };
+}
+
 /** The fastest of `repeat` runs. */
 export function best<T extends { seconds: number }>(repeat: number, run: () => T): T {
   let fastest: T | undefined;
@@ -113,13 +127,14 @@ export function best<T extends { seconds: number }>(repeat: number, run: () => T
 }
 
 /**
- * qemu-riscv64's time for an example's bench case, in seconds: its wall time minus
- * that of the example's lightest case (qemu's start-up), each the best of `repeat`.
+ * qemu-riscv64's time for an example's bench case, in seconds: its time (wall time,
+ * or what `run` measures) minus that of the example's lightest case (qemu's start-up
+ * and first translations), each the best of `repeat`.
  */
-export function measureQemu(example: Example, binary: string, repeat: number): number {
+export function measureQemu(example: Example, binary: string, repeat: number, run = runUnderQemu): number {
   const lightest = example.cases[0]!;
-  const startup = best(repeat, () => runUnderQemu(binary, lightest)).seconds;
-  const full = best(repeat, () => runUnderQemu(binary, example.bench));
+  const startup = best(repeat, () => run(binary, lightest)).seconds;
+  const full = best(repeat, () => run(binary, example.bench));
   if (full.result !== example.bench.result) throw new Error(`${example.name} (qemu): gave ${full.result}, expected ${example.bench.result}`);
   return Math.max(full.seconds - startup, 1e-6);
 }

@@ -1,8 +1,9 @@
 /*
  * PVM2 decoder and pre-decoder. The decoding rules are those of lib/machine/decoder.ts
  * (compressed forms expand to their 32-bit mnemonic; anything not PVM2 is illegal);
- * each mnemonic's operand form and gas class come from the generated pvm_tables.h,
- * so both engines charge the same gas and end blocks at the same instructions.
+ * each mnemonic's operand form, gas class and handler come from the generated
+ * pvm_tables.h, so both engines charge the same gas and end blocks at the same
+ * instructions.
  */
 #include "internal.h"
 
@@ -29,17 +30,18 @@ static const struct { uint8_t rd, rs1, rs2, terminator; } form_info[] = {
 };
 
 enum pvm_mnemonic {
-#define PVM_X(name, form, gas) M_##name,
+#define PVM_X(name, form, gas, handler) M_##name,
     PVM_MNEMONICS(PVM_X)
 #undef PVM_X
     M_ILLEGAL
 };
 
-static const struct { uint8_t form; uint8_t gas; } mnemonic_info[] = {
-#define PVM_X(name, form, gas) [M_##name] = {PVM_FORM_##form, PVM_GAS_##gas},
+/* A handler the table names but internal.h lacks does not compile; a mnemonic without one cannot be written down. */
+static const struct { uint8_t form; uint8_t gas; uint8_t handler; } mnemonic_info[] = {
+#define PVM_X(name, form, gas, handler) [M_##name] = {PVM_FORM_##form, PVM_GAS_##gas, PVM_H_##handler},
     PVM_MNEMONICS(PVM_X)
 #undef PVM_X
-    [M_ILLEGAL] = {PVM_CAT(PVM_FORM_, PVM_ILLEGAL_FORM), PVM_CAT(PVM_GAS_, PVM_ILLEGAL_GAS_CLASS)},
+    [M_ILLEGAL] = {PVM_CAT(PVM_FORM_, PVM_ILLEGAL_FORM), PVM_CAT(PVM_GAS_, PVM_ILLEGAL_GAS_CLASS), PVM_H_ILLEGAL},
 };
 
 struct decoded {
@@ -91,119 +93,45 @@ static inline int64_t sext(uint32_t x, unsigned width) {
     return (int64_t)((v ^ m) - m);
 }
 
-#define NO_M M_ILLEGAL
-/* R-type OP (0x33) and OP-32 (0x3b): mnemonic by funct7 and funct3. */
-static enum pvm_mnemonic op_r(uint32_t f7, uint32_t f3) {
-    static const enum pvm_mnemonic f7_00[8] = {M_add, M_sll, M_slt, M_sltu, M_xor, M_srl, M_or, M_and};
-    static const enum pvm_mnemonic f7_01[8] = {M_mul, M_mulh, M_mulhsu, M_mulhu, M_div, M_divu, M_rem, M_remu};
-    static const enum pvm_mnemonic f7_20[8] = {M_sub, NO_M, NO_M, NO_M, M_xnor, M_sra, M_orn, M_andn};
-    static const enum pvm_mnemonic f7_05[8] = {NO_M, NO_M, NO_M, NO_M, M_min, M_minu, M_max, M_maxu};
-    static const enum pvm_mnemonic f7_10[8] = {NO_M, NO_M, M_sh1add, NO_M, M_sh2add, NO_M, M_sh3add, NO_M};
-    switch (f7) {
-    case 0x00: return f7_00[f3];
-    case 0x01: return f7_01[f3];
-    case 0x20: return f7_20[f3];
-    case 0x05: return f7_05[f3];
-    case 0x10: return f7_10[f3];
-    case 0x30: return f3 == 1 ? M_rol : f3 == 5 ? M_ror : NO_M;
-    case 0x24: return f3 == 1 ? M_bclr : f3 == 5 ? M_bext : NO_M;
-    case 0x14: return f3 == 1 ? M_bset : NO_M;
-    case 0x34: return f3 == 1 ? M_binv : NO_M;
-    case 0x07: return f3 == 5 ? M_czero_eqz : f3 == 7 ? M_czero_nez : NO_M;
-    default: return NO_M;
+/* The instruction table's encodings (pvm_tables.h from lib/machine/isa.ts): the first of a word's group whose bits match. */
+static const struct { uint32_t mask, match; } encodings[] = {
+#define PVM_X(name, mask, match) [M_##name] = {mask, match},
+    PVM_ENCODINGS(PVM_X)
+#undef PVM_X
+};
+static const uint16_t group_start[] = PVM_ENCODING_GROUP_STARTS;
+static const uint8_t group_members[] = {
+#define PVM_X(name) M_##name,
+    PVM_ENCODING_GROUP_MEMBERS(PVM_X)
+#undef PVM_X
+};
+
+DECODE_INLINE enum pvm_mnemonic mnemonic_of(uint32_t w) {
+    uint32_t g = ((w & 0x7f) >> 2) * 8 + bits(w, 14, 12);
+    for (uint32_t k = group_start[g]; k < group_start[g + 1]; k++) {
+        enum pvm_mnemonic m = (enum pvm_mnemonic)group_members[k];
+        if ((w & encodings[m].mask) == encodings[m].match) return m;
     }
+    return M_ILLEGAL;
 }
 
-static enum pvm_mnemonic op32_r(uint32_t f7, uint32_t f3) {
-    static const enum pvm_mnemonic f7_01[8] = {M_mulw, NO_M, NO_M, NO_M, M_divw, M_divuw, M_remw, M_remuw};
-    static const enum pvm_mnemonic f7_10[8] = {NO_M, NO_M, M_sh1add_uw, NO_M, M_sh2add_uw, NO_M, M_sh3add_uw, NO_M};
-    switch (f7) {
-    case 0x00: return f3 == 0 ? M_addw : f3 == 1 ? M_sllw : f3 == 5 ? M_srlw : NO_M;
-    case 0x20: return f3 == 0 ? M_subw : f3 == 5 ? M_sraw : NO_M;
-    case 0x01: return f7_01[f3];
-    case 0x04: return f3 == 0 ? M_add_uw : NO_M;
-    case 0x10: return f7_10[f3];
-    case 0x30: return f3 == 1 ? M_rolw : f3 == 5 ? M_rorw : NO_M;
-    default: return NO_M;
-    }
-}
-
+/* The mnemonic comes from the table; the immediate from its form. */
 DECODE_INLINE struct decoded decode32(uint32_t w) {
-    uint32_t opcode = w & 0x7f, rd = bits(w, 11, 7), f3 = bits(w, 14, 12);
-    uint32_t rs1 = bits(w, 19, 15), rs2 = bits(w, 24, 20), f7 = w >> 25, f6 = w >> 26, f12 = w >> 20;
-    int64_t imm_i = sext(w >> 20, 12);
-    uint32_t shamt = bits(w, 25, 20);
-    enum pvm_mnemonic m = NO_M;
+    enum pvm_mnemonic m = mnemonic_of(w);
+    if (m == M_ILLEGAL) return illegal(4);
+    uint32_t rd = bits(w, 11, 7), rs2 = bits(w, 24, 20);
     int64_t imm = 0;
-#define MAKE(mn, im) make((mn), 4, rd, rs1, rs2, (im))
-
-    switch (opcode) {
-    case 0x37: return MAKE(M_lui, (int32_t)(w & 0xfffff000u));
-    case 0x17: return MAKE(M_auipc, (int32_t)(w & 0xfffff000u));
-    case 0x6f:
-        return MAKE(M_jal, sext((bits(w, 31, 31) << 20) | (bits(w, 19, 12) << 12) | (bits(w, 20, 20) << 11) | (bits(w, 30, 21) << 1), 21));
-    case 0x67: return f3 == 0 ? MAKE(M_jalr, imm_i) : illegal(4);
-    case 0x63: {
-        static const enum pvm_mnemonic branches[8] = {M_beq, M_bne, NO_M, NO_M, M_blt, M_bge, M_bltu, M_bgeu};
-        m = branches[f3];
-        imm = sext((bits(w, 31, 31) << 12) | (bits(w, 7, 7) << 11) | (bits(w, 30, 25) << 5) | (bits(w, 11, 8) << 1), 13);
-        break;
+    switch (mnemonic_info[m].form) {
+    case PVM_FORM_UPPER: imm = (int32_t)(w & 0xfffff000u); break;
+    case PVM_FORM_JAL: imm = sext((bits(w, 31, 31) << 20) | (bits(w, 19, 12) << 12) | (bits(w, 20, 20) << 11) | (bits(w, 30, 21) << 1), 21); break;
+    case PVM_FORM_BRANCH: imm = sext((bits(w, 31, 31) << 12) | (bits(w, 7, 7) << 11) | (bits(w, 30, 25) << 5) | (bits(w, 11, 8) << 1), 13); break;
+    case PVM_FORM_STORE: imm = sext(((w >> 25) << 5) | rd, 12); break;
+    case PVM_FORM_LOAD: case PVM_FORM_JALR: case PVM_FORM_ECALLI: imm = sext(w >> 20, 12); break;
+    /* a shift fixing funct7 takes a 5-bit amount (the rs2 field), one fixing funct6 a 6-bit one */
+    case PVM_FORM_IMM: imm = encodings[m].mask >> 25 == 0x7f ? rs2 : encodings[m].mask >> 26 == 0x3f ? bits(w, 25, 20) : sext(w >> 20, 12); break;
+    default: break;
     }
-    case 0x03: {
-        static const enum pvm_mnemonic loads[8] = {M_lb, M_lh, M_lw, M_ld, M_lbu, M_lhu, M_lwu, NO_M};
-        m = loads[f3];
-        imm = imm_i;
-        break;
-    }
-    case 0x23: {
-        static const enum pvm_mnemonic stores[8] = {M_sb, M_sh, M_sw, M_sd, NO_M, NO_M, NO_M, NO_M};
-        m = stores[f3];
-        imm = sext(((w >> 25) << 5) | rd, 12);
-        break;
-    }
-    case 0x13: {
-        static const enum pvm_mnemonic op_imm[8] = {M_addi, NO_M, M_slti, M_sltiu, M_xori, NO_M, M_ori, M_andi};
-        imm = shamt;
-        if (op_imm[f3] != NO_M) {
-            m = op_imm[f3];
-            imm = imm_i;
-        } else if (f3 == 1) {
-            m = f6 == 0x00 ? M_slli : f6 == 0x12 ? M_bclri : f6 == 0x0a ? M_bseti : f6 == 0x1a ? M_binvi
-              : f12 == 0x600 ? M_clz : f12 == 0x601 ? M_ctz : f12 == 0x602 ? M_cpop
-              : f12 == 0x604 ? M_sext_b : f12 == 0x605 ? M_sext_h : NO_M;
-        } else { /* f3 == 5 */
-            m = f6 == 0x00 ? M_srli : f6 == 0x10 ? M_srai : f6 == 0x18 ? M_rori : f6 == 0x12 ? M_bexti
-              : f12 == 0x287 ? M_orc_b : f12 == 0x6b8 ? M_rev8 : NO_M;
-        }
-        break;
-    }
-    case 0x1b:
-        if (f3 == 0) {
-            m = M_addiw;
-            imm = imm_i;
-        } else if (f3 == 1) {
-            if (f7 == 0x00) { m = M_slliw; imm = rs2; }
-            else if (f6 == 0x02) { m = M_slli_uw; imm = shamt; }
-            else m = f12 == 0x600 ? M_clzw : f12 == 0x601 ? M_ctzw : f12 == 0x602 ? M_cpopw : NO_M;
-        } else if (f3 == 5) {
-            m = f7 == 0x00 ? M_srliw : f7 == 0x20 ? M_sraiw : f7 == 0x30 ? M_roriw : NO_M;
-            imm = rs2;
-        }
-        break;
-    case 0x33: m = op_r(f7, f3); break;
-    case 0x3b: m = f7 == 0x04 && f3 == 4 && rs2 == 0 ? M_zext_h : op32_r(f7, f3); break;
-    case 0x0f: m = f3 == 0 ? M_fence : f3 == 1 ? M_fence_i : NO_M; break;
-    case 0x0b: {
-        /* custom-0: only funct3 selects; the other fields of trap/ecall.jar/fallthrough are ignored. */
-        static const enum pvm_mnemonic custom0[8] = {M_trap, M_ecall_jar, M_ecalli, NO_M, M_fallthrough, NO_M, NO_M, NO_M};
-        m = custom0[f3];
-        imm = f3 == 2 ? imm_i : 0;
-        break;
-    }
-    default: break; /* SYSTEM, atomics, floating point, anything else */
-    }
-#undef MAKE
-    return m == NO_M ? illegal(4) : make(m, 4, rd, rs1, rs2, imm);
+    return make(m, 4, rd, bits(w, 19, 15), rs2, imm);
 }
 
 DECODE_INLINE struct decoded decode16(uint32_t h) {
@@ -251,9 +179,9 @@ DECODE_INLINE struct decoded decode16(uint32_t h) {
             case 1: return C(M_srai, rd, rd, 0, SHAMT6);
             case 2: return C(M_andi, rd, rd, 0, IMM6);
             default: {
-                static const enum pvm_mnemonic alu[2][4] = {{M_sub, M_xor, M_or, M_and}, {M_subw, M_addw, NO_M, NO_M}};
+                static const enum pvm_mnemonic alu[2][4] = {{M_sub, M_xor, M_or, M_and}, {M_subw, M_addw, M_ILLEGAL, M_ILLEGAL}};
                 enum pvm_mnemonic m = alu[bits(h, 12, 12)][bits(h, 6, 5)];
-                return m == NO_M ? illegal(2) : C(m, rd, rd, RD_PRIME, 0);
+                return m == M_ILLEGAL ? illegal(2) : C(m, rd, rd, RD_PRIME, 0);
             }
             }
         }
@@ -303,41 +231,7 @@ DECODE_INLINE struct decoded decode_at(const uint8_t *code, uint32_t len, uint32
 }
 
 static inline enum pvm_handler handler_of(const struct decoded *d) {
-    static const uint8_t handlers[] = {
-        [M_lui] = PVM_H_LI, [M_auipc] = PVM_H_LI, [M_jal] = PVM_H_JAL, [M_jalr] = PVM_H_JALR,
-        [M_beq] = PVM_H_BEQ, [M_bne] = PVM_H_BNE, [M_blt] = PVM_H_BLT, [M_bge] = PVM_H_BGE,
-        [M_bltu] = PVM_H_BLTU, [M_bgeu] = PVM_H_BGEU,
-        [M_lb] = PVM_H_LB, [M_lh] = PVM_H_LH, [M_lw] = PVM_H_LW, [M_ld] = PVM_H_LD,
-        [M_lbu] = PVM_H_LBU, [M_lhu] = PVM_H_LHU, [M_lwu] = PVM_H_LWU,
-        [M_sb] = PVM_H_SB, [M_sh] = PVM_H_SH, [M_sw] = PVM_H_SW, [M_sd] = PVM_H_SD,
-        [M_addi] = PVM_H_ADDI, [M_slti] = PVM_H_SLTI, [M_sltiu] = PVM_H_SLTIU, [M_xori] = PVM_H_XORI,
-        [M_ori] = PVM_H_ORI, [M_andi] = PVM_H_ANDI, [M_slli] = PVM_H_SLLI, [M_srli] = PVM_H_SRLI, [M_srai] = PVM_H_SRAI,
-        [M_addiw] = PVM_H_ADDIW, [M_slliw] = PVM_H_SLLIW, [M_srliw] = PVM_H_SRLIW, [M_sraiw] = PVM_H_SRAIW,
-        [M_add] = PVM_H_ADD, [M_sub] = PVM_H_SUB, [M_sll] = PVM_H_SLL, [M_slt] = PVM_H_SLT, [M_sltu] = PVM_H_SLTU,
-        [M_xor] = PVM_H_XOR, [M_srl] = PVM_H_SRL, [M_sra] = PVM_H_SRA, [M_or] = PVM_H_OR, [M_and] = PVM_H_AND,
-        [M_addw] = PVM_H_ADDW, [M_subw] = PVM_H_SUBW, [M_sllw] = PVM_H_SLLW, [M_srlw] = PVM_H_SRLW, [M_sraw] = PVM_H_SRAW,
-        [M_mul] = PVM_H_MUL, [M_mulh] = PVM_H_MULH, [M_mulhsu] = PVM_H_MULHSU, [M_mulhu] = PVM_H_MULHU,
-        [M_mulw] = PVM_H_MULW, [M_div] = PVM_H_DIV, [M_divu] = PVM_H_DIVU, [M_rem] = PVM_H_REM, [M_remu] = PVM_H_REMU,
-        [M_divw] = PVM_H_DIVW, [M_divuw] = PVM_H_DIVUW, [M_remw] = PVM_H_REMW, [M_remuw] = PVM_H_REMUW,
-        [M_add_uw] = PVM_H_ADDUW, [M_sh1add] = PVM_H_SH1ADD, [M_sh2add] = PVM_H_SH2ADD, [M_sh3add] = PVM_H_SH3ADD,
-        [M_sh1add_uw] = PVM_H_SH1ADDUW, [M_sh2add_uw] = PVM_H_SH2ADDUW, [M_sh3add_uw] = PVM_H_SH3ADDUW,
-        [M_slli_uw] = PVM_H_SLLIUW,
-        [M_andn] = PVM_H_ANDN, [M_orn] = PVM_H_ORN, [M_xnor] = PVM_H_XNOR,
-        [M_clz] = PVM_H_CLZ, [M_ctz] = PVM_H_CTZ, [M_cpop] = PVM_H_CPOP,
-        [M_clzw] = PVM_H_CLZW, [M_ctzw] = PVM_H_CTZW, [M_cpopw] = PVM_H_CPOPW,
-        [M_min] = PVM_H_MIN, [M_minu] = PVM_H_MINU, [M_max] = PVM_H_MAX, [M_maxu] = PVM_H_MAXU,
-        [M_sext_b] = PVM_H_SEXTB, [M_sext_h] = PVM_H_SEXTH, [M_zext_h] = PVM_H_ZEXTH,
-        [M_rol] = PVM_H_ROL, [M_ror] = PVM_H_ROR, [M_rori] = PVM_H_RORI,
-        [M_rolw] = PVM_H_ROLW, [M_rorw] = PVM_H_RORW, [M_roriw] = PVM_H_RORIW,
-        [M_orc_b] = PVM_H_ORCB, [M_rev8] = PVM_H_REV8,
-        [M_bclr] = PVM_H_BCLR, [M_bclri] = PVM_H_BCLRI, [M_bset] = PVM_H_BSET, [M_bseti] = PVM_H_BSETI,
-        [M_binv] = PVM_H_BINV, [M_binvi] = PVM_H_BINVI, [M_bext] = PVM_H_BEXT, [M_bexti] = PVM_H_BEXTI,
-        [M_czero_eqz] = PVM_H_CZEROEQZ, [M_czero_nez] = PVM_H_CZERONEZ,
-        [M_fence] = PVM_H_NOP, [M_fence_i] = PVM_H_NOP,
-        [M_trap] = PVM_H_TRAP, [M_fallthrough] = PVM_H_FALLTHROUGH, [M_ecall_jar] = PVM_H_ECALLJAR, [M_ecalli] = PVM_H_ECALLI,
-    };
-    _Static_assert(sizeof handlers == M_ILLEGAL, "every mnemonic has a handler");
-    return d->illegal ? PVM_H_ILLEGAL : (enum pvm_handler)handlers[d->mnemonic];
+    return d->illegal ? PVM_H_ILLEGAL : (enum pvm_handler)mnemonic_info[d->mnemonic].handler;
 }
 
 static void *allocate(const struct pvm_allocator *a, size_t size, size_t align) {

@@ -95,7 +95,12 @@ static inline uint32_t pvm_entry_index(const struct pvm_program *prog, uint32_t 
 uint32_t pvm_jit_run(const struct pvm_program *prog, struct pvm_memory *mem, struct pvm_state *st);
 void pvm_jit_free(struct pvm_program *prog);
 
-/* A page-table entry: the page's address with the permission bits in its low bits. */
+/*
+ * A page-table entry: the backing page's address minus the PVM page's, with the
+ * permission bits in its low bits (pages are 4-byte aligned), so a byte's host address
+ * is (entry & ~PVM_PERM_MASK) + addr without masking the address; 0 means no access
+ * (a mapped page is always readable, so its entry is never 0).
+ */
 #define PVM_PERM_READ ((uintptr_t)1)
 #define PVM_PERM_WRITE ((uintptr_t)2)
 #define PVM_PERM_MASK ((uintptr_t)3)
@@ -105,12 +110,27 @@ void pvm_jit_free(struct pvm_program *prog);
 
 struct pvm_memory {
     struct pvm_allocator alloc;
-    /* Absent leaves point at memory.c's shared all-zero (no access) leaf, so lookups never test for NULL. */
-    uintptr_t *dir[PVM_DIR_ENTRIES];
+    /*
+     * Leaf k's address minus k * PVM_LEAF_ENTRIES entries, so page p's entry is at
+     * dir[p >> PVM_LEAF_BITS] + p entries: no masking of the page number (generated code
+     * indexes it so too). Absent leaves are memory.c's shared all-zero (no access) leaf,
+     * so lookups never test for NULL.
+     */
+    uintptr_t dir[PVM_DIR_ENTRIES];
 };
 
+static inline uintptr_t pvm_leaf_bias(uint32_t k, const uintptr_t *leaf) {
+    return (uintptr_t)leaf - (uintptr_t)k * PVM_LEAF_ENTRIES * sizeof(uintptr_t);
+}
+static inline uintptr_t *pvm_entry_of_page(const struct pvm_memory *mem, uint32_t page) {
+    return (uintptr_t *)(mem->dir[page >> PVM_LEAF_BITS] + (uintptr_t)page * sizeof(uintptr_t));
+}
 static inline uintptr_t pvm_page_entry(const struct pvm_memory *mem, uint32_t addr) {
-    return mem->dir[addr >> (12 + PVM_LEAF_BITS)][(addr >> 12) & (PVM_LEAF_ENTRIES - 1)];
+    return *pvm_entry_of_page(mem, addr >> 12);
+}
+/* The host address of PVM byte `addr` under its page's entry `e` (which grants access). */
+static inline uint8_t *pvm_host_byte(uintptr_t e, uint32_t addr) {
+    return (uint8_t *)((e & ~PVM_PERM_MASK) + addr);
 }
 
 /*

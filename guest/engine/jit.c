@@ -50,6 +50,7 @@ struct stub {
     uint32_t insn;      /* the instruction the stub belongs to (or enters, for STUB_ENTER) */
     uint32_t patch[2];  /* displacements that jump to the stub */
     uint32_t resume;    /* where a slow path returns to */
+    uint32_t aligned;   /* an access: where a misaligned one within a page rejoins the inline path */
 };
 enum { STUB_OUT_OF_GAS, STUB_PANIC, STUB_ENTER, STUB_LOAD, STUB_STORE };
 
@@ -336,8 +337,8 @@ static void emit_count_zeros(struct jit *j, int leading, int bits) {
 }
 
 /*
- * Inline memory access: EAX = address; on the fast path RDX + RAX - perm is the host
- * byte. Jumps that need the slow path are recorded in the stub. Returns 0 if out of stubs.
+ * Inline memory access: EAX = address; on the fast path RDX (the page entry) + RAX -
+ * perm is the host byte. Jumps that need the slow path are recorded in the stub. Returns 0 if out of stubs.
  */
 static int emit_translate(struct jit *j, uint32_t i, unsigned size, int store) {
     struct x86_buf *e = &j->e;
@@ -347,23 +348,24 @@ static int emit_translate(struct jit *j, uint32_t i, unsigned size, int store) {
         get(j, RAX, in->rs1);
         if (in->imm) x_alu_imm(e, 0, ALU_ADD, x_reg(RAX), (int32_t)in->imm);
     }
+    /* An aligned access stays in its page; a misaligned one checks that out of line (rarely taken). */
     uint32_t misaligned = 0;
     if (size > 1) {
         x_test_imm8(e, x_reg(RAX), (uint8_t)(size - 1));
         misaligned = x_jcc(e, CC_NE);
     }
+    uint32_t aligned = e->pos;
     x_mov_r_rm(e, 0, RDX, x_reg(RAX));
-    x_shift_imm(e, 0, SH_SHR, x_reg(RDX), 12 + PVM_LEAF_BITS);
-    x_mov_r_rm(e, X_W, RDX, x_sib(MEM, RDX, 8, offsetof(struct pvm_memory, dir)));
-    x_mov_r_rm(e, 0, RCX, x_reg(RAX));
-    x_shift_imm(e, 0, SH_SHR, x_reg(RCX), 12);
-    x_alu_imm(e, 0, ALU_AND, x_reg(RCX), PVM_LEAF_ENTRIES - 1);
-    x_mov_r_rm(e, X_W, RDX, x_sib(RDX, RCX, 8, 0));
+    x_shift_imm(e, 0, SH_SHR, x_reg(RDX), 12); /* page number */
+    x_mov_r_rm(e, 0, RCX, x_reg(RDX));
+    x_shift_imm(e, 0, SH_SHR, x_reg(RCX), PVM_LEAF_BITS);
+    x_mov_r_rm(e, X_W, RCX, x_sib(MEM, RCX, 8, offsetof(struct pvm_memory, dir))); /* the biased leaf */
+    x_mov_r_rm(e, X_W, RDX, x_sib(RCX, RDX, 8, 0));
     x_test_imm8(e, x_reg(RDX), store ? (uint8_t)PVM_PERM_WRITE : (uint8_t)PVM_PERM_READ);
     uint32_t denied = x_jcc(e, CC_E);
     if (!add_stub(j, store ? STUB_STORE : STUB_LOAD, i, denied, 0)) return 0;
-    if (misaligned) j->stubs[j->stub_count - 1].patch[j->stubs[j->stub_count - 1].patches++] = misaligned;
-    x_alu_imm(e, 0, ALU_AND, x_reg(RAX), PVM_PAGE_SIZE - 1);
+    j->stubs[j->stub_count - 1].patch[1] = misaligned; /* 0: aligned by its size */
+    j->stubs[j->stub_count - 1].aligned = aligned;
     return 1;
 }
 
@@ -718,6 +720,14 @@ static void emit_stub(struct jit *j, const struct stub *s) {
     if (s->kind == STUB_ENTER && s->resume == 1) { /* a jump to a block start: straight to its gas check */
         for (int k = 0; k < s->patches; k++) x_patch(e, s->patch[k], j->prologue[s->insn]);
         return;
+    }
+    if ((s->kind == STUB_LOAD || s->kind == STUB_STORE) && s->patch[1]) {
+        /* misaligned: back to the inline path unless the last byte is in another page (or wraps) */
+        x_patch(e, s->patch[1], e->pos);
+        x_lea(e, 0, RCX, x_mem(RAX, (int32_t)access_size(in->handler) - 1));
+        x_alu_r_rm(e, 0, ALU_XOR, RCX, x_reg(RAX));
+        x_test_rm_imm(e, x_reg(RCX), -(int32_t)PVM_PAGE_SIZE);
+        x_jcc_to(e, CC_E, s->aligned);
     }
     for (int k = 0; k < s->patches; k++) x_patch(e, s->patch[k], e->pos);
     switch (s->kind) {

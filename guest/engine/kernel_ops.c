@@ -44,7 +44,7 @@ static void copy_range(const struct pvm_memory *mem, uint64_t addr, uint8_t *buf
     while (len) {
         uint32_t within = (uint32_t)(addr % PVM_PAGE_SIZE);
         uint64_t n = PVM_PAGE_SIZE - within < len ? PVM_PAGE_SIZE - within : len;
-        uint8_t *p = (uint8_t *)(pvm_page_entry(mem, (uint32_t)addr) & ~PVM_PERM_MASK) + within;
+        uint8_t *p = pvm_host_byte(pvm_page_entry(mem, (uint32_t)addr), (uint32_t)addr);
         if (to_pvm) pvm_memcpy(p, buf, n);
         else pvm_memcpy(buf, p, n);
         addr += n, buf += n, len -= n;

@@ -1,7 +1,6 @@
 /*
  * The PVM address space: a two-level software page table over 4 GiB (1024 leaves of
- * 1024 entries, allocated on first mapping). An entry is the host address of the
- * backing page with PVM_PERM_* in its low bits; 0 means no access.
+ * 1024 entries, allocated on first mapping); entries and directory as internal.h says.
  */
 #include "internal.h"
 
@@ -14,7 +13,7 @@ int pvm_memory_create(const struct pvm_allocator *alloc, const struct pvm_progra
     if (!mem) return PVM_ERR_NO_MEMORY;
     mem->alloc = *alloc;
 #pragma GCC unroll 8
-    for (uint32_t i = 0; i < PVM_DIR_ENTRIES; i++) mem->dir[i] = empty_leaf;
+    for (uint32_t i = 0; i < PVM_DIR_ENTRIES; i++) mem->dir[i] = pvm_leaf_bias(i, empty_leaf);
 
     /* Code: readable, never writable. pvm_map does not write through the pointers. */
     if (prog->code_page_count) {
@@ -37,7 +36,7 @@ void pvm_memory_free(struct pvm_memory *mem) {
     if (!mem) return;
     struct pvm_allocator a = mem->alloc;
     for (uint32_t i = 0; i < PVM_DIR_ENTRIES; i++)
-        if (mem->dir[i] != empty_leaf) a.free(a.ctx, mem->dir[i], PVM_LEAF_ENTRIES * sizeof(uintptr_t));
+        if (mem->dir[i] != pvm_leaf_bias(i, empty_leaf)) a.free(a.ctx, (void *)pvm_entry_of_page(mem, i << PVM_LEAF_BITS), PVM_LEAF_ENTRIES * sizeof(uintptr_t));
     a.free(a.ctx, mem, sizeof *mem);
 }
 
@@ -47,14 +46,14 @@ static int check_range(uint32_t start, uint32_t size) {
 
 /* Points PVM page `page` at `backing` with `perm`, allocating its leaf on first use. */
 static int set_page(struct pvm_memory *mem, uint32_t page, uint8_t *backing, uintptr_t perm) {
-    uintptr_t **leaf = &mem->dir[page >> PVM_LEAF_BITS];
-    if (*leaf == empty_leaf) {
+    uint32_t k = page >> PVM_LEAF_BITS;
+    if (mem->dir[k] == pvm_leaf_bias(k, empty_leaf)) {
         uintptr_t *fresh = mem->alloc.alloc(mem->alloc.ctx, PVM_LEAF_ENTRIES * sizeof(uintptr_t), PVM_PAGE_SIZE);
         if (!fresh) return PVM_ERR_NO_MEMORY;
         pvm_zero(fresh, PVM_LEAF_ENTRIES * sizeof(uintptr_t));
-        *leaf = fresh;
+        mem->dir[k] = pvm_leaf_bias(k, fresh);
     }
-    (*leaf)[page & (PVM_LEAF_ENTRIES - 1)] = (uintptr_t)backing | perm;
+    *pvm_entry_of_page(mem, page) = ((uintptr_t)backing - (uintptr_t)page * PVM_PAGE_SIZE) | perm;
     return PVM_OK;
 }
 
@@ -87,7 +86,7 @@ int pvm_map_linear(struct pvm_memory *mem, uint32_t start, uint32_t size, uint8_
 static uint8_t *byte_at(const struct pvm_memory *mem, uint32_t addr, uintptr_t perm) {
     uintptr_t e = pvm_page_entry(mem, addr);
     if ((e & perm) != perm) return 0;
-    return (uint8_t *)(e & ~PVM_PERM_MASK) + (addr & (PVM_PAGE_SIZE - 1));
+    return pvm_host_byte(e, addr);
 }
 
 /* Checks every byte of an access; on failure *fault = the lowest inaccessible address (mod 2^32). */

@@ -94,118 +94,309 @@
     X(ECALLI, 0, 0, 0, 1) \
     X(ILLEGAL, 0, 0, 0, 1) \
 
-/* Every PVM2 mnemonic (expanded 32-bit form): X(name, FORM, GAS_CLASS). */
+/* Every PVM2 mnemonic (expanded 32-bit form): X(name, FORM, GAS_CLASS, the engine's HANDLER). */
 #define PVM_MNEMONICS(X) \
-    X(lui, UPPER, ALU) \
-    X(auipc, UPPER, ALU) \
-    X(jal, JAL, JAL) \
-    X(jalr, JALR, JALR) \
-    X(beq, BRANCH, BRANCH) \
-    X(bne, BRANCH, BRANCH) \
-    X(blt, BRANCH, BRANCH) \
-    X(bge, BRANCH, BRANCH) \
-    X(bltu, BRANCH, BRANCH) \
-    X(bgeu, BRANCH, BRANCH) \
-    X(lb, LOAD, MEMORY) \
-    X(lh, LOAD, MEMORY) \
-    X(lw, LOAD, MEMORY) \
-    X(ld, LOAD, MEMORY) \
-    X(lbu, LOAD, MEMORY) \
-    X(lhu, LOAD, MEMORY) \
-    X(lwu, LOAD, MEMORY) \
-    X(sb, STORE, MEMORY) \
-    X(sh, STORE, MEMORY) \
-    X(sw, STORE, MEMORY) \
-    X(sd, STORE, MEMORY) \
-    X(addi, IMM, ALU) \
-    X(slti, IMM, COMPARE) \
-    X(sltiu, IMM, COMPARE) \
-    X(xori, IMM, ALU) \
-    X(ori, IMM, ALU) \
-    X(andi, IMM, ALU) \
-    X(slli, IMM, ALU) \
-    X(srli, IMM, ALU) \
-    X(srai, IMM, ALU) \
-    X(addiw, IMM, ALU) \
-    X(slliw, IMM, ALU) \
-    X(srliw, IMM, ALU) \
-    X(sraiw, IMM, ALU) \
-    X(add, REG, ALU) \
-    X(sub, REG, ALU) \
-    X(sll, REG, ALU) \
-    X(slt, REG, COMPARE) \
-    X(sltu, REG, COMPARE) \
-    X(xor, REG, ALU) \
-    X(srl, REG, ALU) \
-    X(sra, REG, ALU) \
-    X(or, REG, ALU) \
-    X(and, REG, ALU) \
-    X(addw, REG, ALU) \
-    X(subw, REG, ALU) \
-    X(sllw, REG, ALU) \
-    X(srlw, REG, ALU) \
-    X(sraw, REG, ALU) \
-    X(mul, REG, MUL) \
-    X(mulh, REG, MUL) \
-    X(mulhsu, REG, MUL) \
-    X(mulhu, REG, MUL) \
-    X(mulw, REG, MUL) \
-    X(div, REG, DIV) \
-    X(divu, REG, DIV) \
-    X(rem, REG, DIV) \
-    X(remu, REG, DIV) \
-    X(divw, REG, DIV) \
-    X(divuw, REG, DIV) \
-    X(remw, REG, DIV) \
-    X(remuw, REG, DIV) \
-    X(add_uw, REG, ALU) \
-    X(sh1add, REG, ALU) \
-    X(sh2add, REG, ALU) \
-    X(sh3add, REG, ALU) \
-    X(sh1add_uw, REG, ALU) \
-    X(sh2add_uw, REG, ALU) \
-    X(sh3add_uw, REG, ALU) \
-    X(slli_uw, IMM, ALU) \
-    X(andn, REG, ALU) \
-    X(orn, REG, ALU) \
-    X(xnor, REG, ALU) \
-    X(clz, UNARY, ALU) \
-    X(ctz, UNARY, ALU) \
-    X(cpop, UNARY, ALU) \
-    X(clzw, UNARY, ALU) \
-    X(ctzw, UNARY, ALU) \
-    X(cpopw, UNARY, ALU) \
-    X(min, REG, COMPARE) \
-    X(minu, REG, COMPARE) \
-    X(max, REG, COMPARE) \
-    X(maxu, REG, COMPARE) \
-    X(sext_b, UNARY, ALU) \
-    X(sext_h, UNARY, ALU) \
-    X(zext_h, UNARY, ALU) \
-    X(rol, REG, ALU) \
-    X(ror, REG, ALU) \
-    X(rori, IMM, ALU) \
-    X(rolw, REG, ALU) \
-    X(rorw, REG, ALU) \
-    X(roriw, IMM, ALU) \
-    X(orc_b, UNARY, ALU) \
-    X(rev8, UNARY, ALU) \
-    X(bclr, REG, ALU) \
-    X(bclri, IMM, ALU) \
-    X(bset, REG, ALU) \
-    X(bseti, IMM, ALU) \
-    X(binv, REG, ALU) \
-    X(binvi, IMM, ALU) \
-    X(bext, REG, ALU) \
-    X(bexti, IMM, ALU) \
-    X(czero_eqz, REG, ALU) \
-    X(czero_nez, REG, ALU) \
-    X(fence, NONE, ALU) \
-    X(fence_i, NONE, ALU) \
-    X(trap, MARKER, MARKER) \
-    X(fallthrough, MARKER, MARKER) \
-    X(ecall_jar, MARKER, CALL) \
-    X(ecalli, ECALLI, CALL) \
+    X(lui, UPPER, ALU, LI) \
+    X(auipc, UPPER, ALU, LI) \
+    X(jal, JAL, JAL, JAL) \
+    X(jalr, JALR, JALR, JALR) \
+    X(beq, BRANCH, BRANCH, BEQ) \
+    X(bne, BRANCH, BRANCH, BNE) \
+    X(blt, BRANCH, BRANCH, BLT) \
+    X(bge, BRANCH, BRANCH, BGE) \
+    X(bltu, BRANCH, BRANCH, BLTU) \
+    X(bgeu, BRANCH, BRANCH, BGEU) \
+    X(lb, LOAD, MEMORY, LB) \
+    X(lh, LOAD, MEMORY, LH) \
+    X(lw, LOAD, MEMORY, LW) \
+    X(ld, LOAD, MEMORY, LD) \
+    X(lbu, LOAD, MEMORY, LBU) \
+    X(lhu, LOAD, MEMORY, LHU) \
+    X(lwu, LOAD, MEMORY, LWU) \
+    X(sb, STORE, MEMORY, SB) \
+    X(sh, STORE, MEMORY, SH) \
+    X(sw, STORE, MEMORY, SW) \
+    X(sd, STORE, MEMORY, SD) \
+    X(addi, IMM, ALU, ADDI) \
+    X(slti, IMM, COMPARE, SLTI) \
+    X(sltiu, IMM, COMPARE, SLTIU) \
+    X(xori, IMM, ALU, XORI) \
+    X(ori, IMM, ALU, ORI) \
+    X(andi, IMM, ALU, ANDI) \
+    X(slli, IMM, ALU, SLLI) \
+    X(srli, IMM, ALU, SRLI) \
+    X(srai, IMM, ALU, SRAI) \
+    X(addiw, IMM, ALU, ADDIW) \
+    X(slliw, IMM, ALU, SLLIW) \
+    X(srliw, IMM, ALU, SRLIW) \
+    X(sraiw, IMM, ALU, SRAIW) \
+    X(add, REG, ALU, ADD) \
+    X(sub, REG, ALU, SUB) \
+    X(sll, REG, ALU, SLL) \
+    X(slt, REG, COMPARE, SLT) \
+    X(sltu, REG, COMPARE, SLTU) \
+    X(xor, REG, ALU, XOR) \
+    X(srl, REG, ALU, SRL) \
+    X(sra, REG, ALU, SRA) \
+    X(or, REG, ALU, OR) \
+    X(and, REG, ALU, AND) \
+    X(addw, REG, ALU, ADDW) \
+    X(subw, REG, ALU, SUBW) \
+    X(sllw, REG, ALU, SLLW) \
+    X(srlw, REG, ALU, SRLW) \
+    X(sraw, REG, ALU, SRAW) \
+    X(mul, REG, MUL, MUL) \
+    X(mulh, REG, MUL, MULH) \
+    X(mulhsu, REG, MUL, MULHSU) \
+    X(mulhu, REG, MUL, MULHU) \
+    X(mulw, REG, MUL, MULW) \
+    X(div, REG, DIV, DIV) \
+    X(divu, REG, DIV, DIVU) \
+    X(rem, REG, DIV, REM) \
+    X(remu, REG, DIV, REMU) \
+    X(divw, REG, DIV, DIVW) \
+    X(divuw, REG, DIV, DIVUW) \
+    X(remw, REG, DIV, REMW) \
+    X(remuw, REG, DIV, REMUW) \
+    X(add_uw, REG, ALU, ADDUW) \
+    X(sh1add, REG, ALU, SH1ADD) \
+    X(sh2add, REG, ALU, SH2ADD) \
+    X(sh3add, REG, ALU, SH3ADD) \
+    X(sh1add_uw, REG, ALU, SH1ADDUW) \
+    X(sh2add_uw, REG, ALU, SH2ADDUW) \
+    X(sh3add_uw, REG, ALU, SH3ADDUW) \
+    X(slli_uw, IMM, ALU, SLLIUW) \
+    X(andn, REG, ALU, ANDN) \
+    X(orn, REG, ALU, ORN) \
+    X(xnor, REG, ALU, XNOR) \
+    X(clz, UNARY, ALU, CLZ) \
+    X(ctz, UNARY, ALU, CTZ) \
+    X(cpop, UNARY, ALU, CPOP) \
+    X(clzw, UNARY, ALU, CLZW) \
+    X(ctzw, UNARY, ALU, CTZW) \
+    X(cpopw, UNARY, ALU, CPOPW) \
+    X(min, REG, COMPARE, MIN) \
+    X(minu, REG, COMPARE, MINU) \
+    X(max, REG, COMPARE, MAX) \
+    X(maxu, REG, COMPARE, MAXU) \
+    X(sext_b, UNARY, ALU, SEXTB) \
+    X(sext_h, UNARY, ALU, SEXTH) \
+    X(zext_h, UNARY, ALU, ZEXTH) \
+    X(rol, REG, ALU, ROL) \
+    X(ror, REG, ALU, ROR) \
+    X(rori, IMM, ALU, RORI) \
+    X(rolw, REG, ALU, ROLW) \
+    X(rorw, REG, ALU, RORW) \
+    X(roriw, IMM, ALU, RORIW) \
+    X(orc_b, UNARY, ALU, ORCB) \
+    X(rev8, UNARY, ALU, REV8) \
+    X(bclr, REG, ALU, BCLR) \
+    X(bclri, IMM, ALU, BCLRI) \
+    X(bset, REG, ALU, BSET) \
+    X(bseti, IMM, ALU, BSETI) \
+    X(binv, REG, ALU, BINV) \
+    X(binvi, IMM, ALU, BINVI) \
+    X(bext, REG, ALU, BEXT) \
+    X(bexti, IMM, ALU, BEXTI) \
+    X(czero_eqz, REG, ALU, CZEROEQZ) \
+    X(czero_nez, REG, ALU, CZERONEZ) \
+    X(fence, NONE, ALU, NOP) \
+    X(fence_i, NONE, ALU, NOP) \
+    X(trap, MARKER, MARKER, TRAP) \
+    X(fallthrough, MARKER, MARKER, FALLTHROUGH) \
+    X(ecall_jar, MARKER, CALL, ECALLJAR) \
+    X(ecalli, ECALLI, CALL, ECALLI) \
+
+/* Each mnemonic's 32-bit encoding: X(name, mask, match): the word's bits under mask equal match. */
+#define PVM_ENCODINGS(X) \
+    X(lui, 0x7fu, 0x37u) \
+    X(auipc, 0x7fu, 0x17u) \
+    X(jal, 0x7fu, 0x6fu) \
+    X(jalr, 0x707fu, 0x67u) \
+    X(beq, 0x707fu, 0x63u) \
+    X(bne, 0x707fu, 0x1063u) \
+    X(blt, 0x707fu, 0x4063u) \
+    X(bge, 0x707fu, 0x5063u) \
+    X(bltu, 0x707fu, 0x6063u) \
+    X(bgeu, 0x707fu, 0x7063u) \
+    X(lb, 0x707fu, 0x3u) \
+    X(lh, 0x707fu, 0x1003u) \
+    X(lw, 0x707fu, 0x2003u) \
+    X(ld, 0x707fu, 0x3003u) \
+    X(lbu, 0x707fu, 0x4003u) \
+    X(lhu, 0x707fu, 0x5003u) \
+    X(lwu, 0x707fu, 0x6003u) \
+    X(sb, 0x707fu, 0x23u) \
+    X(sh, 0x707fu, 0x1023u) \
+    X(sw, 0x707fu, 0x2023u) \
+    X(sd, 0x707fu, 0x3023u) \
+    X(addi, 0x707fu, 0x13u) \
+    X(slti, 0x707fu, 0x2013u) \
+    X(sltiu, 0x707fu, 0x3013u) \
+    X(xori, 0x707fu, 0x4013u) \
+    X(ori, 0x707fu, 0x6013u) \
+    X(andi, 0x707fu, 0x7013u) \
+    X(slli, 0xfc00707fu, 0x1013u) \
+    X(srli, 0xfc00707fu, 0x5013u) \
+    X(srai, 0xfc00707fu, 0x40005013u) \
+    X(addiw, 0x707fu, 0x1bu) \
+    X(slliw, 0xfe00707fu, 0x101bu) \
+    X(srliw, 0xfe00707fu, 0x501bu) \
+    X(sraiw, 0xfe00707fu, 0x4000501bu) \
+    X(add, 0xfe00707fu, 0x33u) \
+    X(sub, 0xfe00707fu, 0x40000033u) \
+    X(sll, 0xfe00707fu, 0x1033u) \
+    X(slt, 0xfe00707fu, 0x2033u) \
+    X(sltu, 0xfe00707fu, 0x3033u) \
+    X(xor, 0xfe00707fu, 0x4033u) \
+    X(srl, 0xfe00707fu, 0x5033u) \
+    X(sra, 0xfe00707fu, 0x40005033u) \
+    X(or, 0xfe00707fu, 0x6033u) \
+    X(and, 0xfe00707fu, 0x7033u) \
+    X(addw, 0xfe00707fu, 0x3bu) \
+    X(subw, 0xfe00707fu, 0x4000003bu) \
+    X(sllw, 0xfe00707fu, 0x103bu) \
+    X(srlw, 0xfe00707fu, 0x503bu) \
+    X(sraw, 0xfe00707fu, 0x4000503bu) \
+    X(mul, 0xfe00707fu, 0x2000033u) \
+    X(mulh, 0xfe00707fu, 0x2001033u) \
+    X(mulhsu, 0xfe00707fu, 0x2002033u) \
+    X(mulhu, 0xfe00707fu, 0x2003033u) \
+    X(mulw, 0xfe00707fu, 0x200003bu) \
+    X(div, 0xfe00707fu, 0x2004033u) \
+    X(divu, 0xfe00707fu, 0x2005033u) \
+    X(rem, 0xfe00707fu, 0x2006033u) \
+    X(remu, 0xfe00707fu, 0x2007033u) \
+    X(divw, 0xfe00707fu, 0x200403bu) \
+    X(divuw, 0xfe00707fu, 0x200503bu) \
+    X(remw, 0xfe00707fu, 0x200603bu) \
+    X(remuw, 0xfe00707fu, 0x200703bu) \
+    X(add_uw, 0xfe00707fu, 0x800003bu) \
+    X(sh1add, 0xfe00707fu, 0x20002033u) \
+    X(sh2add, 0xfe00707fu, 0x20004033u) \
+    X(sh3add, 0xfe00707fu, 0x20006033u) \
+    X(sh1add_uw, 0xfe00707fu, 0x2000203bu) \
+    X(sh2add_uw, 0xfe00707fu, 0x2000403bu) \
+    X(sh3add_uw, 0xfe00707fu, 0x2000603bu) \
+    X(slli_uw, 0xfc00707fu, 0x800101bu) \
+    X(andn, 0xfe00707fu, 0x40007033u) \
+    X(orn, 0xfe00707fu, 0x40006033u) \
+    X(xnor, 0xfe00707fu, 0x40004033u) \
+    X(clz, 0xfff0707fu, 0x60001013u) \
+    X(ctz, 0xfff0707fu, 0x60101013u) \
+    X(cpop, 0xfff0707fu, 0x60201013u) \
+    X(clzw, 0xfff0707fu, 0x6000101bu) \
+    X(ctzw, 0xfff0707fu, 0x6010101bu) \
+    X(cpopw, 0xfff0707fu, 0x6020101bu) \
+    X(min, 0xfe00707fu, 0xa004033u) \
+    X(minu, 0xfe00707fu, 0xa005033u) \
+    X(max, 0xfe00707fu, 0xa006033u) \
+    X(maxu, 0xfe00707fu, 0xa007033u) \
+    X(sext_b, 0xfff0707fu, 0x60401013u) \
+    X(sext_h, 0xfff0707fu, 0x60501013u) \
+    X(zext_h, 0xfff0707fu, 0x800403bu) \
+    X(rol, 0xfe00707fu, 0x60001033u) \
+    X(ror, 0xfe00707fu, 0x60005033u) \
+    X(rori, 0xfc00707fu, 0x60005013u) \
+    X(rolw, 0xfe00707fu, 0x6000103bu) \
+    X(rorw, 0xfe00707fu, 0x6000503bu) \
+    X(roriw, 0xfe00707fu, 0x6000501bu) \
+    X(orc_b, 0xfff0707fu, 0x28705013u) \
+    X(rev8, 0xfff0707fu, 0x6b805013u) \
+    X(bclr, 0xfe00707fu, 0x48001033u) \
+    X(bclri, 0xfc00707fu, 0x48001013u) \
+    X(bset, 0xfe00707fu, 0x28001033u) \
+    X(bseti, 0xfc00707fu, 0x28001013u) \
+    X(binv, 0xfe00707fu, 0x68001033u) \
+    X(binvi, 0xfc00707fu, 0x68001013u) \
+    X(bext, 0xfe00707fu, 0x48005033u) \
+    X(bexti, 0xfc00707fu, 0x48005013u) \
+    X(czero_eqz, 0xfe00707fu, 0xe005033u) \
+    X(czero_nez, 0xfe00707fu, 0xe007033u) \
+    X(fence, 0x707fu, 0xfu) \
+    X(fence_i, 0x707fu, 0x100fu) \
+    X(trap, 0x707fu, 0xbu) \
+    X(fallthrough, 0x707fu, 0x400bu) \
+    X(ecall_jar, 0x707fu, 0x100bu) \
+    X(ecalli, 0x707fu, 0x200bu) \
+
+/* The mnemonics by (opcode >> 2) * 8 + funct3, most specific first (lib/machine/isa.ts ENCODING_GROUPS): group g is entries [start[g], start[g + 1]). */
+#define PVM_ENCODING_GROUP_STARTS {0, 1, 2, 3, 4, 5, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 8, 9, 10, 10, 11, 11, 11, 11, 12, 13, 13, 13, 13, 13, 13, 13, 14, 23, 24, 25, 26, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 48, 48, 48, 48, 51, 51, 51, 51, 51, 51, 51, 51, 51, 51, 51, 52, 53, 54, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 55, 58, 64, 67, 69, 74, 81, 86, 91, 92, 93, 94, 95, 96, 97, 98, 99, 103, 105, 106, 106, 109, 113, 115, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 116, 117, 118, 118, 118, 119, 120, 121, 122, 123, 123, 123, 123, 123, 123, 123, 123, 123, 123, 123, 123, 123, 123, 123, 123, 124, 125, 126, 127, 128, 129, 130, 131, 131, 131, 131, 131, 131, 131, 131, 131, 131, 131, 131, 131, 131, 131, 131, 131, 131, 131, 131, 131, 131, 131, 131, 131, 131, 131, 131, 131, 131, 131, 131, 131}
+#define PVM_ENCODING_GROUP_MEMBERS(X) \
+    /* 0 */ X(lb) \
+    /* 1 */ X(lh) \
+    /* 2 */ X(lw) \
+    /* 3 */ X(ld) \
+    /* 4 */ X(lbu) \
+    /* 5 */ X(lhu) \
+    /* 6 */ X(lwu) \
+    /* 16 */ X(trap) \
+    /* 17 */ X(ecall_jar) \
+    /* 18 */ X(ecalli) \
+    /* 20 */ X(fallthrough) \
+    /* 24 */ X(fence) \
+    /* 25 */ X(fence_i) \
+    /* 32 */ X(addi) \
+    /* 33 */ X(clz) X(ctz) X(cpop) X(sext_b) X(sext_h) X(slli) X(bclri) X(bseti) X(binvi) \
+    /* 34 */ X(slti) \
+    /* 35 */ X(sltiu) \
+    /* 36 */ X(xori) \
+    /* 37 */ X(orc_b) X(rev8) X(srli) X(srai) X(rori) X(bexti) \
+    /* 38 */ X(ori) \
+    /* 39 */ X(andi) \
+    /* 40 */ X(auipc) \
+    /* 41 */ X(auipc) \
+    /* 42 */ X(auipc) \
+    /* 43 */ X(auipc) \
+    /* 44 */ X(auipc) \
+    /* 45 */ X(auipc) \
+    /* 46 */ X(auipc) \
+    /* 47 */ X(auipc) \
+    /* 48 */ X(addiw) \
+    /* 49 */ X(clzw) X(ctzw) X(cpopw) X(slliw) X(slli_uw) \
+    /* 53 */ X(srliw) X(sraiw) X(roriw) \
+    /* 64 */ X(sb) \
+    /* 65 */ X(sh) \
+    /* 66 */ X(sw) \
+    /* 67 */ X(sd) \
+    /* 96 */ X(add) X(sub) X(mul) \
+    /* 97 */ X(sll) X(mulh) X(rol) X(bclr) X(bset) X(binv) \
+    /* 98 */ X(slt) X(mulhsu) X(sh1add) \
+    /* 99 */ X(sltu) X(mulhu) \
+    /* 100 */ X(xor) X(div) X(sh2add) X(xnor) X(min) \
+    /* 101 */ X(srl) X(sra) X(divu) X(minu) X(ror) X(bext) X(czero_eqz) \
+    /* 102 */ X(or) X(rem) X(sh3add) X(orn) X(max) \
+    /* 103 */ X(and) X(remu) X(andn) X(maxu) X(czero_nez) \
+    /* 104 */ X(lui) \
+    /* 105 */ X(lui) \
+    /* 106 */ X(lui) \
+    /* 107 */ X(lui) \
+    /* 108 */ X(lui) \
+    /* 109 */ X(lui) \
+    /* 110 */ X(lui) \
+    /* 111 */ X(lui) \
+    /* 112 */ X(addw) X(subw) X(mulw) X(add_uw) \
+    /* 113 */ X(sllw) X(rolw) \
+    /* 114 */ X(sh1add_uw) \
+    /* 116 */ X(zext_h) X(divw) X(sh2add_uw) \
+    /* 117 */ X(srlw) X(sraw) X(divuw) X(rorw) \
+    /* 118 */ X(remw) X(sh3add_uw) \
+    /* 119 */ X(remuw) \
+    /* 192 */ X(beq) \
+    /* 193 */ X(bne) \
+    /* 196 */ X(blt) \
+    /* 197 */ X(bge) \
+    /* 198 */ X(bltu) \
+    /* 199 */ X(bgeu) \
+    /* 200 */ X(jalr) \
+    /* 216 */ X(jal) \
+    /* 217 */ X(jal) \
+    /* 218 */ X(jal) \
+    /* 219 */ X(jal) \
+    /* 220 */ X(jal) \
+    /* 221 */ X(jal) \
+    /* 222 */ X(jal) \
+    /* 223 */ X(jal) \
 
 /* An illegal encoding. */
 #define PVM_ILLEGAL_FORM ILLEGAL

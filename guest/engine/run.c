@@ -18,7 +18,7 @@ static inline int load(const struct pvm_memory *mem, uint32_t addr, unsigned siz
     if ((addr & (PVM_PAGE_SIZE - 1)) <= PVM_PAGE_SIZE - size) {
         uintptr_t e = pvm_page_entry(mem, addr); /* every mapped page is readable */
         if (e) {
-            const uint8_t *p = (const uint8_t *)(e & ~PVM_PERM_MASK) + (addr & (PVM_PAGE_SIZE - 1));
+            const uint8_t *p = pvm_host_byte(e, addr);
             switch (size) {
             case 1: *value = *p; break;
             case 2: *value = *(const u16_unaligned *)p; break;
@@ -35,7 +35,7 @@ static inline int store(struct pvm_memory *mem, uint32_t addr, unsigned size, ui
     if ((addr & (PVM_PAGE_SIZE - 1)) <= PVM_PAGE_SIZE - size) {
         uintptr_t e = pvm_page_entry(mem, addr);
         if (e & PVM_PERM_WRITE) {
-            uint8_t *p = (uint8_t *)(e & ~PVM_PERM_MASK) + (addr & (PVM_PAGE_SIZE - 1));
+            uint8_t *p = pvm_host_byte(e, addr);
             switch (size) {
             case 1: *p = (uint8_t)value; break;
             case 2: *(u16_unaligned *)p = (uint16_t)value; break;

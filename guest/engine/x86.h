@@ -128,6 +128,10 @@ static inline void x_test_imm8(struct x86_buf *e, struct x86_op rm, uint8_t imm)
     x_enc(e, X_BYTE, 0xf6, 1, 0, rm, 1);
     x_b(e, imm);
 }
+static inline void x_test_rm_imm(struct x86_buf *e, struct x86_op rm, int32_t imm) {
+    x_enc(e, 0, 0xf7, 1, 0, rm, 4);
+    x_d(e, (uint32_t)imm);
+}
 /* Two-byte opcodes 0F xx with reg, rm (imul, cmov, movzx/movsx, bsf/bsr, bt*). */
 static inline void x_0f(struct x86_buf *e, int flags, uint8_t op, int reg, struct x86_op rm) { x_enc(e, flags, 0x0f | (uint32_t)op << 8, 2, reg, rm, 0); }
 static inline void x_movsxd(struct x86_buf *e, int reg, struct x86_op rm) { x_enc(e, X_W, 0x63, 1, reg, rm, 0); }

@@ -47,11 +47,11 @@ export const EngineResponse = defineStruct('pvm_harness_response', 'How the run 
   exit_arg: 'u64',
   gas: 'u64',
   regs: ['u64', 13],
-  /** Monotonic time spent inside pvm_run only (no process start-up, no decoding). */
+  /** CPU time (this thread's) spent inside pvm_execute only (no process start-up, no decoding). */
   run_ns: 'u64',
-  /** Time spent in pvm_prepare. */
+  /** CPU time spent in pvm_prepare. */
   prepare_ns: 'u64',
-  /** Time spent in pvm_compile (0 for the interpreter). */
+  /** CPU time spent in pvm_compile (0 for the interpreter). */
   compile_ns: 'u64',
   /** Bytes of x86-64 code pvm_compile reserved (0 for the interpreter). */
   code_bytes: 'u64',

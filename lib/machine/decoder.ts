@@ -8,7 +8,7 @@
  * illegal encoding.
  */
 import { Gas } from './abi.js';
-import { FORM_REGISTERS, ILLEGAL_INFO, ISA, TERMINATOR_FORMS } from './isa.js';
+import { FORM_REGISTERS, ILLEGAL_INFO, ISA, mnemonicOf, TERMINATOR_FORMS } from './isa.js';
 
 export interface Instruction {
   /** Byte offset into the code. */
@@ -85,112 +85,37 @@ export function decodeAt(code: Uint8Array, offset: number): Instruction {
   return decode16(code[offset] | (code[offset + 1] << 8), offset);
 }
 
-// R-type tables for OP (0x33) and OP-32 (0x3b), keyed by funct7 << 3 | funct3.
-const rType = (entries: [number, number, string][]) => new Map(entries.map(([f7, f3, name]) => [(f7 << 3) | f3, name]));
-const OP_R = rType([
-  [0x00, 0, 'add'], [0x00, 1, 'sll'], [0x00, 2, 'slt'], [0x00, 3, 'sltu'], [0x00, 4, 'xor'], [0x00, 5, 'srl'], [0x00, 6, 'or'], [0x00, 7, 'and'],
-  [0x20, 0, 'sub'], [0x20, 5, 'sra'], [0x20, 7, 'andn'], [0x20, 6, 'orn'], [0x20, 4, 'xnor'],
-  [0x01, 0, 'mul'], [0x01, 1, 'mulh'], [0x01, 2, 'mulhsu'], [0x01, 3, 'mulhu'], [0x01, 4, 'div'], [0x01, 5, 'divu'], [0x01, 6, 'rem'], [0x01, 7, 'remu'],
-  [0x10, 2, 'sh1add'], [0x10, 4, 'sh2add'], [0x10, 6, 'sh3add'],
-  [0x05, 4, 'min'], [0x05, 5, 'minu'], [0x05, 6, 'max'], [0x05, 7, 'maxu'],
-  [0x30, 1, 'rol'], [0x30, 5, 'ror'],
-  [0x24, 1, 'bclr'], [0x24, 5, 'bext'], [0x14, 1, 'bset'], [0x34, 1, 'binv'],
-  [0x07, 5, 'czero.eqz'], [0x07, 7, 'czero.nez'],
-]);
-const OP32_R = rType([
-  [0x00, 0, 'addw'], [0x00, 1, 'sllw'], [0x00, 5, 'srlw'], [0x20, 0, 'subw'], [0x20, 5, 'sraw'],
-  [0x01, 0, 'mulw'], [0x01, 4, 'divw'], [0x01, 5, 'divuw'], [0x01, 6, 'remw'], [0x01, 7, 'remuw'],
-  [0x04, 0, 'add.uw'], [0x10, 2, 'sh1add.uw'], [0x10, 4, 'sh2add.uw'], [0x10, 6, 'sh3add.uw'],
-  [0x30, 1, 'rolw'], [0x30, 5, 'rorw'],
-]);
-const BRANCHES = ['beq', 'bne', '', '', 'blt', 'bge', 'bltu', 'bgeu'];
-const LOADS = ['lb', 'lh', 'lw', 'ld', 'lbu', 'lhu', 'lwu', ''];
-const STORES = ['sb', 'sh', 'sw', 'sd'];
-const OP_IMM = ['addi', '', 'slti', 'sltiu', 'xori', '', 'ori', 'andi'];
-const ZBB_UNARY: Record<number, string> = { 0x600: 'clz', 0x601: 'ctz', 0x602: 'cpop', 0x604: 'sext.b', 0x605: 'sext.h' };
-const ZBB_UNARY_W: Record<number, string> = { 0x600: 'clzw', 0x601: 'ctzw', 0x602: 'cpopw' };
-const CUSTOM0 = ['trap', 'ecall.jar', 'ecalli', '', 'fallthrough', '', '', ''];
-
-function decode32(w: number, offset: number): Instruction {
-  const opcode = w & 0x7f;
-  const rd = bits(w, 11, 7);
-  const f3 = bits(w, 14, 12);
-  const rs1 = bits(w, 19, 15);
-  const rs2 = bits(w, 24, 20);
-  const f7 = w >>> 25;
-  const f6 = w >>> 26;
-  const immI = w >> 20;
-  const shamt = bits(w, 25, 20);
-  const make = (op: string, imm = 0) => instruction(offset, 4, op, rd, rs1, rs2, imm);
-  const bad = (what = 'illegal') => illegal(offset, 4, what);
-
-  switch (opcode) {
-    case 0x37: return make('lui', w & 0xfffff000 | 0);
-    case 0x17: return make('auipc', w & 0xfffff000 | 0);
-    case 0x6f: return make('jal', (signExtend(w >>> 31, 1) << 20) | (bits(w, 19, 12) << 12) | (bits(w, 20, 20) << 11) | (bits(w, 30, 21) << 1));
-    case 0x67: return f3 === 0 ? make('jalr', immI) : bad();
-    case 0x63: {
-      const imm = (signExtend(w >>> 31, 1) << 12) | (bits(w, 7, 7) << 11) | (bits(w, 30, 25) << 5) | (bits(w, 11, 8) << 1);
-      return BRANCHES[f3] ? make(BRANCHES[f3], imm) : bad();
-    }
-    case 0x03: return LOADS[f3] ? make(LOADS[f3], immI) : bad();
-    case 0x23: return f3 < 4 ? make(STORES[f3], ((w >> 25) << 5) | rd) : bad();
-    case 0x13:
-      if (OP_IMM[f3]) return make(OP_IMM[f3], immI);
-      if (f3 === 1) {
-        if (f6 === 0x00) return make('slli', shamt);
-        if (f6 === 0x12) return make('bclri', shamt);
-        if (f6 === 0x0a) return make('bseti', shamt);
-        if (f6 === 0x1a) return make('binvi', shamt);
-        const unary = ZBB_UNARY[w >>> 20];
-        return unary ? make(unary) : bad();
-      }
-      // f3 === 5
-      if (f6 === 0x00) return make('srli', shamt);
-      if (f6 === 0x10) return make('srai', shamt);
-      if (f6 === 0x18) return make('rori', shamt);
-      if (f6 === 0x12) return make('bexti', shamt);
-      if (w >>> 20 === 0x287) return make('orc.b');
-      if (w >>> 20 === 0x6b8) return make('rev8');
-      return bad();
-    case 0x1b:
-      if (f3 === 0) return make('addiw', immI);
-      if (f3 === 1) {
-        if (f7 === 0x00) return make('slliw', rs2);
-        if (f6 === 0x02) return make('slli.uw', shamt);
-        const unary = ZBB_UNARY_W[w >>> 20];
-        return unary ? make(unary) : bad();
-      }
-      if (f3 === 5) {
-        if (f7 === 0x00) return make('srliw', rs2);
-        if (f7 === 0x20) return make('sraiw', rs2);
-        if (f7 === 0x30) return make('roriw', rs2);
-      }
-      return bad();
-    case 0x33: {
-      const name = OP_R.get((f7 << 3) | f3);
-      return name ? make(name) : bad();
-    }
-    case 0x3b: {
-      if (f7 === 0x04 && f3 === 4 && rs2 === 0) return make('zext.h');
-      const name = OP32_R.get((f7 << 3) | f3);
-      return name ? make(name) : bad();
-    }
-    case 0x0f:
-      if (f3 === 0) return make('fence');
-      if (f3 === 1) return make('fence.i');
-      return bad();
-    case 0x0b:
-      // custom-0: only funct3 selects; the other fields of trap/ecall.jar/fallthrough are ignored.
-      return CUSTOM0[f3] ? make(CUSTOM0[f3], f3 === 2 ? immI : 0) : bad('custom-0 reserved');
-    case 0x73:
-      if (f3 === 0 && w === 0x00000073) return bad('ecall');
-      if (f3 === 0 && w === 0x00100073) return bad('ebreak');
-      return bad(f3 === 0 ? 'privileged' : 'csr');
-    case 0x2f: return bad('atomic');
-    case 0x07: case 0x27: case 0x43: case 0x47: case 0x4b: case 0x4f: case 0x53: return bad('floating point');
-    default: return bad();
+/** What an illegal 32-bit word is, for messages. */
+function illegalKind(w: number): string {
+  switch (w & 0x7f) {
+    case 0x73: return w === 0x00000073 ? 'ecall' : w === 0x00100073 ? 'ebreak' : bits(w, 14, 12) === 0 ? 'privileged' : 'csr';
+    case 0x0b: return 'custom-0 reserved';
+    case 0x2f: return 'atomic';
+    case 0x07: case 0x27: case 0x43: case 0x47: case 0x4b: case 0x4f: case 0x53: return 'floating point';
+    default: return 'illegal';
   }
+}
+
+/** The mnemonic comes from the instruction table's encodings; the immediate from its form. */
+function decode32(w: number, offset: number): Instruction {
+  const op = mnemonicOf(w);
+  if (op === undefined) return illegal(offset, 4, illegalKind(w));
+  const spec = ISA[op]!;
+  const rd = bits(w, 11, 7);
+  const rs2 = bits(w, 24, 20);
+  const immI = w >> 20;
+  let imm = 0;
+  switch (spec.form) {
+    case 'upper': imm = w & 0xfffff000 | 0; break;
+    case 'jal': imm = (signExtend(w >>> 31, 1) << 20) | (bits(w, 19, 12) << 12) | (bits(w, 20, 20) << 11) | (bits(w, 30, 21) << 1); break;
+    case 'branch': imm = (signExtend(w >>> 31, 1) << 12) | (bits(w, 7, 7) << 11) | (bits(w, 30, 25) << 5) | (bits(w, 11, 8) << 1); break;
+    case 'store': imm = ((w >> 25) << 5) | rd; break;
+    case 'load': case 'jalr': case 'ecalli': imm = immI; break;
+    // A shift fixing funct7 takes a 5-bit amount (the rs2 field), one fixing funct6 a 6-bit one.
+    case 'imm': imm = spec.enc.mask >>> 25 === 0x7f ? rs2 : spec.enc.mask >>> 26 === 0x3f ? bits(w, 25, 20) : immI; break;
+    default: break;
+  }
+  return instruction(offset, 4, op, rd, bits(w, 19, 15), rs2, imm);
 }
 
 function decode16(h: number, offset: number): Instruction {

@@ -205,6 +205,19 @@ describeKvm('engine kvm vs engine local', function () {
     }
   });
 
+  it('runs an image too large for the code arena on the interpreter, with the same result', () => {
+    // 6000 instructions need more than the 1 MiB arena: pvm_compile refuses before any work.
+    const image = new ImageBuilder()
+      .setCode(assemble(...Array.from({ length: 6000 }, () => A.addi(X.a0, X.a0, 1)), A.ecalli(0)))
+      .addEndpoint(1, { entryPc: 0 })
+      .addStack(9, 0x8000_0000, 0x1000);
+    using fresh = Sandbox.create({ engine: 'kvm', memorySize: 64 << 20 });
+    const r = fresh.invokeSync(fresh.loadImage(image), 1, { args: [5n], gas: 10_000n });
+    assert.equal(r.exit, Exit.HALT);
+    assert.equal(r.exitArg, 6005n);
+    assert.equal(r.instructions, 6001, 'interpreted (the recompiler counts no instructions)');
+  });
+
   it('agree on seeded random programs, ending every way a run can end', () => {
     const exits = new Set<number>();
     const statuses = new Set<bigint>();

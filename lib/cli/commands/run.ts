@@ -113,7 +113,8 @@ Ctrl-C cancels the invoke (error Cancelled).`,
     console.log(`exit      ${exitName(result.exit)}${detail} (pc 0x${result.pc.toString(16)})`);
     console.log(`a0 (φ7)   ${result.regs[7]} (0x${result.regs[7]!.toString(16)})`);
     console.log(`gas used  ${result.gasUsed} (${result.gasLeft} left)`);
-    console.log(`time      ${timeMs.toFixed(3)} ms on engine ${sandbox.engine} (${result.instructions} instructions)`);
+    // The kvm engine runs recompiled code by default, which counts no instructions.
+    console.log(`time      ${timeMs.toFixed(3)} ms on engine ${sandbox.engine}${result.instructions > 0 ? ` (${result.instructions} instructions)` : ''}`);
     for (const c of caps) console.log(`cap [${c.slot}]   ${c.kind}${c.bytes === undefined ? '' : ` ${c.bytes} bytes`} ${c.hash}`);
     return { status };
   },
