@@ -158,6 +158,8 @@ interface StoredEntry {
   store: CapToStore;
   images: number;
   put: boolean;
+  /** Where the guest stores it, once an INVOKE's frame needed it (stored caps never move; a reboot forgets it). */
+  where?: { dataVa: bigint; len: number };
 }
 
 /** The Image cap's encoding: the union selector, then the container whose first field (the code) is variable-size. */
@@ -731,6 +733,7 @@ export class Sandbox {
     this.#garbage = 0;
     this.#guestImages = 0;
     guest.putCaps([...this.#caps.values()].map((e) => e.store));
+    for (const e of this.#caps.values()) delete e.where;
     for (const prepared of new Set(this.#images.values())) {
       prepared.guest = prepareInGuest(guest, prepared.spec);
       this.#guestImages++;
@@ -920,13 +923,18 @@ export class Sandbox {
     for (const s of stores) this.#caps.get(toHex(s.hash))!.put = true;
   }
 
-  /** The INVOKE request with the frame's slots: where the guest stores each cap (read through its directory). */
+  /**
+   * The INVOKE request with the frame's slots: where the guest stores each cap, read
+   * through its directory the first time and remembered (reading the directory again
+   * after every entry was most of a trivial invoke's host time).
+   */
   #guestRequest(call: { request: Omit<GuestInvokeRequest, 'slots'> | undefined; frame: FrameSpec }): GuestInvokeRequest {
-    const reader = this.#guest!.reader;
     const slots: GuestFrameSlot[] = call.frame.slots.map((s) => {
-      const entry = reader.entry(s.cap.hash);
-      if (entry === undefined && s.cap.kind === 'Data') throw new NubError('Internal', `Data cap ${toHex(s.cap.hash)} of slot ${s.ref} is not stored in the guest`);
-      return { ref: s.ref, kind: CapSelector[s.cap.kind], pinned: s.pinned, dataVa: entry?.dataVa ?? 0n, len: entry?.len ?? 0 };
+      const stored = this.#caps.get(toHex(s.cap.hash));
+      const where = stored?.where ?? this.#guest!.reader.entry(s.cap.hash);
+      if (stored !== undefined && where !== undefined) stored.where = { dataVa: where.dataVa, len: where.len };
+      if (where === undefined && s.cap.kind === 'Data') throw new NubError('Internal', `Data cap ${toHex(s.cap.hash)} of slot ${s.ref} is not stored in the guest`);
+      return { ref: s.ref, kind: CapSelector[s.cap.kind], pinned: s.pinned, dataVa: where?.dataVa ?? 0n, len: where?.len ?? 0 };
     });
     return { ...call.request!, slots };
   }

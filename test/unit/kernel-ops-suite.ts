@@ -203,6 +203,27 @@ export function kernelOpsSuite(engine: EngineName): void {
     assert.deepEqual(byHash.caps[1]!.bytes(), arg);
   });
 
+  it('shows an argument mapping to host functions too: readable, not writable', () => {
+    const arg = Uint8Array.from({ length: 0x1800 }, (_, i) => (i * 5) & 0xff);
+    let seen: (Uint8Array | undefined)[] = [];
+    let wrote: boolean | undefined;
+    sandbox.registerHostFunction(100, (_regs, memory) => {
+      seen = [memory.read(ARG_MAP + 0xffc, 8), memory.read(ARG_MAP + 0x1ff8, 8)];
+      wrote = memory.write(ARG_MAP, Uint8Array.of(1));
+      return 0n;
+    });
+    try {
+      const image = sandbox.loadImage(new ImageBuilder().setCode(assemble(A.ecalli(100), A.ecalli(0)))
+        .addEndpoint(1, { entryPc: 0, argCnodeSize: 1 }).addMapping(ARG_MAP, 0x2000, [0, 0]));
+      assert.equal(sandbox.invokeSync(image, 1, { caps: [arg] }).exit, Exit.HALT);
+    } finally {
+      sandbox.unregisterHostFunction(100);
+    }
+    assert.deepEqual(seen[0], arg.subarray(0xffc, 0x1004), 'across the page boundary inside the cap');
+    assert.deepEqual(seen[1], new Uint8Array(8), 'past the cap: zeros, to the mapping\'s end');
+    assert.equal(wrote, false, 'read-only');
+  });
+
   it('refuses bad argument caps before anything runs, with typed errors', () => {
     const code = (f: () => unknown, c: NubErrorCode) => assert.throws(f, (e) => isNubError(e, c), c);
     code(() => run(KernelOp.COPY, [], { caps: [Uint8Array.of(1), Uint8Array.of(2), Uint8Array.of(3), Uint8Array.of(4)] }), 'Machine.TooManyCaps');
