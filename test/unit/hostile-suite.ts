@@ -9,7 +9,7 @@ import { NubError } from '../../lib/errors.js';
 import { encodeImage, ImageBuilder } from '../../lib/image/index.js';
 import { DATA_BASE, Exit } from '../../lib/machine/abi.js';
 import { Sandbox, type EngineName, type LoadedImage } from '../../lib/sandbox/index.js';
-import { MAX_MAPPINGS } from '../../lib/limits.js';
+import { MAX_PREPARE_MAPPINGS as MAX_MAPPINGS } from '../../lib/guest/invoke.js';
 import { expectNubError } from '../support/nub-error.js';
 import { A, assemble, X } from './machine-asm.js';
 import { testImage } from './sandbox-suite.js';
