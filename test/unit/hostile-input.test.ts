@@ -105,7 +105,7 @@ describe('hostile input below the sandbox (issue 14)', function () {
   });
 
   describe('item 13: the host checks every field of a guest INVOKE result', () => {
-    const req = { image: { id: 0, codeLen: 64, regions: [] }, entry: 8, regs: [], gas: 1000n } as GuestInvokeRequest;
+    const req = { image: { id: 0, codeLen: 64, regions: [] }, entry: 8, regs: [], gas: 1000n } as unknown as GuestInvokeRequest;
     const ok: GuestInvokeState = { exit: Exit.HALT, exitArg: 5n, regs: [0n, 0n, 0n, 0n, 0n, 0n, 0n, 5n, 0n, 0n, 0n, 0n, 0n], pc: CODE_BASE + 12, gasLeft: 900n, instructions: 4 };
     it('accepts what could be true (also a PANIC at a bad entry past the code)', () => {
       assert.equal(resultLie(ok, req), undefined);
