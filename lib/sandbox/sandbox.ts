@@ -361,10 +361,20 @@ export class Sandbox {
     return this.#guest?.mailbox.poisonedBy;
   }
 
-  /** Reads the stored caps: on kvm straight out of guest memory, without entering the guest. */
+  /** Reads the stored caps: on kvm straight out of guest memory, without entering the guest. A hash is 32 bytes ('BadHash'). */
   get reader(): CapReader {
     this.#checkOpen();
-    return this.#local ?? this.#guest!.reader;
+    const reader = this.#local ?? this.#guest!.reader;
+    const hashOf = (hash: unknown): Uint8Array => {
+      if (!(hash instanceof Uint8Array) || hash.length !== CAP_HASH_BYTES) throw new NubError('BadHash', `a cap hash is a ${CAP_HASH_BYTES}-byte Uint8Array`);
+      return hash;
+    };
+    return {
+      len: () => reader.len(),
+      contains: (hash) => reader.contains(hashOf(hash)),
+      get: (hash) => reader.get(hashOf(hash)),
+      getCap: (hash) => reader.getCap(hashOf(hash)),
+    };
   }
 
   /** Bytes of the memory budget in use: stored caps plus the loaded images' address spaces. */
@@ -429,7 +439,7 @@ export class Sandbox {
       this.#intoGuest(() => {
         this.#putStores(caps, deadline);
         if (this.#guest) {
-          prepared.guest = prepareInGuest(this.#guest, spec, remaining(deadline));
+          prepared.guest = this.#checkImageId(prepareInGuest(this.#guest, spec, remaining(deadline)));
           this.#guestImages++;
         }
       });
@@ -640,6 +650,9 @@ export class Sandbox {
   snapshot(): SandboxSnapshot {
     this.#idle();
     if (this.#guest === undefined) throw new NubError('Unsupported', 'snapshots need engine kvm');
+    // A poisoned guest may be stopped mid-request: a snapshot of it could never be restored to anything usable.
+    const poison = this.poisonedBy;
+    if (poison) throw new NubError('Poisoned', `a poisoned sandbox cannot be snapshotted [${poison.code}]; reset() or restore() it first`, { cause: poison });
     return new SandboxSnapshot(this.#guest.snapshot(), copyHostState(this.#hostState()), this.#options);
   }
 
@@ -714,6 +727,15 @@ export class Sandbox {
       this.#reboot();
       return request();
     }
+  }
+
+  /** A guest that hands out an image id it already gave another live image, or one past its table, is lying: poison. */
+  #checkImageId(image: PreparedGuestImage): PreparedGuestImage {
+    const taken = [...this.#images.values()].some((p) => p.guest?.id === image.id);
+    if (taken || image.id >= MAX_IMAGES) {
+      throw this.#guest!.mailbox.poison(new NubError('GuestProtocol', `the guest named image id ${image.id}, which ${taken ? 'another loaded image has' : 'is past its image table'}`));
+    }
+    return image;
   }
 
   #hostState(): HostState {
