@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { Invoke } from '../../lib/abi/guest-abi.js';
+import { Invoke, Prepare } from '../../lib/abi/guest-abi.js';
 import { NubError } from '../../lib/errors.js';
 import { MAILBOX_PAYLOAD_GPA } from '../../lib/guest/mailbox.js';
 import { ImageBuilder } from '../../lib/image/index.js';
@@ -96,6 +96,23 @@ describeKvm('hostile input (issue 14), engine kvm', function () {
         image = sandbox.loadImage(testImage());
         assert.equal(sandbox.invokeSync(image, 1, { args: [2n, 3n] }).regs[7], 5n, `after the ${field} lie`);
       }
+    });
+
+    it('fuzz corpus (api, guest): a poisoned sandbox cannot be snapshotted; an image id the guest reuses poisons', () => {
+      const guest = sandbox.guest!;
+      const mailbox = guest.mailbox;
+      const enter = mailbox.enter.bind(mailbox);
+      mailbox.enter = (...a: Parameters<typeof enter>) => {
+        const stop = enter(...a);
+        guest.memory.view.setUint32(MAILBOX_PAYLOAD_GPA + Prepare.offsets.image_id, 0, true); // testImage's: the first this guest prepared
+        return stop;
+      };
+      expectNubError(() => sandbox.loadImage(testImage().addEndpoint(77, { entryPc: 0 })), 'GuestProtocol');
+      mailbox.enter = enter;
+      expectNubError(() => sandbox.snapshot(), 'Poisoned');
+      sandbox.reset();
+      using snap = sandbox.snapshot();
+      assert.equal(snap.memorySize, 16 << 20);
     });
 
     it('item 7: loadImage takes a timeout (a load that runs out poisons, reset() recovers) and an aborted signal', () => {

@@ -196,6 +196,14 @@ export function hostileSuite(engine: EngineName): void {
     small.loadImage(probeImage());
   });
 
+  it('fuzz corpus (api): the reader takes only 32-byte hashes (BadHash), never an untyped TypeError', () => {
+    for (const bad of [undefined, null, 'x', new Uint8Array(3), {}]) {
+      expectNubError(() => sandbox.reader.contains(bad as never), 'BadHash');
+      expectNubError(() => sandbox.reader.get(bad as never), 'BadHash');
+    }
+    assert.equal(sandbox.reader.contains(image.imageHash), true);
+  });
+
   it('item 18: more mappings than MAX_MAPPINGS are TooManyMappings on both engines; unloadImage frees an image and its caps', () => {
     const many = new ImageBuilder().setCode(assemble(A.ecalli(0))).addEndpoint(1, { entryPc: 0 }).addPinnedData(2, Uint8Array.of(1), 0x1000);
     for (let i = 0; i <= MAX_MAPPINGS; i++) many.addMapping(DATA_BASE + i * 0x1000, 0x1000, 2);
