@@ -4,6 +4,7 @@
  * kernel, bounded loads, unloadImage freeing guest memory, the pool's setup.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Invoke, Prepare } from '../../lib/abi/guest-abi.js';
 import { NubError } from '../../lib/errors.js';
@@ -163,6 +164,24 @@ describeKvm('hostile input (issue 14), engine kvm', function () {
     } finally {
       process.off('unhandledRejection', onUnhandled);
     }
+  });
+
+  it('item 8: worker.terminate() ends a worker stuck in invokeSync without a timeout, and process.exit() then exits', () => {
+    const worker = new URL('./hostile-worker.js', import.meta.url).href;
+    const script = `
+      import { Worker } from 'node:worker_threads';
+      const w = new Worker(new URL(${JSON.stringify(worker)}), { execArgv: [] });
+      await new Promise((resolve) => w.once('message', resolve));
+      await new Promise((r) => setTimeout(r, 300));
+      const started = Date.now();
+      await w.terminate();
+      console.log('terminated after', Date.now() - started, 'ms');
+      const again = new Worker(new URL(${JSON.stringify(worker)}), { execArgv: [] });
+      await new Promise((resolve) => again.once('message', resolve));
+      process.exit(0);`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, `the child did not exit by itself (signal ${r.signal}): ${r.stdout} ${r.stderr}`);
+    assert.match(r.stdout, /terminated after \d+ ms/);
   });
 
   it('item 12: timeoutMs of 2^31 is BadArgument and the sandbox is not poisoned', () => {
