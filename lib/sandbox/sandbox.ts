@@ -170,10 +170,6 @@ function toStore(cap: CapValue, hash = capHash(cap)): CapToStore {
   return { hash, kind: CapSelector[cap.kind], bytes, pageOffset: cap.kind === 'Data' ? CapPutLayout.values.DATA_PAGES_OFFSET : undefined };
 }
 
-function badArgument(message: string): NubError {
-  return new NubError('BadArgument', message);
-}
-
 const pageRound = (n: number): number => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
 
 /** A CapReader over caps held in this process (engine local). */
@@ -340,9 +336,9 @@ export class Sandbox {
   static create(options: SandboxOptions = {}): Sandbox {
     const o = check.options(options, 'options');
     const engine = o.engine ?? defaultEngine(o.kvmPath);
-    if (engine !== 'kvm' && engine !== 'local') throw badArgument(`engine '${String(engine)}' is neither 'kvm' nor 'local'`);
+    if (engine !== 'kvm' && engine !== 'local') throw check.badArgument('engine', `'${String(engine)}' is neither 'kvm' nor 'local'`);
     const kvmEngine = o.kvmEngine;
-    if (kvmEngine !== undefined && kvmEngine !== 'recompiler' && kvmEngine !== 'interpreter') throw badArgument(`kvmEngine '${String(kvmEngine)}' is neither 'recompiler' nor 'interpreter'`);
+    if (kvmEngine !== undefined && kvmEngine !== 'recompiler' && kvmEngine !== 'interpreter') throw check.badArgument('kvmEngine', `'${String(kvmEngine)}' is neither 'recompiler' nor 'interpreter'`);
     return new Sandbox(o, engine);
   }
 
@@ -507,9 +503,9 @@ export class Sandbox {
   registerHostFunction(number: number, fn: HostFunction): void {
     this.#checkOpen();
     if (!Number.isInteger(number) || number < HOST_CALL_MIN || number > HOST_CALL_MAX) {
-      throw badArgument(`host function numbers are ${HOST_CALL_MIN}..${HOST_CALL_MAX}, not ${String(number)}`);
+      throw check.badArgument('number', `host function numbers are ${HOST_CALL_MIN}..${HOST_CALL_MAX}, not ${String(number)}`);
     }
-    if (typeof fn !== 'function') throw badArgument('a host function must be a function');
+    if (typeof fn !== 'function') throw check.badArgument('fn', 'a host function must be a function');
     this.#hostFunctions.set(number, fn);
     this.#writeHostFunctionBit(number, true);
   }

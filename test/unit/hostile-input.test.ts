@@ -62,7 +62,7 @@ describe('hostile input below the sandbox (issue 14)', function () {
       const cap = admitImage(bytes).dataCaps.values().next().value.cap;
       return { file: bytes.length, grew: process.memoryUsage().arrayBuffers - before, size: cap.size };`);
     assert.equal(r.size, (2 ** 20 - 1) * 4096);
-    assert.ok(r.grew < 16 * r.file, `admission allocated ${r.grew} bytes of buffers for a ${r.file}-byte file`);
+    assert.ok(r.grew < 32 * r.file, `admission allocated ${r.grew} bytes of buffers for a ${r.file}-byte file`);
   });
 
   it('item 2: pre-decoding keeps no object per instruction, and code past the local limit is MemoryBudgetExceeded, not a dead process', () => {
