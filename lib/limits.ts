@@ -1,6 +1,8 @@
 /**
  * The resource limits a sandbox and the tools keep, declared once (docs/limits.md
  * states them in one table). Each bounds what hostile input can make the host spend.
+ * The mapping limit is derived from the mailbox's size, so it lives with the protocol:
+ * MAX_PREPARE_MAPPINGS in lib/guest/invoke.ts. This module imports nothing (every layer may use it).
  */
 
 /** Largest file `nub inspect` / `nub run` / `nub pack` read: code (MAX_CODE_SIZE, 252 MiB) plus room for data. */
@@ -18,4 +20,5 @@ export const MAX_IMAGES = 1024;
 /** Default memory budget of a sandbox, and the default guest RAM: room for the examples' largest mapping (8 MiB) stored once and copied once per invoke. */
 export const DEFAULT_SANDBOX_MEMORY = 64 * 1024 * 1024;
 
-export { MAX_PREPARE_MAPPINGS as MAX_MAPPINGS } from './guest/invoke.js';
+/** Largest pre-decoded program engine local builds (about 16 bytes per byte of code: 64 MiB of code). */
+export const MAX_PROGRAM_BYTES = 1024 * 1024 * 1024;

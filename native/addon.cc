@@ -3,6 +3,8 @@
 // lib/native/index.ts.
 #include <napi.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <cstddef>
@@ -353,12 +355,34 @@ class NativeVm : public Napi::ObjectWrap<NativeVm> {
   }
   Napi::Value Closed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !vm_); }
 
+  // A sync run blocks this JS thread in KVM_RUN, where worker.terminate() and
+  // process.exit() cannot reach it: the cleanup hook that closes the VM runs only after
+  // it returns. So it runs in slices and, between them, asks whether this environment
+  // can still run JS; once it cannot (it is being torn down), the run ends as
+  // interrupted. A slice boundary is one exit to this thread, invisible to the guest.
   Napi::Value Run(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     int timeoutMs = ReadTimeout(info);
     Vcpu& vcpu = IdleVcpu(env);
-    return Napi::Number::New(env, Guarded(env, [&] { return vcpu.Run(timeoutMs); }));
+    using Clock = std::chrono::steady_clock;
+    const auto start = Clock::now();
+    const auto elapsedMs = [&] { return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count(); };
+    Napi::Function probe = Napi::Function::New(env, [](const Napi::CallbackInfo&) {});
+    for (;;) {
+      long left = timeoutMs == Vcpu::kNoTimeout ? kRunSliceMs : timeoutMs - elapsedMs();
+      int slice = static_cast<int>(std::max(0L, std::min<long>(left, kRunSliceMs)));
+      const auto sliceStart = Clock::now();
+      unsigned reason = Guarded(env, [&] { return vcpu.Run(slice); });
+      bool sliceOver = Clock::now() - sliceStart >= std::chrono::milliseconds(slice);
+      // An interruption before the slice was over is a kick; past the caller's timeout, the timeout.
+      if (reason != KVM_EXIT_INTR || !sliceOver || (timeoutMs != Vcpu::kNoTimeout && elapsedMs() >= timeoutMs))
+        return Napi::Number::New(env, reason);
+      napi_value result;
+      if (napi_call_function(env, env.Undefined(), probe, 0, nullptr, &result) != napi_ok)
+        return Napi::Number::New(env, reason);  // the environment is going away
+    }
   }
+  static constexpr long kRunSliceMs = 200;
 
   Napi::Value RunAsync(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();

@@ -43,6 +43,14 @@ export function lastNonZero(bytes: Uint8Array): number {
 /** The owner of borrowed pages (views given to fromPages): no cap writes them in place. */
 const BORROWED = {};
 
+/** A whole page: `bytes` itself, or a zero-padded copy of a shorter (borrowed) page. */
+function fullPage(bytes: Uint8Array): Uint8Array {
+  if (bytes.length === PAGE_SIZE) return bytes;
+  const page = new Uint8Array(PAGE_SIZE);
+  page.set(bytes);
+  return page;
+}
+
 function pageCount(size: number): number {
   return size / PAGE_SIZE;
 }
@@ -159,7 +167,7 @@ export class DataCap {
       for (let i = 0; i < pageCount(this.size); i++) yield [i, this.#inline.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE)];
       return;
     }
-    for (const index of [...this.#pages!.keys()].sort((a, b) => a - b)) yield [index, this.#pages!.get(index)!.bytes];
+    for (const index of [...this.#pages!.keys()].sort((a, b) => a - b)) yield [index, fullPage(this.#pages!.get(index)!.bytes)];
   }
 
   /** Another cap with the same content. Paged pages are shared until either side writes them. */
@@ -262,29 +270,35 @@ function pageRoots(bytes: Uint8Array, count: number): Uint8Array {
  * (`zeroHashes[h]`). Only nodes above listed pages or straddling `n` are hashed.
  */
 function sparseListRoot(n: number, indexes: number[], roots: Uint8Array): Uint8Array {
-  let level = new Map<number, Uint8Array>();
-  indexes.forEach((i, k) => level.set(i, roots.subarray(k * 32, k * 32 + 32)));
+  // Each level as ascending node indexes with their hashes side by side (arrays, not maps: a
+  // cap may list 2^20 pages).
+  let idx = indexes;
+  let nodes = roots;
   for (let h = 0; h < LIST_DEPTH; h++) {
-    const implicit = (i: number): Uint8Array => {
-      const first = i * 2 ** h;
-      return first >= n ? zeroHashes[h]! : zeroHashes[PAGE_DEPTH + h]!;
-    };
-    const parents = new Set<number>();
-    for (const i of level.keys()) parents.add(Math.floor(i / 2));
-    // The node straddling the end of the list is never implicit.
+    const implicit = (i: number): Uint8Array => (i * 2 ** h >= n ? zeroHashes[h]! : zeroHashes[PAGE_DEPTH + h]!);
+    const parents: number[] = [];
+    for (const i of idx) {
+      const p = Math.floor(i / 2);
+      if (parents[parents.length - 1] !== p) parents.push(p);
+    }
+    // The node straddling the end of the list is never implicit; it is at or after every listed parent.
     const span = 2 ** (h + 1);
-    if (n % span !== 0) parents.add(Math.floor(n / span));
-    const order = [...parents].sort((x, y) => x - y);
-    const input = new Uint8Array(order.length * 64);
-    order.forEach((p, k) => {
-      input.set(level.get(2 * p) ?? implicit(2 * p), k * 64);
-      input.set(level.get(2 * p + 1) ?? implicit(2 * p + 1), k * 64 + 32);
+    const straddling = Math.floor(n / span);
+    if (n % span !== 0 && !(parents.length > 0 && parents[parents.length - 1]! >= straddling)) parents.push(straddling);
+    const input = new Uint8Array(parents.length * 64);
+    let j = 0;
+    parents.forEach((p, k) => {
+      for (let side = 0; side < 2; side++) {
+        const child = 2 * p + side;
+        while (j < idx.length && idx[j]! < child) j++;
+        input.set(j < idx.length && idx[j] === child ? nodes.subarray(j * 32, j * 32 + 32) : implicit(child), k * 64 + side * 32);
+      }
     });
-    const output = new Uint8Array(order.length * 32);
-    if (order.length > 0) hashPairsInto(input, output);
-    const next = new Map<number, Uint8Array>();
-    order.forEach((p, k) => next.set(p, output.subarray(k * 32, k * 32 + 32)));
-    level = next;
+    const output = new Uint8Array(parents.length * 32);
+    if (parents.length > 0) hashPairsInto(input, output);
+    idx = parents;
+    nodes = output;
   }
-  return level.get(0) ?? (n === 0 ? zeroHashes[LIST_DEPTH]! : zeroHashes[PAGE_DEPTH + LIST_DEPTH]!);
+  if (idx[0] === 0) return nodes.subarray(0, 32);
+  return n === 0 ? zeroHashes[LIST_DEPTH]! : zeroHashes[PAGE_DEPTH + LIST_DEPTH]!;
 }

@@ -3,6 +3,8 @@
  * arrays indexed by halfword (offset / 2), which is what the interpreter runs.
  * It also carries the block structure and gas of SPEC section 5.
  */
+import { NubError } from '../errors.js';
+import { MAX_PROGRAM_BYTES } from '../limits.js';
 import { CODE_BASE } from './abi.js';
 import { decodeAt, type Instruction } from './decoder.js';
 import { ILLEGAL_INFO, ISA, Op } from './isa.js';
@@ -16,7 +18,7 @@ export const FIRST_CONST_SLOT = 17;
 
 export interface Program {
   readonly code: Uint8Array;
-  /** The linear decode from offset 0, in order. */
+  /** The linear decode from offset 0, in order (decoded afresh on each read: for tools and tests, not the interpreter). */
   readonly instructions: readonly Instruction[];
   /** Per halfword: the operation (`Op.NONE` where no instruction starts; `Op.END` just past the code). */
   readonly op: Uint8Array;
@@ -49,21 +51,29 @@ export function gasFrom(program: Program, offset: number): number {
   return program.gasSuffix[offset / 2];
 }
 
-/** Bytes the pre-decoded form takes per byte of code: ten arrays of one entry per halfword (see prepareProgram). */
-export const PROGRAM_BYTES_PER_CODE_BYTE = (1 + 1 + 1 + 4 + 4 + 4 + 1 + 8 + 8 + 1) / 2;
+/** Bytes the pre-decoded form takes per byte of code: its typed arrays hold one entry per halfword. */
+export const PROGRAM_BYTES_PER_CODE_BYTE = (1 + 1 + 4 + 4 + 4 + 1 + 8 + 8 + 1) / 2;
 
-/** Decodes `code` once into the form the interpreter runs. */
-export function prepareProgram(code: Uint8Array): Program {
-  const halves = Math.ceil(code.length / 2);
-  const instructions: Instruction[] = [];
-  const boundary = new Uint8Array(halves + 1);
+/** The linear decode from offset 0, in order (decoded again on each call: the Program keeps none of it). */
+function* linearDecode(code: Uint8Array): Generator<Instruction> {
   for (let offset = 0; offset < code.length;) {
     const inst = decodeAt(code, offset);
-    instructions.push(inst);
-    boundary[offset / 2] = 1;
+    yield inst;
     offset += inst.length;
   }
+}
 
+/**
+ * Decodes `code` once into the form the interpreter runs. Only typed arrays are kept
+ * (no object per instruction), so a large code costs PROGRAM_BYTES_PER_CODE_BYTE per
+ * byte off the JS heap; more than MAX_PROGRAM_BYTES is 'MemoryBudgetExceeded'.
+ */
+export function prepareProgram(code: Uint8Array): Program {
+  const needed = Math.ceil(code.length * PROGRAM_BYTES_PER_CODE_BYTE);
+  if (needed > MAX_PROGRAM_BYTES) {
+    throw new NubError('MemoryBudgetExceeded', `the pre-decoded form of ${code.length} bytes of code takes ${needed} bytes; engine local allows ${MAX_PROGRAM_BYTES}`);
+  }
+  const halves = Math.ceil(code.length / 2);
   const op = new Uint8Array(halves + 1);
   const rd = new Uint8Array(halves + 1);
   const ra = new Uint32Array(halves + 1);
@@ -72,8 +82,12 @@ export function prepareProgram(code: Uint8Array): Program {
   const size = new Uint8Array(halves + 1);
   const gasSuffix = new Float64Array(halves + 1);
   const countSuffix = new Float64Array(halves + 1);
+  /** 1 at a block start; first 2 at every instruction start, 3 where a terminator starts (then rewritten). */
   const blockStart = new Uint8Array(halves + 1);
+  const INSTRUCTION = 2;
+  const TERMINATOR = 3;
   op[halves] = Op.END;
+  for (const inst of linearDecode(code)) blockStart[inst.offset / 2] = inst.isTerminator ? TERMINATOR : INSTRUCTION;
 
   const constants = new Map<string, number>();
   const constLo: number[] = [];
@@ -93,10 +107,10 @@ export function prepareProgram(code: Uint8Array): Program {
   /** Halfword index of a pc-relative target, or -1 when it is not an instruction of the linear decode. */
   const target = (inst: Instruction): number => {
     const t = inst.offset + inst.imm;
-    return t >= 0 && t < code.length && boundary[t / 2] === 1 ? t / 2 : -1;
+    return t >= 0 && t < code.length && t % 2 === 0 && blockStart[t / 2]! >= INSTRUCTION ? t / 2 : -1;
   };
 
-  for (const inst of instructions) {
+  for (const inst of linearDecode(code)) {
     const h = inst.offset / 2;
     const spec = inst.illegal ? ILLEGAL_INFO : ISA[inst.op];
     op[h] = spec.op;
@@ -104,6 +118,7 @@ export function prepareProgram(code: Uint8Array): Program {
     rd[h] = inst.rd === 0 ? DISCARD_SLOT : inst.rd;
     ra[h] = inst.rs1;
     rb[h] = inst.rs2;
+    gasSuffix[h] = inst.gas; // this instruction's own gas until the suffix pass below
     switch (spec.form) {
       case 'imm': rb[h] = constSlot(inst.imm); break;
       case 'upper': {
@@ -123,19 +138,24 @@ export function prepareProgram(code: Uint8Array): Program {
   // sums up to and including the block's terminator (or the end of the code).
   let nextGas = 0;
   let nextCount = 0;
-  for (let i = instructions.length - 1; i >= 0; i--) {
-    const inst = instructions[i];
-    const h = inst.offset / 2;
-    if (inst.isTerminator) { nextGas = 0; nextCount = 0; }
-    gasSuffix[h] = inst.gas + nextGas;
+  let previousStart = -1; // the instruction after the current one (walking backwards)
+  for (let h = halves - 1; h >= 0; h--) {
+    const kind = blockStart[h]!;
+    if (kind < INSTRUCTION) continue;
+    if (kind === TERMINATOR) { nextGas = 0; nextCount = 0; }
+    gasSuffix[h] += nextGas;
     countSuffix[h] = 1 + nextCount;
-    nextGas = gasSuffix[h];
-    nextCount = countSuffix[h];
-    if (i === 0 || instructions[i - 1].isTerminator) blockStart[h] = 1;
+    nextGas = gasSuffix[h]!;
+    nextCount = countSuffix[h]!;
+    // The instruction after a terminator starts a block; mark it now that the terminator is known.
+    if (kind === TERMINATOR && previousStart >= 0) blockStart[previousStart] = 1;
+    else if (previousStart >= 0 && blockStart[previousStart] !== 1) blockStart[previousStart] = 0;
+    previousStart = h;
   }
+  if (previousStart >= 0) blockStart[previousStart] = 1; // offset 0
 
   return {
-    code, instructions, op, rd, ra, rb, imm, size, gasSuffix, countSuffix, blockStart,
+    code, get instructions() { return [...linearDecode(code)]; }, op, rd, ra, rb, imm, size, gasSuffix, countSuffix, blockStart,
     constLo: Int32Array.from(constLo), constHi: Int32Array.from(constHi),
   };
 }

@@ -176,10 +176,6 @@ function toStore(cap: CapValue, hash = capHash(cap)): CapToStore {
   return { hash, kind: CapSelector[cap.kind], bytes, pageOffset: cap.kind === 'Data' ? CapPutLayout.values.DATA_PAGES_OFFSET : undefined };
 }
 
-function badArgument(message: string): NubError {
-  return new NubError('BadArgument', message);
-}
-
 const pageRound = (n: number): number => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
 
 /** A CapReader over caps held in this process (engine local). */
@@ -363,9 +359,9 @@ export class Sandbox {
   static create(options: SandboxOptions = {}): Sandbox {
     const o = check.options(options, 'options');
     const wanted = o.engine ?? 'kvm';
-    if (!ENGINE_CHOICES.includes(wanted)) throw badArgument(`engine '${String(wanted)}' is not one of ${ENGINE_CHOICES.join(', ')}`);
+    if (!ENGINE_CHOICES.includes(wanted)) throw check.badArgument('engine', `'${String(wanted)}' is not one of ${ENGINE_CHOICES.join(', ')}`);
     const kvmEngine = o.kvmEngine;
-    if (kvmEngine !== undefined && kvmEngine !== 'recompiler' && kvmEngine !== 'interpreter') throw badArgument(`kvmEngine '${String(kvmEngine)}' is neither 'recompiler' nor 'interpreter'`);
+    if (kvmEngine !== undefined && kvmEngine !== 'recompiler' && kvmEngine !== 'interpreter') throw check.badArgument('kvmEngine', `'${String(kvmEngine)}' is neither 'recompiler' nor 'interpreter'`);
     const unavailable = wanted === 'local' ? undefined : probeKvm(o.kvmPath);
     if (unavailable && wanted === 'kvm') throw unavailable;
     return new Sandbox(o, unavailable || wanted === 'local' ? 'local' : 'kvm', undefined, unavailable);
@@ -386,10 +382,20 @@ export class Sandbox {
     return this.#guest?.mailbox.poisonedBy;
   }
 
-  /** Reads the stored caps: on kvm straight out of guest memory, without entering the guest. */
+  /** Reads the stored caps: on kvm straight out of guest memory, without entering the guest. A hash is 32 bytes ('BadHash'). */
   get reader(): CapReader {
     this.#checkOpen();
-    return this.#local ?? this.#guest!.reader;
+    const reader = this.#local ?? this.#guest!.reader;
+    const hashOf = (hash: unknown): Uint8Array => {
+      if (!(hash instanceof Uint8Array) || hash.length !== CAP_HASH_BYTES) throw new NubError('BadHash', `a cap hash is a ${CAP_HASH_BYTES}-byte Uint8Array`);
+      return hash;
+    };
+    return {
+      len: () => reader.len(),
+      contains: (hash) => reader.contains(hashOf(hash)),
+      get: (hash) => reader.get(hashOf(hash)),
+      getCap: (hash) => reader.getCap(hashOf(hash)),
+    };
   }
 
   /** Bytes of the memory budget in use: stored caps plus the loaded images' address spaces. */
@@ -454,7 +460,7 @@ export class Sandbox {
       this.#intoGuest(() => {
         this.#putStores(caps, deadline);
         if (this.#guest) {
-          prepared.guest = prepareInGuest(this.#guest, spec, remaining(deadline));
+          prepared.guest = this.#checkImageId(prepareInGuest(this.#guest, spec, remaining(deadline)));
           this.#guestImages++;
         }
       });
@@ -522,9 +528,9 @@ export class Sandbox {
   registerHostFunction(number: number, fn: HostFunction): void {
     this.#checkOpen();
     if (!Number.isInteger(number) || number < HOST_CALL_MIN || number > HOST_CALL_MAX) {
-      throw badArgument(`host function numbers are ${HOST_CALL_MIN}..${HOST_CALL_MAX}, not ${String(number)}`);
+      throw check.badArgument('number', `host function numbers are ${HOST_CALL_MIN}..${HOST_CALL_MAX}, not ${String(number)}`);
     }
-    if (typeof fn !== 'function') throw badArgument('a host function must be a function');
+    if (typeof fn !== 'function') throw check.badArgument('fn', 'a host function must be a function');
     this.#hostFunctions.set(number, fn);
     this.#writeHostFunctionBit(number, true);
   }
@@ -666,6 +672,9 @@ export class Sandbox {
   snapshot(): SandboxSnapshot {
     this.#idle();
     if (this.#guest === undefined) throw new NubError('Unsupported', 'snapshots need engine kvm');
+    // A poisoned guest may be stopped mid-request: a snapshot of it could never be restored to anything usable.
+    const poison = this.poisonedBy;
+    if (poison) throw new NubError('Poisoned', `a poisoned sandbox cannot be snapshotted [${poison.code}]; reset() or restore() it first`, { cause: poison });
     return new SandboxSnapshot(this.#guest.snapshot(), copyHostState(this.#hostState()), this.#options);
   }
 
@@ -751,6 +760,15 @@ export class Sandbox {
       this.#reboot();
       return request();
     }
+  }
+
+  /** A guest that hands out an image id it already gave another live image, or one past its table, is lying: poison. */
+  #checkImageId(image: PreparedGuestImage): PreparedGuestImage {
+    const taken = [...this.#images.values()].some((p) => p.guest?.id === image.id);
+    if (taken || image.id >= MAX_IMAGES) {
+      throw this.#guest!.mailbox.poison(new NubError('GuestProtocol', `the guest named image id ${image.id}, which ${taken ? 'another loaded image has' : 'is past its image table'}`));
+    }
+    return image;
   }
 
   #hostState(): HostState {

@@ -4,8 +4,9 @@
  * kernel, bounded loads, unloadImage freeing guest memory, the pool's setup.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { Invoke } from '../../lib/abi/guest-abi.js';
+import { Invoke, Prepare } from '../../lib/abi/guest-abi.js';
 import { NubError } from '../../lib/errors.js';
 import { MAILBOX_PAYLOAD_GPA } from '../../lib/guest/mailbox.js';
 import { ImageBuilder } from '../../lib/image/index.js';
@@ -44,7 +45,7 @@ describeKvm('hostile input (issue 14), engine kvm', function () {
     let sandbox: Sandbox;
     let image: ReturnType<Sandbox['loadImage']>;
     beforeEach(() => {
-      sandbox = Sandbox.create({ engine: 'kvm', memorySize: 16 << 20 });
+      sandbox = Sandbox.create({ engine: 'kvm', memorySize: 64 << 20 });
       image = sandbox.loadImage(testImage());
     });
     afterEach(() => sandbox.close());
@@ -63,10 +64,15 @@ describeKvm('hostile input (issue 14), engine kvm', function () {
     });
 
     it('item 11: a snapshot() refused during an invoke does not kick it', async () => {
-      sandbox.registerHostFunction(100, (regs) => regs[7] * 2n);
-      const running = sandbox.invoke(image, 2, { args: [20n] });
+      const started = performance.now();
+      const running = sandbox.invoke(image, 6, { gas: NO_GAS_LIMIT, timeoutMs: 500 }); // an endless loop
+      await new Promise((r) => setTimeout(r, 20));
       expectNubError(() => sandbox.snapshot(), 'Busy');
-      assert.equal((await running).regs[7], 41n);
+      const err = await expectNubError(running, 'Timeout');
+      assert.ok(performance.now() - started >= 450, 'the invoke ran its whole timeout: nothing kicked it');
+      assert.match(err.message, /500 ms/);
+      using snap = sandbox.snapshot();
+      assert.equal(snap.memorySize, 64 << 20);
     });
 
     it('item 13: a guest kernel that lies in any reported field poisons the sandbox (GuestProtocol) instead of returning the lie', () => {
@@ -95,10 +101,31 @@ describeKvm('hostile input (issue 14), engine kvm', function () {
       }
     });
 
+    it('fuzz corpus (api, guest): a poisoned sandbox cannot be snapshotted; an image id the guest reuses poisons', () => {
+      const guest = sandbox.guest!;
+      const mailbox = guest.mailbox;
+      const enter = mailbox.enter.bind(mailbox);
+      mailbox.enter = (...a: Parameters<typeof enter>) => {
+        const stop = enter(...a);
+        guest.memory.view.setUint32(MAILBOX_PAYLOAD_GPA + Prepare.offsets.image_id, 0, true); // testImage's: the first this guest prepared
+        return stop;
+      };
+      expectNubError(() => sandbox.loadImage(testImage().addEndpoint(77, { entryPc: 0 })), 'GuestProtocol');
+      mailbox.enter = enter;
+      expectNubError(() => sandbox.snapshot(), 'Poisoned');
+      sandbox.reset();
+      using snap = sandbox.snapshot();
+      assert.equal(snap.memorySize, 64 << 20);
+    });
+
     it('item 7: loadImage takes a timeout (a load that runs out poisons, reset() recovers) and an aborted signal', () => {
-      const big = new ImageBuilder().setCode(assemble(...Array.from({ length: 64 << 10 }, () => A.addi(10, 10, 1)), A.ecalli(0))).addEndpoint(1, { entryPc: 0 });
+      const step = assemble(A.addi(10, 10, 1));
+      const code = new Uint8Array((1 << 20) * step.length + 4);
+      for (let at = 0; at < code.length - 4; at += step.length) code.set(step, at);
+      code.set(assemble(A.ecalli(0)), code.length - 4);
+      const big = new ImageBuilder().setCode(code).addEndpoint(1, { entryPc: 0 }); // 4 MiB of code
       const started = performance.now();
-      expectNubError(() => sandbox.loadImage(big, { timeoutMs: 50 }), 'Timeout');
+      expectNubError(() => sandbox.loadImage(big, { timeoutMs: 1 }), 'Timeout');
       assert.ok(performance.now() - started < 5_000);
       expectNubError(() => sandbox.invokeSync(image, 1), 'Poisoned');
       sandbox.reset();
@@ -143,6 +170,24 @@ describeKvm('hostile input (issue 14), engine kvm', function () {
     } finally {
       process.off('unhandledRejection', onUnhandled);
     }
+  });
+
+  it('item 8: worker.terminate() ends a worker stuck in invokeSync without a timeout, and process.exit() then exits', () => {
+    const worker = new URL('./hostile-worker.js', import.meta.url).href;
+    const script = `
+      import { Worker } from 'node:worker_threads';
+      const w = new Worker(new URL(${JSON.stringify(worker)}), { execArgv: [] });
+      await new Promise((resolve) => w.once('message', resolve));
+      await new Promise((r) => setTimeout(r, 300));
+      const started = Date.now();
+      await w.terminate();
+      console.log('terminated after', Date.now() - started, 'ms');
+      const again = new Worker(new URL(${JSON.stringify(worker)}), { execArgv: [] });
+      await new Promise((resolve) => again.once('message', resolve));
+      process.exit(0);`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, `the child did not exit by itself (signal ${r.signal}): ${r.stdout} ${r.stderr}`);
+    assert.match(r.stdout, /terminated after \d+ ms/);
   });
 
   it('item 12: timeoutMs of 2^31 is BadArgument and the sandbox is not poisoned', () => {

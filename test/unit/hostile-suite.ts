@@ -9,7 +9,7 @@ import { NubError } from '../../lib/errors.js';
 import { encodeImage, ImageBuilder } from '../../lib/image/index.js';
 import { DATA_BASE, Exit } from '../../lib/machine/abi.js';
 import { Sandbox, type EngineName, type LoadedImage } from '../../lib/sandbox/index.js';
-import { MAX_MAPPINGS } from '../../lib/limits.js';
+import { MAX_PREPARE_MAPPINGS as MAX_MAPPINGS } from '../../lib/guest/invoke.js';
 import { expectNubError } from '../support/nub-error.js';
 import { A, assemble, X } from './machine-asm.js';
 import { testImage } from './sandbox-suite.js';
@@ -194,6 +194,14 @@ export function hostileSuite(engine: EngineName): void {
     using small = Sandbox.create({ engine, memorySize: 16 << 20, memoryBudget: 64 << 10 });
     expectNubError(() => small.loadImage(probeImage().addInitialData(5, new Uint8Array(0), 1 << 20).addMapping(DATA_BASE + 0x10_0000, 1 << 20, 5)), 'MemoryBudgetExceeded');
     small.loadImage(probeImage());
+  });
+
+  it('fuzz corpus (api): the reader takes only 32-byte hashes (BadHash), never an untyped TypeError', () => {
+    for (const bad of [undefined, null, 'x', new Uint8Array(3), {}]) {
+      expectNubError(() => sandbox.reader.contains(bad as never), 'BadHash');
+      expectNubError(() => sandbox.reader.get(bad as never), 'BadHash');
+    }
+    assert.equal(sandbox.reader.contains(image.imageHash), true);
   });
 
   it('item 18: more mappings than MAX_MAPPINGS are TooManyMappings on both engines; unloadImage frees an image and its caps', () => {
