@@ -29,6 +29,7 @@ function invokeOptions(r: SeededRandom, engine: string): unknown {
   if (engine === 'kvm' && r.chance(0.2)) Object.assign(o, { gas: (1n << 64n) - 1n, timeoutMs: 1 + r.below(50) });
   if (r.bool()) o.args = value(r, [[], [1n, 2n], [3, 4, 5, 6], [1n, 2n, 3n, 4n, 5n]]);
   if (r.bool() && o.timeoutMs === undefined) o.timeoutMs = value(r, [1, 50, 1000, 2 ** 31 - 1]);
+  if (r.chance(0.2)) o.caps = value(r, [[new Uint8Array(10)], [], [{ hash: new Uint8Array(32) }], [r.bytes(5000), r.bytes(3)]]);
   if (r.chance(0.3)) o.signal = value(r, [AbortSignal.abort(), new AbortController().signal, AbortSignal.timeout(r.below(20))]);
   return o;
 }

@@ -12,14 +12,14 @@ export async function fuzzPrograms(opts: FuzzOptions): Promise<FuzzReport> {
   for (const s of [pair.local, pair.kvm]) s?.registerHostFunction(100, mixer);
   try {
     while (run.more()) {
-      const { image, gas, args } = randomImage(run.caseSeed(run.current));
+      const { image, gas, args, caps } = randomImage(run.caseSeed(run.current));
       const bytes = image.encode();
       const local = run.typed('local load', () => pair.local.loadImage(bytes), bytes);
-      const a = local.value ? run.typed('local invoke', () => pair.local.invokeSync(local.value!, 1, { gas, args }), bytes) : { outcome: local.outcome };
+      const a = local.value ? run.typed('local invoke', () => pair.local.invokeSync(local.value!, 1, { gas, args, caps }), bytes) : { outcome: local.outcome };
       run.count(a.value ? `exit ${a.value.exit}` : `error ${a.outcome}`);
       if (pair.kvm) {
         const kvm = run.typed('kvm load', () => pair.kvm!.loadImage(bytes), bytes);
-        const b = kvm.value ? run.typed('kvm invoke', () => pair.kvm!.invokeSync(kvm.value!, 1, { gas, args, timeoutMs: 10_000 }), bytes) : { outcome: kvm.outcome };
+        const b = kvm.value ? run.typed('kvm invoke', () => pair.kvm!.invokeSync(kvm.value!, 1, { gas, args, caps, timeoutMs: 10_000 }), bytes) : { outcome: kvm.outcome };
         if (summary(a) !== summary(b)) run.find(`engines disagree: local ${summary(a)} kvm ${summary(b)}`, bytes);
         if (kvm.value) pair.kvm.unloadImage(kvm.value);
         if (pair.kvm.poisonedBy) {
