@@ -3,17 +3,49 @@
 
 #include <immintrin.h>
 #include <linux/kvm.h>
+#include <sched.h>
 #include <time.h>
 #include <cstring>
 
 namespace nub {
 namespace {
 
+// How long a call spins flat out before it also yields its core on every turn.
+constexpr uint64_t kSpinBeforeYieldNs = 20000;
+
 uint64_t NowNs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
 }
+
+// A core this process may use other than `cpu`, or -1.
+int OtherCpu(int cpu) {
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return -1;
+  for (int i = 0; i < CPU_SETSIZE; i++)
+    if (i != cpu && CPU_ISSET(i, &allowed)) return i;
+  return -1;
+}
+
+// Keeps the calling thread off one core while it lives (when it is on that core now), and
+// puts its affinity back after: a poll needs the caller and the vCPU on different cores.
+class StayOff {
+ public:
+  explicit StayOff(int cpu) {
+    if (cpu < 0 || sched_getcpu() != cpu || sched_getaffinity(0, sizeof saved_, &saved_) != 0) return;
+    cpu_set_t away = saved_;
+    CPU_CLR(cpu, &away);
+    moved_ = CPU_COUNT(&away) > 0 && sched_setaffinity(0, sizeof away, &away) == 0;
+  }
+  ~StayOff() {
+    if (moved_) sched_setaffinity(0, sizeof saved_, &saved_);
+  }
+
+ private:
+  cpu_set_t saved_;
+  bool moved_ = false;
+};
 
 }  // namespace
 
@@ -43,8 +75,17 @@ unsigned Poller::Call(const PollCall& call) {
   if (quit_.load()) throw NubFailure{code::kClosed, "the VM is closed"};
   if (call.seqOffset + 8 > call.memorySize || call.doneOffset + 8 > call.memorySize || call.seqOffset % 8 || call.doneOffset % 8)
     throw NubFailure{code::kBadArgument, "poll offsets must be 8-byte aligned words inside guest memory"};
+  // Two threads spinning on one core hand over only when the scheduler's time slice ends:
+  // the vCPU thread gets a core of its own (once), and the caller stays off it.
+  if (vcpuCpu_ < 0) {
+    vcpuCpu_ = OtherCpu(sched_getcpu());
+    vcpu_.PinThread(vcpuCpu_);
+  }
+  StayOff stayOff(vcpuCpu_);
   if (call.seq != 0) __atomic_store_n(reinterpret_cast<uint64_t*>(call.memory + call.seqOffset), call.seq, __ATOMIC_SEQ_CST);
   const uint64_t deadline = call.timeoutMs == Vcpu::kNoTimeout ? UINT64_MAX : NowNs() + uint64_t(call.timeoutMs) * 1000000u;
+  uint64_t spinStart = 0;
+  bool yieldToOthers = false;
   for (unsigned spins = 0;; spins++) {
     if (quit_.load(std::memory_order_relaxed)) throw NubFailure{code::kClosed, "the VM was closed during the call"};
     int state = state_.load(std::memory_order_acquire);
@@ -63,6 +104,14 @@ unsigned Poller::Call(const PollCall& call) {
       return result.exitReason;
     }
     if (Load(call, call.doneOffset) == call.want) return kAnswered;
+    if (spins % 1024 == 0) {
+      uint64_t now = NowNs();
+      if (spinStart == 0) spinStart = now;
+      // Past a short spin, let the vCPU thread have this core should it share it with us:
+      // otherwise both spin until the scheduler's time slice ends (milliseconds).
+      if (now - spinStart > kSpinBeforeYieldNs) yieldToOthers = true;
+    }
+    if (yieldToOthers) sched_yield();
     if (spins % 1024 == 0 && NowNs() >= deadline) {
       vcpu_.Kick();
       while (state_.load(std::memory_order_acquire) != kStopped) _mm_pause();

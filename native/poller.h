@@ -53,6 +53,7 @@ class Poller {
   bool IsIdleDoorbell(unsigned exitReason, uint16_t port) const;
 
   Vcpu& vcpu_;
+  int vcpuCpu_ = -1;  // the core the vCPU thread is kept on, away from the caller's
   std::atomic<int> state_{kIdle};
   std::atomic<bool> quit_{false};
   std::atomic<bool> inCall_{false};

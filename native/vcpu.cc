@@ -9,6 +9,20 @@
 #include <cstring>
 
 namespace nub {
+
+namespace {
+void ApplyPin(std::thread& thread, int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (cpu < 0) {
+    for (int i = 0; i < CPU_SETSIZE; i++) CPU_SET(i, &set);
+  } else {
+    CPU_SET(cpu, &set);
+  }
+  pthread_setaffinity_np(thread.native_handle(), sizeof set, &set);  // best effort: a cpuset may forbid it
+}
+}  // namespace
+
 namespace {
 
 constexpr uint32_t kMxcsrDefault = 0x1f80;  // power-on value: all SSE exceptions masked
@@ -160,7 +174,10 @@ void Vcpu::RunAsync(int timeoutMs, std::function<void(RunResult)> done) {
   std::lock_guard<std::mutex> lock(asyncMutex_);
   if (quit_) throw NubFailure{code::kClosed, "the vCPU is closed"};
   if (requested_) throw NubFailure{code::kBusy, "a run is already queued on this vCPU"};
-  if (!thread_.joinable()) thread_ = std::thread([this] { ThreadMain(); });
+  if (!thread_.joinable()) {
+    thread_ = std::thread([this] { ThreadMain(); });
+    ApplyPin(thread_, pinnedCpu_);
+  }
   requested_ = true;
   requestTimeoutMs_ = timeoutMs;
   requestDone_ = std::move(done);
@@ -209,6 +226,12 @@ void Vcpu::Close() {
   if (fd_ >= 0) close(fd_);
   fd_ = -1;
   runState_.reset();
+}
+
+void Vcpu::PinThread(int cpu) {
+  std::lock_guard<std::mutex> lock(asyncMutex_);
+  pinnedCpu_ = cpu;
+  if (thread_.joinable()) ApplyPin(thread_, cpu);
 }
 
 unsigned Vcpu::TscKhz() const { return static_cast<unsigned>(NUB_IOCTL(fd_, KVM_GET_TSC_KHZ, 0)); }

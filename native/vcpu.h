@@ -79,6 +79,8 @@ class Vcpu {
   void ClearKick() { run()->immediate_exit = 0; }
   // The guest TSC's frequency (KVM_GET_TSC_KHZ).
   unsigned TscKhz() const;
+  // Keeps the vCPU's own thread (RunAsync's) on `cpu` from now on (-1: anywhere).
+  void PinThread(int cpu);
 
   kvm_regs GetRegs() const;
   void SetRegs(const kvm_regs& regs) const;
@@ -109,6 +111,7 @@ class Vcpu {
   std::mutex asyncMutex_;         // guards the request fields below
   std::condition_variable asyncWake_;
   std::thread thread_;
+  int pinnedCpu_ = -1;  // PinThread(), applied when the thread starts
   bool quit_ = false;
   bool requested_ = false;
   int requestTimeoutMs_ = kNoTimeout;
