@@ -55,6 +55,7 @@ function orPages(a: Uint8Array, b: Uint8Array): Uint8Array {
  * IN) without entering the guest: a kicked KVM_RUN does that and returns at once.
  */
 function settleVcpu(vm: Vm): void {
+  vm.parkPoller(); // a polling vCPU would take the kick itself, and the run below would enter the guest
   vm.kick();
   const reason = vm.run();
   if (reason !== KVM_EXIT.INTR) {

@@ -74,6 +74,15 @@ describeKvm('Sandbox polling mode', function () {
     assert.equal(add(clone, 4n), 5n);
   });
 
+  it('snapshots right after a call, while the guest still spins for the next one', () => {
+    using polled = Sandbox.create({ engine: 'kvm', memorySize: 16 << 20, polling: true });
+    const image = polled.loadImage(testImage());
+    for (let i = 0; i < 20; i++) {
+      assert.equal(polled.invokeSync(image, 1, { args: [BigInt(i), 1n] }).regs[7], BigInt(i + 1));
+      polled.snapshot().close(); // parks the spinning vCPU before it settles it
+    }
+  });
+
   it('refuses with PollingUnavailable where the process has one core', () => {
     const script = `import('${new URL('../../lib/sandbox/index.js', import.meta.url).href}').then(({ Sandbox }) => {
       try { Sandbox.create({ engine: 'kvm', polling: true }); console.log('created'); } catch (e) { console.log(e.code); }
