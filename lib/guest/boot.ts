@@ -97,6 +97,9 @@ export function defaultKernelPath(): string {
   return join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'guest', 'build', 'kernel.bin');
 }
 
+/** What to do about a missing or mismatched kernel, for an installed package and for a checkout. */
+const REBUILD_HINT = 'reinstall nub (`npm rebuild nub`), or run `npm run build` in a checkout of nub';
+
 const kernelCache = new Map<string, KernelImage>();
 
 /** Reads and validates the kernel once per path. NubError 'KernelMissing' or 'BadKernelImage'. */
@@ -107,7 +110,7 @@ export function loadKernelImage(path = defaultKernelPath()): KernelImage {
     try {
       bytes = new Uint8Array(readFileSync(path));
     } catch (cause) {
-      throw new NubError('KernelMissing', `cannot read the guest kernel ${path}; run \`npm run build\``, { path, cause });
+      throw new NubError('KernelMissing', `cannot read the guest kernel ${path}; ${REBUILD_HINT}`, { path, cause });
     }
     kernel = parseKernelImage(bytes, path);
     kernelCache.set(path, kernel);
@@ -117,7 +120,7 @@ export function loadKernelImage(path = defaultKernelPath()): KernelImage {
 
 /** Checks the KernelHeader at the start of `bytes` against the layout this host was built with. */
 export function parseKernelImage(bytes: Uint8Array, path = '<memory>'): KernelImage {
-  const bad = (why: string): NubError => new NubError('BadKernelImage', `${path}: ${why}; rebuild it with \`npm run build\``, { path });
+  const bad = (why: string): NubError => new NubError('BadKernelImage', `${path}: ${why}; ${REBUILD_HINT}`, { path });
   if (bytes.length < KernelHeader.size) throw bad(`${bytes.length} bytes is too short for a kernel header`);
   const mem = new GuestMemory(bytes.slice(0, KernelHeader.size).buffer);
   type AddressField = 'entry_va' | 'load_end_va' | 'stack_guard_va' | 'stack_top_va' | 'exception_stubs_va' | 'supervisor_start_va' | 'supervisor_end_va' | 'readonly_end_va';
