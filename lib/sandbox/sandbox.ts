@@ -135,6 +135,9 @@ export interface CapReader {
  */
 export type SandboxResult = InvokeResult & { instance?: Uint8Array };
 
+/** The frame of a call without argument caps, per endpoint of an admitted image (immutable; see #prepareCall). */
+const capFreeFrames = new WeakMap<object, FrameSpec>();
+
 export const DEFAULT_GAS = 1_000_000_000n;
 export { DEFAULT_SANDBOX_MEMORY };
 
@@ -867,10 +870,12 @@ export class Sandbox {
     const gas = check.gas(opts.gas, DEFAULT_GAS);
     const timeoutMs = check.timeoutMs(opts.timeoutMs);
     const signal = check.signal(opts.signal);
-    const instance = this.#instances.get(toHex(hash));
-    const prepared = instance?.prepared ?? this.#loadedImage(hash);
+    const hex = toHex(hash);
+    const instance = this.#instances.get(hex);
+    const prepared = instance?.prepared ?? this.#images.get(hex);
+    if (prepared === undefined) throw new NubError('UnknownImage', `no image or Instance ${hex} is in this sandbox`);
     if (instance !== undefined && this.#images.get(toHex(prepared.loaded.contentHash)) !== prepared) {
-      throw new NubError('UnknownImage', `the image of Instance ${toHex(hash)} is no longer loaded in this sandbox`);
+      throw new NubError('UnknownImage', `the image of Instance ${hex} is no longer loaded in this sandbox`);
     }
     const imageCap = prepared.loaded.admitted.imageCap;
     let key: Uint8Array;
@@ -885,8 +890,13 @@ export class Sandbox {
     const newCaps: CapToStore[] = [];
     const caps = (opts.caps ?? []).map((c, i) => this.#argCap(c, i, newCaps));
     // The same checks and errors as engine local's (Machine.TooManyCaps, MissingCap, CapKind, ReservedSlots).
-    const frame = frameSpec(imageCap, ep, prepared.loaded.admitted.dataCaps, caps);
-    resolveMappings(imageCap, prepared.loaded.admitted.dataCaps, caps);
+    // Without argument caps the frame depends on the endpoint alone: checked once, then reused.
+    let frame = caps.length === 0 ? capFreeFrames.get(ep) : undefined;
+    if (frame === undefined) {
+      frame = frameSpec(imageCap, ep, prepared.loaded.admitted.dataCaps, caps);
+      resolveMappings(imageCap, prepared.loaded.admitted.dataCaps, caps);
+      if (caps.length === 0) capFreeFrames.set(ep, frame);
+    }
     if (signal?.aborted) throw new NubError('Cancelled', 'the invoke was cancelled before it started', { cause: signal.reason });
     const common = { prepared, key, args, gas, timeoutMs, signal, caps, newCaps, frame, instance, hash };
     if (this.#local) return { ...common, local: true as const, early: undefined, request: undefined };
