@@ -2,7 +2,7 @@
 // Builds everything nub needs, in dependency order: TypeScript (the ABI declaration
 // lives there), the generated guest ABI header, the guest kernel, the native addon.
 // `--package` leaves out what only the tests use (scripts/prepack.mjs).
-import { existsSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { pruneDist } from './prune-dist.mjs';
 
@@ -41,5 +41,9 @@ for (const [name, [cmd, ...args], { testOnly = false } = {}] of steps) {
     process.exit(1);
   }
   console.log(`ok (${((Date.now() - started) / 1000).toFixed(1)} s)`);
-  if (name === 'TypeScript') pruneDist(root);
+  if (name === 'TypeScript') {
+    pruneDist(root);
+    // tsc writes files without the executable bit; `npx nub` in a checkout runs the bin as it is.
+    for (const bin of Object.values(JSON.parse(readFileSync('package.json', 'utf8')).bin)) chmodSync(bin, 0o755);
+  }
 }
