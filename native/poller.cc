@@ -10,9 +10,6 @@
 namespace nub {
 namespace {
 
-// How long a call spins flat out before it also yields its core on every turn.
-constexpr uint64_t kSpinBeforeYieldNs = 20000;
-
 uint64_t NowNs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -58,6 +55,14 @@ bool Poller::IsIdleDoorbell(unsigned exitReason, uint16_t port) const {
   return exitReason == KVM_EXIT_IO && run->io.direction == KVM_EXIT_IO_OUT && run->io.port == port;
 }
 
+RunResult Poller::Collect() {
+  while (state_.load(std::memory_order_acquire) != kStopped) _mm_pause();
+  RunResult result = std::move(result_);
+  result_ = RunResult{};
+  state_.store(kIdle, std::memory_order_release);
+  return result;
+}
+
 void Poller::Start() {
   state_.store(kRunning, std::memory_order_release);
   vcpu_.RunAsync(Vcpu::kNoTimeout, [this](RunResult result) {
@@ -84,8 +89,6 @@ unsigned Poller::Call(const PollCall& call) {
   StayOff stayOff(vcpuCpu_);
   if (call.seq != 0) __atomic_store_n(reinterpret_cast<uint64_t*>(call.memory + call.seqOffset), call.seq, __ATOMIC_SEQ_CST);
   const uint64_t deadline = call.timeoutMs == Vcpu::kNoTimeout ? UINT64_MAX : NowNs() + uint64_t(call.timeoutMs) * 1000000u;
-  uint64_t spinStart = 0;
-  bool yieldToOthers = false;
   for (unsigned spins = 0;; spins++) {
     if (quit_.load(std::memory_order_relaxed)) throw NubFailure{code::kClosed, "the VM was closed during the call"};
     int state = state_.load(std::memory_order_acquire);
@@ -94,8 +97,7 @@ unsigned Poller::Call(const PollCall& call) {
       continue;
     }
     if (state == kStopped) {
-      RunResult result = std::move(result_);
-      state_.store(kIdle, std::memory_order_release);
+      RunResult result = Collect();
       if (result.error) throw *result.error;
       if (result.cancelled) throw NubFailure{code::kClosed, "the vCPU was closed during the call"};
       if (Load(call, call.doneOffset) == call.want) return kAnswered;  // answered, then went idle
@@ -104,19 +106,9 @@ unsigned Poller::Call(const PollCall& call) {
       return result.exitReason;
     }
     if (Load(call, call.doneOffset) == call.want) return kAnswered;
-    if (spins % 1024 == 0) {
-      uint64_t now = NowNs();
-      if (spinStart == 0) spinStart = now;
-      // Past a short spin, let the vCPU thread have this core should it share it with us:
-      // otherwise both spin until the scheduler's time slice ends (milliseconds).
-      if (now - spinStart > kSpinBeforeYieldNs) yieldToOthers = true;
-    }
-    if (yieldToOthers) sched_yield();
     if (spins % 1024 == 0 && NowNs() >= deadline) {
       vcpu_.Kick();
-      while (state_.load(std::memory_order_acquire) != kStopped) _mm_pause();
-      RunResult result = std::move(result_);
-      state_.store(kIdle, std::memory_order_release);
+      RunResult result = Collect();
       vcpu_.ClearKick();  // the run may have ended before the kick landed
       if (result.error) throw *result.error;
       if (Load(call, call.doneOffset) == call.want) return kAnswered;
@@ -133,15 +125,11 @@ void Poller::Shutdown() {
 }
 
 void Poller::Park() {
-  bool kicked = state_.load(std::memory_order_acquire) == kRunning;
-  if (kicked) {
-    vcpu_.Kick();
-    while (state_.load(std::memory_order_acquire) != kStopped) _mm_pause();
-  }
-  if (state_.load(std::memory_order_acquire) == kStopped) {
-    result_ = RunResult{};
-    state_.store(kIdle, std::memory_order_release);
-  }
+  int state = state_.load(std::memory_order_acquire);
+  if (state == kIdle) return;
+  bool kicked = state == kRunning;
+  if (kicked) vcpu_.Kick();
+  Collect();  // a stopped run's outcome (a spin kicked, or idle) matters to no one once parked
   if (kicked) vcpu_.ClearKick();  // ours, if the run ended before it landed; anyone else's kick stays
 }
 

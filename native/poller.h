@@ -49,6 +49,8 @@ class Poller {
  private:
   enum State { kIdle, kRunning, kStopped };
   void Start();
+  // Waits for the run in flight to stop, takes its result and makes the poller idle.
+  RunResult Collect();
   static uint64_t Load(const PollCall& call, size_t offset);
   bool IsIdleDoorbell(unsigned exitReason, uint16_t port) const;
 

@@ -11,6 +11,7 @@
 namespace nub {
 
 namespace {
+
 void ApplyPin(std::thread& thread, int cpu) {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -21,9 +22,6 @@ void ApplyPin(std::thread& thread, int cpu) {
   }
   pthread_setaffinity_np(thread.native_handle(), sizeof set, &set);  // best effort: a cpuset may forbid it
 }
-}  // namespace
-
-namespace {
 
 constexpr uint32_t kMxcsrDefault = 0x1f80;  // power-on value: all SSE exceptions masked
 

@@ -223,7 +223,6 @@ static void pin_to(int cpu) {
 
 struct handoff {
   _Alignas(64) _Atomic uint32_t request, reply;
-  int rounds;
 };
 
 static void* echo_thread(void* arg) {

@@ -47,7 +47,6 @@ const STATUS_CODES: Record<number, NubErrorCode> = {
   [MailboxStatus.values.BAD_CAP]: 'GuestBadCap',
 };
 
-
 /**
  * How a guest entry ended, when it ended well: the guest answered (`doorbell`), stopped
  * an INVOKE for a host function (`hostCall`), or was stopped by a kick or the watchdog
@@ -77,11 +76,6 @@ export class Mailbox {
     this.#polling = idleSpinTsc > 0;
     if (this.#polling && (vm.pollRun === undefined || vm.pollRunAsync === undefined)) throw new NubError('Unsupported', 'this VM cannot poll');
     setU64(mem.view, MAILBOX + M.idle_spin_tsc, idleSpinTsc);
-  }
-
-  /** Whether requests cross no VM exit (polling mode). */
-  get polling(): boolean {
-    return this.#polling;
   }
 
   /** The error that poisoned the mailbox, if one did. */
@@ -210,7 +204,8 @@ export class Mailbox {
 
   #stop(reason: number, interruptible: boolean): GuestStop {
     if (reason === POLL_ANSWERED) return 'doorbell';
-    // The two stops of every call, read straight from kvm_run; anything else is decoded in full.
+    // The two stops of every call, read straight from kvm_run (their data is never used);
+    // anything else is decoded in full, and is an error unless it is an allowed interruption.
     if (reason === KVM_EXIT.IO) {
       const state = this.#vm.runState; // detached (length 0) once the VM is closed
       const run = state.byteLength >= KVM_RUN_MIN_SIZE ? (this.#runView ??= new DataView(state)) : undefined;
@@ -225,10 +220,6 @@ export class Mailbox {
       exit = decodeExit(this.#vm, reason);
     } catch (err) {
       throw this.#poisonWith(asNubError(err));
-    }
-    if (exit.kind === 'io' && exit.direction === 'out') {
-      if (exit.port === Ports.values.DOORBELL) return 'doorbell';
-      if (exit.port === Ports.values.HOST_CALL) return 'hostCall';
     }
     if (exit.kind === 'interrupted' && interruptible) return 'interrupted';
     throw this.#poisonWith(this.#exitError(exit));
