@@ -365,6 +365,7 @@ export class Sandbox {
     if (!ENGINE_CHOICES.includes(wanted)) throw check.badArgument('engine', `'${String(wanted)}' is not one of ${ENGINE_CHOICES.join(', ')}`);
     const kvmEngine = o.kvmEngine;
     if (kvmEngine !== undefined && kvmEngine !== 'recompiler' && kvmEngine !== 'interpreter') throw check.badArgument('kvmEngine', `'${String(kvmEngine)}' is neither 'recompiler' nor 'interpreter'`);
+    if (o.polling !== undefined && typeof o.polling !== 'boolean') throw check.badArgument('polling', `${String(o.polling)} is not a boolean`);
     const unavailable = wanted === 'local' ? undefined : probeKvm(o.kvmPath);
     if (unavailable && wanted === 'kvm') throw unavailable;
     return new Sandbox(o, unavailable || wanted === 'local' ? 'local' : 'kvm', undefined, unavailable);

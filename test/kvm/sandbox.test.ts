@@ -83,6 +83,10 @@ describeKvm('Sandbox polling mode', function () {
     }
   });
 
+  it('takes polling as a boolean only (BadArgument)', () => {
+    for (const polling of ['yes', 1, null]) expectCode(() => Sandbox.create({ engine: 'kvm', polling: polling as never }), 'BadArgument');
+  });
+
   it('refuses with PollingUnavailable where the process has one core', () => {
     const script = `import('${new URL('../../lib/sandbox/index.js', import.meta.url).href}').then(({ Sandbox }) => {
       try { Sandbox.create({ engine: 'kvm', polling: true }); console.log('created'); } catch (e) { console.log(e.code); }
