@@ -34,6 +34,7 @@ export const ERROR_CODES = {
   StaleMemory: code("a result's memory (or a minted result cap) was read after a later invoke reused it", 'usable'),
   UnknownCap: code('an argument cap { hash } names no cap stored in this sandbox', 'usable'),
   UnknownInstance: code('sandbox.instance(): no such Instance in this sandbox', 'usable'),
+  ImageInUse: code('unloadImage(): a loaded image can spawn Instances of this one (a pinned Image slot); unload that image first', 'usable'),
   WrongKind: code('bytes() of a result cap that is not a Data cap', 'usable'),
   MemoryBudgetExceeded: code("loading would take the sandbox past its memory budget (SandboxOptions.memoryBudget)", 'usable'),
   TooManyMappings: code('an image has more mappings than an engine maps', 'usable'),

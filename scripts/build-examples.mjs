@@ -50,13 +50,25 @@ const compile = (name, target, output) => compileFile(path.join(examplesDir, nam
 /** Builds every example's image into outDir/<name>.ssz; returns the paths by name. */
 async function buildImages(outDir) {
   const { packElf } = await distModule('pack/index.js');
+  const { admitImage } = await distModule('image/index.js');
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'nub-examples-'));
   const built = {};
+  // expected.json "pinImages" {slot: example}: pinned Image slots, so those examples are built first.
+  const pins = async (name) => Object.entries((await fs.readJson(path.join(examplesDir, name, 'expected.json'))).pinImages ?? {});
+  const names = await exampleNames();
+  const order = [];
+  for (const name of names) if ((await pins(name)).length === 0) order.push(name);
+  for (const name of names) if (!order.includes(name)) order.push(name);
   try {
-    for (const name of await exampleNames()) {
+    for (const name of order) {
       const elf = path.join(work, `${name}.elf`);
       await compile(name, 'pvm', elf);
-      const result = packElf(await fs.readFile(elf));
+      const images = [];
+      for (const [slot, dep] of await pins(name)) {
+        if (!built[dep]) throw new Error(`${name} pins ${dep}, which pins images too (one level only) or does not exist`);
+        images.push({ slot: Number(slot), contentHash: admitImage(await fs.readFile(built[dep])).contentHash });
+      }
+      const result = packElf(await fs.readFile(elf), { images });
       for (const warning of result.warnings) console.error(`${name}: warning: ${warning}`);
       built[name] = path.join(outDir(name), `${name}.ssz`);
       await fs.writeFile(built[name], result.image);

@@ -113,6 +113,10 @@ uint64_t nub_linux_kernel_op(uint64_t n, uint64_t a, uint64_t b, uint64_t c, uin
     slots[a].bytes = room, slots[a].size = size, slots[a].full = 1;
     return PVM_KSTATUS_OK;
   }
+  case PVM_KOP_DERIVE_SPAWN:
+    return PVM_KSTATUS_NOT_LOADED; /* a Linux process has no other images */
+  case PVM_KOP_CALL:
+    return PVM_KSTATUS_WRONG_KIND; /* so no Instance is ever in a slot */
   default:
     exit_with(3); /* no such operation: the machine's PANIC */
   }

@@ -9,7 +9,7 @@
  *   NUB_ENDPOINT_CAPS(key, fn, nargs, ncaps)
  *                                 NUB_ENDPOINT with `ncaps` argument caps (the
  *                                 endpoint's arg_cnode_size); they are its results too.
- *   nub_copy/nub_move/nub_drop/nub_data_size/nub_data_read/nub_data_mint
+ *   nub_copy/nub_move/nub_drop/nub_data_size/nub_data_read/nub_data_mint/nub_spawn/nub_call
  *                                 the kernel operations on cap slots
  *                                 (docs/machine.md "Caps at run time"): each
  *                                 returns a status, NUB_OK (0) on success. Name
@@ -84,16 +84,18 @@
     a0_;                                                                       \
   })
 
-/* Kernel operation n (1..63): a0..a3 in, the status in a0, a1 in *out1 (when not NULL). */
-#define nub_kernel_op_(n, a, b, c, d, out1)                                    \
+/* Kernel operation n (1..63): a0..a5 in, the status in a0, a1 in *out1 (when not NULL). */
+#define nub_kernel_op_(n, a, b, c, d, e, f, out1)                              \
   __extension__({                                                              \
     register uint64_t a0_ __asm__("a0") = (uint64_t)(a);                       \
     register uint64_t a1_ __asm__("a1") = (uint64_t)(b);                       \
     register uint64_t a2_ __asm__("a2") = (uint64_t)(c);                       \
     register uint64_t a3_ __asm__("a3") = (uint64_t)(d);                       \
-    __asm__ volatile(".insn i 0x0b, 2, x0, x0, %4"                             \
+    register uint64_t a4_ __asm__("a4") = (uint64_t)(e);                       \
+    register uint64_t a5_ __asm__("a5") = (uint64_t)(f);                       \
+    __asm__ volatile(".insn i 0x0b, 2, x0, x0, %6"                             \
                      : "+r"(a0_), "+r"(a1_)                                    \
-                     : "r"(a2_), "r"(a3_), "i"(n)                              \
+                     : "r"(a2_), "r"(a3_), "r"(a4_), "r"(a5_), "i"(n)          \
                      : "memory");                                              \
     if (out1) *(uint64_t *)(out1) = a1_;                                       \
     a0_;                                                                       \
@@ -116,7 +118,7 @@ struct nub_linux_endpoint {
 
 /* linux.c keeps a table of slots in the process, so the same sources run under qemu. */
 uint64_t nub_linux_kernel_op(uint64_t n, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t *out1);
-#define nub_kernel_op_(n, a, b, c, d, out1)                                    \
+#define nub_kernel_op_(n, a, b, c, d, e, f, out1)                              \
   nub_linux_kernel_op((n), (uint64_t)(a), (uint64_t)(b), (uint64_t)(c), (uint64_t)(d), (uint64_t *)(out1))
 
 #define NUB_ENDPOINT_CAPS(key, fn, nargs, ncaps) NUB_ENDPOINT(key, fn, nargs)
@@ -133,20 +135,33 @@ uint64_t nub_linux_kernel_op(uint64_t n, uint64_t a, uint64_t b, uint64_t c, uin
 #define NUB_ARG(i) (PVM_SLOT_ARG_BASE + (i))
 
 /* Copies the cap in slot `src` into the empty slot `dst`. */
-static inline uint64_t nub_copy(uint64_t src, uint64_t dst) { return nub_kernel_op_(PVM_KOP_COPY, src, dst, 0, 0, (uint64_t *)0); }
+static inline uint64_t nub_copy(uint64_t src, uint64_t dst) { return nub_kernel_op_(PVM_KOP_COPY, src, dst, 0, 0, 0, 0, (uint64_t *)0); }
 /* Moves the cap in slot `src` into the empty slot `dst`. */
-static inline uint64_t nub_move(uint64_t src, uint64_t dst) { return nub_kernel_op_(PVM_KOP_MOVE, src, dst, 0, 0, (uint64_t *)0); }
+static inline uint64_t nub_move(uint64_t src, uint64_t dst) { return nub_kernel_op_(PVM_KOP_MOVE, src, dst, 0, 0, 0, 0, (uint64_t *)0); }
 /* Empties `slot`. */
-static inline uint64_t nub_drop(uint64_t slot) { return nub_kernel_op_(PVM_KOP_DROP, slot, 0, 0, 0, (uint64_t *)0); }
+static inline uint64_t nub_drop(uint64_t slot) { return nub_kernel_op_(PVM_KOP_DROP, slot, 0, 0, 0, 0, 0, (uint64_t *)0); }
 /* The size in bytes (whole pages) of the Data cap in `slot`, in *size. */
-static inline uint64_t nub_data_size(uint64_t slot, uint64_t *size) { return nub_kernel_op_(PVM_KOP_DATA_SIZE, slot, 0, 0, 0, size); }
+static inline uint64_t nub_data_size(uint64_t slot, uint64_t *size) { return nub_kernel_op_(PVM_KOP_DATA_SIZE, slot, 0, 0, 0, 0, 0, size); }
 /* Copies bytes [offset, offset + len) of the Data cap in `slot` to `dst`. */
 static inline uint64_t nub_data_read(uint64_t slot, uint64_t offset, void *dst, uint64_t len) {
-  return nub_kernel_op_(PVM_KOP_READ_DATA, slot, offset, (uintptr_t)dst, len, (uint64_t *)0);
+  return nub_kernel_op_(PVM_KOP_READ_DATA, slot, offset, (uintptr_t)dst, len, 0, 0, (uint64_t *)0);
 }
 /* Puts a new Data cap of `len` bytes from `src` (zero-padded to whole pages) in the empty slot `slot`. */
 static inline uint64_t nub_data_mint(uint64_t slot, const void *src, uint64_t len) {
-  return nub_kernel_op_(PVM_KOP_MINT_DATA, slot, (uintptr_t)src, len, 0, (uint64_t *)0);
+  return nub_kernel_op_(PVM_KOP_MINT_DATA, slot, (uintptr_t)src, len, 0, 0, 0, (uint64_t *)0);
+}
+
+/* Puts a new Instance of the Image cap in slot `image` in the empty slot `dst`. */
+static inline uint64_t nub_spawn(uint64_t image, uint64_t dst) { return nub_kernel_op_(PVM_KOP_DERIVE_SPAWN, image, dst, 0, 0, 0, 0, (uint64_t *)0); }
+/*
+ * Calls endpoint [endpoint] of the Instance in `slot` with arguments a, b, c, on this
+ * call's gas. `cap` (a slot, or 0 for none) goes in as the child's argument cap 0 and
+ * receives its argument slot 0 after it HALTs. NUB_OK: *reply is the child's reply and
+ * `slot` holds the Instance as the child left it. PVM_KSTATUS_CHILD_EXIT: *reply is the
+ * child's exit (nothing changed). Other statuses: nothing ran.
+ */
+static inline uint64_t nub_call(uint64_t slot, uint64_t endpoint, uint64_t cap, uint64_t a, uint64_t b, uint64_t c, uint64_t *reply) {
+  return nub_kernel_op_(PVM_KOP_CALL, slot, endpoint, cap, a, b, c, reply);
 }
 
 /* The compiler may emit calls to these for loops and struct copies; mem.c has them. */

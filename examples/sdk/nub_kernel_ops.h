@@ -8,9 +8,11 @@
 #define PVM_KOP_COPY 0x1u
 #define PVM_KOP_MOVE 0x2u
 #define PVM_KOP_DROP 0x3u
+#define PVM_KOP_DERIVE_SPAWN 0x12u
 #define PVM_KOP_DATA_SIZE 0x15u
 #define PVM_KOP_READ_DATA 0x16u
 #define PVM_KOP_MINT_DATA 0x17u
+#define PVM_KOP_CALL 0x1au
 
 /* Kernel operation statuses, returned in φ7. */
 #define PVM_KSTATUS_OK 0x0u
@@ -21,6 +23,11 @@
 #define PVM_KSTATUS_WRONG_KIND 0x5u
 #define PVM_KSTATUS_OUT_OF_RANGE 0x6u
 #define PVM_KSTATUS_BAD_MEMORY 0x7u
+#define PVM_KSTATUS_NOT_LOADED 0x8u
+#define PVM_KSTATUS_NO_ENDPOINT 0x9u
+#define PVM_KSTATUS_REFUSED 0xau
+#define PVM_KSTATUS_CHILD_EXIT 0xbu
+#define PVM_KSTATUS_DEPTH 0xcu
 
 /* Gas of the kernel operations beyond their ecalli. */
 #define PVM_KGAS_SLOT_OP 0xau
@@ -28,6 +35,9 @@
 #define PVM_KGAS_READ_BYTES_PER_GAS 0x40u
 #define PVM_KGAS_MINT_FIXED 0x32u
 #define PVM_KGAS_MINT_PER_PAGE 0x100u
+#define PVM_KGAS_SPAWN_FIXED 0x32u
+#define PVM_KGAS_CALL_FIXED 0x64u
+#define PVM_KGAS_COPY_PER_PAGE 0x10u
 
 /* What pvm_kernel_op did to the run. */
 #define PVM_KOUTCOME_CONTINUE 0x0u
@@ -46,5 +56,8 @@
 #define PVM_SLOT_ARG_BASE 0x100u
 #define PVM_SLOT_SLOT_REFS 0x200u
 #define PVM_SLOT_DATA_PAGES_OFFSET 0x5u
+
+/* Nested calls (CALL). */
+#define PVM_CALL_MAX_DEPTH 0x8u
 
 #endif /* NUB_KERNEL_OPS_H */

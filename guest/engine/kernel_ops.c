@@ -51,6 +51,56 @@ static void copy_range(const struct pvm_memory *mem, uint64_t addr, uint8_t *buf
     }
 }
 
+#define NO_REF (-2)
+
+/* Slot bookkeeping of Instance caps (the kernel counts the slots holding each). */
+static inline void retain(const struct pvm_frame *f, const struct pvm_cap *c) {
+    if (c->kind == PVM_CAP_INSTANCE) f->instances->retain(f->ctx, c);
+}
+static inline void release(const struct pvm_frame *f, const struct pvm_cap *c) {
+    if (c->kind == PVM_CAP_INSTANCE) f->instances->release(f->ctx, c);
+}
+
+/* CALL (ecalli 26): checked and charged here, run by the kernel; the status goes to φ7, the value to φ8. */
+static uint32_t call(struct pvm_frame *f, uint64_t *phi, uint64_t *gas) {
+    uint64_t cost = PVM_KGAS_CALL_FIXED, status, pages = 0, value = 0;
+    int at = slot_ref(f, phi[7]);
+    int cap = phi[9] == 0 ? NO_REF : slot_ref(f, phi[9]);
+    const struct pvm_cap *arg = 0;
+    if (at == BAD_REF || cap == BAD_REF || cap == at) status = PVM_KSTATUS_BAD_SLOT;
+    else if (!filled(f, at)) status = PVM_KSTATUS_EMPTY;
+    else if (f->slots[at].kind != PVM_CAP_INSTANCE) status = PVM_KSTATUS_WRONG_KIND;
+    else if (cap != NO_REF && pinned(f, cap)) status = PVM_KSTATUS_PINNED;
+    else if (!f->instances || f->depth >= PVM_CALL_MAX_DEPTH) status = PVM_KSTATUS_DEPTH;
+    else {
+        if (cap != NO_REF && filled(f, cap)) arg = &f->slots[cap];
+        status = f->instances->call_check(f->ctx, &f->slots[at], phi[8], arg, &pages);
+    }
+    if (status == PVM_KSTATUS_OK) cost += pages * PVM_KGAS_COPY_PER_PAGE;
+    if (cost > *gas) return PVM_KOUTCOME_OUT_OF_GAS;
+    *gas -= cost;
+    if (status == PVM_KSTATUS_OK) {
+        struct pvm_cap instance = f->slots[at], result;
+        int has_result = 0;
+        uint64_t args[3] = {phi[10], phi[11], phi[12]};
+        uint32_t r = f->instances->call(f->ctx, f, &instance, phi[8], arg, args, gas, &value, &result, &has_result);
+        if (r == UINT32_MAX) return PVM_KOUTCOME_NO_MEMORY;
+        status = r;
+        if (status == PVM_KSTATUS_OK) {
+            release(f, &f->slots[at]);
+            f->slots[at] = (struct pvm_cap){.enc = instance.enc, .len = instance.len, .kind = PVM_CAP_INSTANCE, .origin = PVM_NO_ORIGIN, .gen = f->gen};
+            if (cap != NO_REF) {
+                if (arg) release(f, arg);
+                f->slots[cap].gen = 0;
+                if (has_result) f->slots[cap] = result, f->slots[cap].gen = f->gen, f->slots[cap].pinned = 0; /* the child's slot's reference moves here */
+            }
+        }
+        phi[8] = value;
+    }
+    phi[7] = status;
+    return PVM_KOUTCOME_CONTINUE;
+}
+
 uint32_t pvm_kernel_op(struct pvm_frame *f, struct pvm_memory *mem, uint64_t *phi, int64_t n, uint64_t *gas) {
     uint64_t a0 = phi[7], a1 = phi[8], a2 = phi[9], a3 = phi[10];
     uint64_t cost, status;
@@ -72,6 +122,7 @@ uint32_t pvm_kernel_op(struct pvm_frame *f, struct pvm_memory *mem, uint64_t *ph
         *d = *s;
         d->pinned = 0;
         if (n == PVM_KOP_MOVE) s->gen = 0;
+        else retain(f, d);
         status = PVM_KSTATUS_OK;
         break;
     case PVM_KOP_DROP:
@@ -81,6 +132,7 @@ uint32_t pvm_kernel_op(struct pvm_frame *f, struct pvm_memory *mem, uint64_t *ph
         if (!filled(f, src)) { status = PVM_KSTATUS_EMPTY; break; }
         if (pinned(f, src)) { status = PVM_KSTATUS_PINNED; break; }
         if (cost > *gas) return PVM_KOUTCOME_OUT_OF_GAS;
+        release(f, &f->slots[src]);
         f->slots[src].gen = 0;
         status = PVM_KSTATUS_OK;
         break;
@@ -123,6 +175,27 @@ uint32_t pvm_kernel_op(struct pvm_frame *f, struct pvm_memory *mem, uint64_t *ph
         status = PVM_KSTATUS_OK;
         break;
     }
+    case PVM_KOP_DERIVE_SPAWN: {
+        cost = PVM_KGAS_SPAWN_FIXED;
+        src = slot_ref(f, a0), dst = slot_ref(f, a1);
+        uint64_t pages = 0;
+        if (src == BAD_REF || dst == BAD_REF) { status = PVM_KSTATUS_BAD_SLOT; break; }
+        if (!filled(f, src)) { status = PVM_KSTATUS_EMPTY; break; }
+        if (f->slots[src].kind != PVM_CAP_IMAGE) { status = PVM_KSTATUS_WRONG_KIND; break; }
+        if (pinned(f, dst)) { status = PVM_KSTATUS_PINNED; break; }
+        if (filled(f, dst)) { status = PVM_KSTATUS_OCCUPIED; break; }
+        if (!f->instances || f->slots[src].image == 0) { status = PVM_KSTATUS_NOT_LOADED; break; }
+        if ((status = f->instances->spawn_check(f->ctx, &f->slots[src], &pages)) != PVM_KSTATUS_OK) break;
+        cost += pages * PVM_KGAS_COPY_PER_PAGE;
+        if (cost > *gas) return PVM_KOUTCOME_OUT_OF_GAS;
+        struct pvm_cap made = {0};
+        if (!f->instances->spawn(f->ctx, &f->slots[src], &made)) return PVM_KOUTCOME_NO_MEMORY;
+        made.origin = PVM_NO_ORIGIN, made.gen = f->gen, made.pinned = 0;
+        f->slots[dst] = made;
+        break;
+    }
+    case PVM_KOP_CALL:
+        return call(f, phi, gas);
     default:
         return PVM_KOUTCOME_PANIC;
     }

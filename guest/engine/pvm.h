@@ -95,8 +95,37 @@ struct pvm_cap {
     uint32_t origin; /* the caller's tag for it (the guest: its frame record), PVM_NO_ORIGIN when minted */
     uint32_t gen;    /* the slot is filled exactly when this equals the frame's gen */
     uint32_t pinned;
+    uint32_t image;  /* an Image cap: its kernel's image number + 1; 0 when it cannot be spawned (not loaded) */
+    uint32_t unused;
 };
 #define PVM_NO_ORIGIN UINT32_MAX
+
+struct pvm_frame;
+
+/*
+ * What the kernel does for Instances (DERIVE_SPAWN, CALL): pvm_kernel_op makes the
+ * slot checks, these the rest, in the documented order. An Instance cap's `enc` is the
+ * kernel's; caps are values, so the kernel counts the slots holding each one.
+ */
+struct pvm_instance_ops {
+    /* DERIVE_SPAWN of `image`: NOT_LOADED, or OK with *pages the Instance's memory pages (its copy's gas). */
+    uint32_t (*spawn_check)(void *ctx, const struct pvm_cap *image, uint64_t *pages);
+    /* Makes the Instance into *out (kind, enc, len); 0 when memory is exhausted. */
+    int (*spawn)(void *ctx, const struct pvm_cap *image, struct pvm_cap *out);
+    /* CALL of endpoint [key] with argument cap `arg` (NULL: none): NO_ENDPOINT, REFUSED, or OK with *pages. */
+    uint32_t (*call_check)(void *ctx, const struct pvm_cap *instance, uint64_t key, const struct pvm_cap *arg, uint64_t *pages);
+    /*
+     * Runs that call one frame below `caller` on *gas. HALT: returns OK, *instance is the
+     * new Instance, *value the child's φ7, *result (when the function returns 1 in
+     * *has_result) its argument slot 0. Otherwise CHILD_EXIT with *value = the exit.
+     * UINT32_MAX when memory is exhausted.
+     */
+    uint32_t (*call)(void *ctx, struct pvm_frame *caller, struct pvm_cap *instance, uint64_t key, const struct pvm_cap *arg,
+                     const uint64_t *args, uint64_t *gas, uint64_t *value, struct pvm_cap *result, int *has_result);
+    /* A slot now holds (retain) or no longer holds (release) this Instance cap. */
+    void (*retain)(void *ctx, const struct pvm_cap *instance);
+    void (*release)(void *ctx, const struct pvm_cap *instance);
+};
 
 /*
  * The cap table of a run (docs/machine.md "Caps at run time"): indexed by slot
@@ -115,6 +144,10 @@ struct pvm_frame {
     void *ctx;
     /* Set when a mint found no memory: the run stopped (as a PANIC) and the caller must fail the invocation. */
     uint32_t failed;
+    /* Nesting depth (0: the host's invoke); CALL at PVM_CALL_MAX_DEPTH is DEPTH. */
+    uint32_t depth;
+    /* NULL: DERIVE_SPAWN is NOT_LOADED and CALL is DEPTH (no Instances). */
+    const struct pvm_instance_ops *instances;
 };
 
 /*

@@ -287,16 +287,24 @@ struct nub_prepare {
     uint32_t code_offset;
     uint32_t code_len;
     uint32_t mapping_count;
+    uint32_t root_slot_count;
+    uint32_t endpoint_count;
+    uint32_t reserved_slots;
     uint32_t image_id;
+    uint32_t _pad0;
     uint64_t code_va;
 };
-_Static_assert(sizeof(struct nub_prepare) == 56, "nub_prepare size");
+_Static_assert(sizeof(struct nub_prepare) == 72, "nub_prepare size");
 _Static_assert(offsetof(struct nub_prepare, image_hash) == 0, "nub_prepare.image_hash offset");
 _Static_assert(offsetof(struct nub_prepare, code_offset) == 32, "nub_prepare.code_offset offset");
 _Static_assert(offsetof(struct nub_prepare, code_len) == 36, "nub_prepare.code_len offset");
 _Static_assert(offsetof(struct nub_prepare, mapping_count) == 40, "nub_prepare.mapping_count offset");
-_Static_assert(offsetof(struct nub_prepare, image_id) == 44, "nub_prepare.image_id offset");
-_Static_assert(offsetof(struct nub_prepare, code_va) == 48, "nub_prepare.code_va offset");
+_Static_assert(offsetof(struct nub_prepare, root_slot_count) == 44, "nub_prepare.root_slot_count offset");
+_Static_assert(offsetof(struct nub_prepare, endpoint_count) == 48, "nub_prepare.endpoint_count offset");
+_Static_assert(offsetof(struct nub_prepare, reserved_slots) == 52, "nub_prepare.reserved_slots offset");
+_Static_assert(offsetof(struct nub_prepare, image_id) == 56, "nub_prepare.image_id offset");
+_Static_assert(offsetof(struct nub_prepare, _pad0) == 60, "nub_prepare._pad0 offset");
+_Static_assert(offsetof(struct nub_prepare, code_va) == 64, "nub_prepare.code_va offset");
 
 /* An INVOKE request and its result. */
 struct nub_invoke {
@@ -351,7 +359,7 @@ struct nub_frame_slot {
     uint32_t ref;
     uint32_t kind;
     uint32_t pinned;
-    uint32_t _pad0;
+    uint32_t image;
     uint64_t data_va;
     uint64_t len;
 };
@@ -359,9 +367,39 @@ _Static_assert(sizeof(struct nub_frame_slot) == 32, "nub_frame_slot size");
 _Static_assert(offsetof(struct nub_frame_slot, ref) == 0, "nub_frame_slot.ref offset");
 _Static_assert(offsetof(struct nub_frame_slot, kind) == 4, "nub_frame_slot.kind offset");
 _Static_assert(offsetof(struct nub_frame_slot, pinned) == 8, "nub_frame_slot.pinned offset");
-_Static_assert(offsetof(struct nub_frame_slot, _pad0) == 12, "nub_frame_slot._pad0 offset");
+_Static_assert(offsetof(struct nub_frame_slot, image) == 12, "nub_frame_slot.image offset");
 _Static_assert(offsetof(struct nub_frame_slot, data_va) == 16, "nub_frame_slot.data_va offset");
 _Static_assert(offsetof(struct nub_frame_slot, len) == 24, "nub_frame_slot.len offset");
+
+/* One endpoint of a PREPARE. */
+struct nub_endpoint {
+    uint32_t key;
+    uint32_t arg_slots;
+    uint64_t entry;
+    uint64_t regs[13];
+};
+_Static_assert(sizeof(struct nub_endpoint) == 120, "nub_endpoint size");
+_Static_assert(offsetof(struct nub_endpoint, key) == 0, "nub_endpoint.key offset");
+_Static_assert(offsetof(struct nub_endpoint, arg_slots) == 4, "nub_endpoint.arg_slots offset");
+_Static_assert(offsetof(struct nub_endpoint, entry) == 8, "nub_endpoint.entry offset");
+_Static_assert(offsetof(struct nub_endpoint, regs) == 16, "nub_endpoint.regs offset");
+
+/* An Instance made in a run. */
+struct nub_instance {
+    uint32_t image_id;
+    uint32_t pc;
+    uint64_t memory_va;
+    uint64_t memory_len;
+    uint64_t gas;
+    uint64_t regs[13];
+};
+_Static_assert(sizeof(struct nub_instance) == 136, "nub_instance size");
+_Static_assert(offsetof(struct nub_instance, image_id) == 0, "nub_instance.image_id offset");
+_Static_assert(offsetof(struct nub_instance, pc) == 4, "nub_instance.pc offset");
+_Static_assert(offsetof(struct nub_instance, memory_va) == 8, "nub_instance.memory_va offset");
+_Static_assert(offsetof(struct nub_instance, memory_len) == 16, "nub_instance.memory_len offset");
+_Static_assert(offsetof(struct nub_instance, gas) == 24, "nub_instance.gas offset");
+_Static_assert(offsetof(struct nub_instance, regs) == 32, "nub_instance.regs offset");
 
 /* One argument slot after an INVOKE. */
 struct nub_result_cap {
@@ -369,12 +407,16 @@ struct nub_result_cap {
     uint32_t origin;
     uint64_t data_va;
     uint64_t len;
+    uint32_t image;
+    uint32_t _pad0;
 };
-_Static_assert(sizeof(struct nub_result_cap) == 24, "nub_result_cap size");
+_Static_assert(sizeof(struct nub_result_cap) == 32, "nub_result_cap size");
 _Static_assert(offsetof(struct nub_result_cap, kind) == 0, "nub_result_cap.kind offset");
 _Static_assert(offsetof(struct nub_result_cap, origin) == 4, "nub_result_cap.origin offset");
 _Static_assert(offsetof(struct nub_result_cap, data_va) == 8, "nub_result_cap.data_va offset");
 _Static_assert(offsetof(struct nub_result_cap, len) == 16, "nub_result_cap.len offset");
+_Static_assert(offsetof(struct nub_result_cap, image) == 24, "nub_result_cap.image offset");
+_Static_assert(offsetof(struct nub_result_cap, _pad0) == 28, "nub_result_cap._pad0 offset");
 
 #endif /* __ASSEMBLER__ */
 #endif /* NUB_ABI_H */

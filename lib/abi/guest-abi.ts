@@ -358,8 +358,15 @@ export const Prepare = defineStruct('nub_prepare', 'A PREPARE request and its re
   code_offset: 'u32',
   code_len: 'u32',
   mapping_count: 'u32',
+  /** FrameSlot records after the mappings: the image's root slots, as a CALL's child frame starts. */
+  root_slot_count: 'u32',
+  /** Endpoint records after the root slots: the endpoints a CALL can name (one-byte keys). */
+  endpoint_count: 'u32',
+  /** 1 when the image declares yield/gas/quota slots: every CALL of it is REFUSED (docs/machine.md). */
+  reserved_slots: 'u32',
   /** Out: the id INVOKE names the image by. */
   image_id: 'u32',
+  _pad0: 'u32',
   /** Out: guest-virtual address of the code (code_len bytes; the rest of its last page reads as zero). */
   code_va: 'u64',
 });
@@ -414,10 +421,38 @@ export const FrameSlot = defineStruct('nub_frame_slot', 'One filled slot of an I
   /** Cap union selector. */
   kind: 'u32',
   pinned: 'u32',
-  _pad0: 'u32',
+  /** An Image cap's prepared image (its PREPARE image_id + 1), or 0: not loaded, DERIVE_SPAWN is NOT_LOADED. */
+  image: 'u32',
   /** The stored encoding (0 for an Image cap the guest does not hold). */
   data_va: 'u64',
   len: 'u64',
+});
+
+/** One endpoint of a PREPARE (after the root slots): what a CALL of it starts from. */
+export const Endpoint = defineStruct('nub_endpoint', 'One endpoint of a PREPARE.', {
+  /** Its one-byte key. */
+  key: 'u32',
+  /** The endpoint's arg_cnode_size. */
+  arg_slots: 'u32',
+  /** Byte offset of its entry in the code (anything not a block start PANICs, as at a host invoke). */
+  entry: 'u64',
+  /** φ0..φ12 at entry (initial_regs; a CALL puts its arguments in φ7..φ9). */
+  regs: ['u64', 13],
+});
+
+/**
+ * An Instance made in a run (DERIVE_SPAWN, or a CALL that HALTed), guest-written; a
+ * result cap of kind Instance points at one. Its writable memory is one block: the
+ * image's writable mappings in PREPARE order, each its whole size.
+ */
+export const InstanceRecord = defineStruct('nub_instance', 'An Instance made in a run.', {
+  /** The PREPARE image_id of its image. */
+  image_id: 'u32',
+  pc: 'u32',
+  memory_va: 'u64',
+  memory_len: 'u64',
+  gas: 'u64',
+  regs: ['u64', 13],
 });
 
 /** One argument slot after the run (guest-written after the FrameSlots): the endpoint's result caps. */
@@ -426,9 +461,12 @@ export const ResultCap = defineStruct('nub_result_cap', 'One argument slot after
   kind: 'u32',
   /** Index of the FrameSlot record the cap came from, or FrameLayout.NO_ORIGIN (minted in the run). */
   origin: 'u32',
-  /** Where the guest holds the stored encoding (until its next INVOKE, for minted caps). */
+  /** Where the guest holds the stored encoding (until its next INVOKE, for minted caps); an Instance's InstanceRecord. */
   data_va: 'u64',
   len: 'u64',
+  /** An Image cap's FrameSlot.image. */
+  image: 'u32',
+  _pad0: 'u32',
 });
 
 /** One memory mapping of a PREPARE (they follow the Prepare record). */
@@ -454,5 +492,5 @@ export const InvokeMapping = defineStruct('nub_invoke_mapping', 'One memory mapp
 export const GUEST_ABI = {
   overview: MEMORY_MAP,
   constants: [Layout, Ports, Exceptions, BootMagic, DirectoryEntryState, MailboxOp, SelftestFault, MailboxStatus, CapPutLayout, InvokeReply, InvokeEngine, FrameLayout],
-  structs: [KernelHeader, BootInfo, DirectoryHeader, DirectoryEntry, FaultRecord, Mailbox, CapPut, Prepare, Invoke, InvokeMapping, FrameSlot, ResultCap],
+  structs: [KernelHeader, BootInfo, DirectoryHeader, DirectoryEntry, FaultRecord, Mailbox, CapPut, Prepare, Invoke, InvokeMapping, FrameSlot, Endpoint, InstanceRecord, ResultCap],
 };

@@ -11,11 +11,12 @@
  * restarts the vCPU at the kernel's resume point: the sandbox stays usable and the
  * invoke throws 'Timeout' or 'Cancelled'.
  */
-import { CapPutLayout, FrameLayout, FrameSlot, Invoke, InvokeEngine, InvokeMapping, InvokeReply, MailboxOp, Prepare, ResultCap } from '../abi/guest-abi.js';
+import { CapPutLayout, Endpoint, FrameLayout, FrameSlot, InstanceRecord, Invoke, InvokeEngine, InvokeMapping, InvokeReply, MailboxOp, Prepare, ResultCap } from '../abi/guest-abi.js';
 import { NubError } from '../errors.js';
 import { CODE_BASE, Exit, HOST_CALL_MAX, HOST_CALL_MIN, PAGE_SIZE } from '../machine/abi.js';
 import { memoryAccess, memoryWrite, type MemoryView } from '../machine/invoke.js';
 import { SlotRef } from '../machine/kernel-ops.js';
+import { CapSelector } from '../caps/schema.js';
 import type { GuestVm } from './guest-vm.js';
 import { type GuestStop, MAILBOX_PAYLOAD_CAPACITY, MAILBOX_PAYLOAD_GPA } from './mailbox.js';
 
@@ -23,10 +24,13 @@ const NUM_REGS = 13;
 const I = Invoke.offsets;
 const INVOKE_GPA = MAILBOX_PAYLOAD_GPA;
 const MAPPINGS_GPA = MAILBOX_PAYLOAD_GPA + Prepare.size;
+/** Root slots and endpoints a PREPARE may carry: one-byte keys only (the ones a kernel operation can name). */
+const MAX_ROOT_SLOTS = 255;
+const MAX_ENDPOINTS = 256;
 const TWO_POW_32 = 0x1_0000_0000;
 const DATA_PAGES = CapPutLayout.values.DATA_PAGES_OFFSET;
 /** Mappings one PREPARE carries (what fits in the mailbox payload after the Prepare record). */
-export const MAX_PREPARE_MAPPINGS = Math.floor((MAILBOX_PAYLOAD_CAPACITY - Prepare.size) / InvokeMapping.size);
+export const MAX_PREPARE_MAPPINGS = Math.floor((MAILBOX_PAYLOAD_CAPACITY - Prepare.size - MAX_ROOT_SLOTS * FrameSlot.size - MAX_ENDPOINTS * Endpoint.size) / InvokeMapping.size);
 
 export interface GuestMapping {
   start: number;
@@ -47,6 +51,10 @@ export interface GuestImageSpec {
   codeOffset: number;
   codeLen: number;
   mappings: readonly GuestMapping[];
+  /** The endpoints with one-byte keys (what a CALL can name). */
+  endpoints: readonly { key: number; argSlots: number; entry: bigint; regs: readonly bigint[] }[];
+  /** The image declares yield/gas/quota slots: a CALL of it is refused. */
+  reservedSlots: boolean;
 }
 
 /** An image the guest has prepared: its id and where its memory lives. */
@@ -66,6 +74,8 @@ export interface GuestFrameSlot {
   /** 0 for an Image cap the guest does not hold. */
   dataVa: bigint;
   len: number;
+  /** An Image cap's prepared image id + 1; 0 when it is not loaded. */
+  image: number;
 }
 
 /** An argument slot after the run, as the guest reports it (bounds-checked). */
@@ -77,6 +87,20 @@ export interface GuestResultCap {
   /** Guest-physical address and length of a minted Data cap's pages. */
   pagesGpa: number;
   pagesLen: number;
+  /** An Image cap not from the frame: its prepared image id. */
+  image?: number;
+  /** An Instance made in the run (InstanceRecord): its memory is read from guest memory when needed. */
+  instance?: GuestInstance;
+}
+
+/** An InstanceRecord as the host read it. */
+export interface GuestInstance {
+  imageId: number;
+  regs: bigint[];
+  pc: number;
+  gas: bigint;
+  memoryGpa: number;
+  memoryLen: number;
 }
 
 export interface GuestInvokeRequest {
@@ -147,17 +171,45 @@ interface Region {
  * PREPARE: one guest entry that makes an image runnable (its Image and Data caps must be
  * stored). Errors: the guest's 'GuestCapMissing' / 'GuestBadCap' / 'OutOfMemory'.
  */
-export function prepareInGuest(guest: GuestVm, spec: GuestImageSpec, timeoutMs?: number): PreparedGuestImage {
-  const { mappings } = spec;
+/** Writes FrameSlot records at `at` (an INVOKE's frame, a PREPARE's root slots). */
+function writeFrameSlots(view: DataView, at: number, slots: readonly GuestFrameSlot[]): void {
+  slots.forEach((slot, i) => {
+    const o = at + i * FrameSlot.size;
+    FrameSlot.set(view, o, 'ref', slot.ref);
+    FrameSlot.set(view, o, 'kind', slot.kind);
+    FrameSlot.set(view, o, 'pinned', slot.pinned ? 1 : 0);
+    FrameSlot.set(view, o, 'image', slot.image);
+    FrameSlot.set(view, o, 'data_va', slot.dataVa);
+    FrameSlot.set(view, o, 'len', BigInt(slot.len));
+  });
+}
+
+/** PREPARE: `rootSlots` are the image's root slots as the guest holds them now (a CALL's child frame starts from them). */
+export function prepareInGuest(guest: GuestVm, spec: GuestImageSpec, rootSlots: readonly GuestFrameSlot[], timeoutMs?: number): PreparedGuestImage {
+  const { mappings, endpoints } = spec;
   if (mappings.length > MAX_PREPARE_MAPPINGS) {
     throw new NubError('TooManyMappings', `an image has at most ${MAX_PREPARE_MAPPINGS} mappings here, not ${mappings.length}`);
   }
-  const record = new Uint8Array(Prepare.size + mappings.length * InvokeMapping.size);
+  if (rootSlots.length > MAX_ROOT_SLOTS || endpoints.length > MAX_ENDPOINTS) throw new NubError('Internal', 'more one-byte root slots or endpoints than keys');
+  const slotsAt = Prepare.size + mappings.length * InvokeMapping.size;
+  const endpointsAt = slotsAt + rootSlots.length * FrameSlot.size;
+  const record = new Uint8Array(endpointsAt + endpoints.length * Endpoint.size);
   const view = new DataView(record.buffer);
   record.set(spec.imageHash, Prepare.offsets.image_hash);
   Prepare.set(view, 0, 'code_offset', spec.codeOffset);
   Prepare.set(view, 0, 'code_len', spec.codeLen);
   Prepare.set(view, 0, 'mapping_count', mappings.length);
+  Prepare.set(view, 0, 'root_slot_count', rootSlots.length);
+  Prepare.set(view, 0, 'endpoint_count', endpoints.length);
+  Prepare.set(view, 0, 'reserved_slots', spec.reservedSlots ? 1 : 0);
+  writeFrameSlots(view, slotsAt, rootSlots);
+  endpoints.forEach((e, i) => {
+    const at = endpointsAt + i * Endpoint.size;
+    Endpoint.set(view, at, 'key', e.key);
+    Endpoint.set(view, at, 'arg_slots', e.argSlots);
+    Endpoint.set(view, at, 'entry', e.entry);
+    for (let r = 0; r < NUM_REGS; r++) view.setBigUint64(at + Endpoint.offsets.regs + 8 * r, e.regs[r] ?? 0n, true);
+  });
   mappings.forEach((m, i) => {
     const at = Prepare.size + i * InvokeMapping.size;
     InvokeMapping.set(view, at, 'start', m.start);
@@ -316,15 +368,7 @@ class InvokeCall {
     view.setUint32(INVOKE_GPA + I.engine, ENGINE_VALUES[req.engine ?? 'recompiler'], true);
     view.setUint32(INVOKE_GPA + I.slot_count, req.slots.length, true);
     view.setUint32(INVOKE_GPA + I.result_count, req.resultCount, true);
-    req.slots.forEach((slot, i) => {
-      const at = INVOKE_GPA + Invoke.size + i * FrameSlot.size;
-      FrameSlot.set(view, at, 'ref', slot.ref);
-      FrameSlot.set(view, at, 'kind', slot.kind);
-      FrameSlot.set(view, at, 'pinned', slot.pinned ? 1 : 0);
-      FrameSlot.set(view, at, '_pad0', 0);
-      FrameSlot.set(view, at, 'data_va', slot.dataVa);
-      FrameSlot.set(view, at, 'len', BigInt(slot.len));
-    });
+    writeFrameSlots(view, INVOKE_GPA + Invoke.size, req.slots);
     this.#seq = this.#guest.mailbox.send(MailboxOp.values.INVOKE, [], [], length);
   }
 
@@ -394,6 +438,14 @@ class InvokeCall {
         throw this.#guest.mailbox.poison(new NubError('GuestProtocol', `the guest returned argument slot ${slot} from frame slot ${origin}, which it was not given`));
       }
       let pagesGpa = 0, pagesLen = 0;
+      if (origin === undefined && kind === CapSelector.Image) {
+        results.push({ slot, kind, origin, pagesGpa, pagesLen, image: mem.field(ResultCap, at, 'image') - 1 });
+        continue;
+      }
+      if (origin === undefined && kind === CapSelector.Instance) {
+        results.push({ slot, kind, origin, pagesGpa, pagesLen, instance: this.#readInstance(mem.field(ResultCap, at, 'data_va'), slot) });
+        continue;
+      }
       if (origin === undefined) {
         const len = mem.field(ResultCap, at, 'len');
         if (len < BigInt(DATA_PAGES) || (len - BigInt(DATA_PAGES)) % BigInt(PAGE_SIZE) !== 0n || len > BigInt(mem.size)) {
@@ -405,6 +457,23 @@ class InvokeCall {
       results.push({ slot, kind, origin, pagesGpa, pagesLen });
     }
     return results;
+  }
+
+  /** An InstanceRecord the guest points a result at; its memory block is bounds-checked here. */
+  #readInstance(va: bigint, slot: number): GuestInstance {
+    const mem = this.#guest.memory;
+    const at = this.#guest.gpaOf(va, InstanceRecord.size);
+    const memoryLen = mem.field(InstanceRecord, at, 'memory_len');
+    if (memoryLen > BigInt(mem.size)) throw this.#guest.mailbox.poison(new NubError('GuestProtocol', `the guest returned a ${memoryLen}-byte Instance memory in argument slot ${slot}`));
+    const regs = Array.from({ length: NUM_REGS }, (_, i) => mem.view.getBigUint64(at + InstanceRecord.offsets.regs + 8 * i, true));
+    return {
+      imageId: mem.field(InstanceRecord, at, 'image_id'),
+      regs,
+      pc: mem.field(InstanceRecord, at, 'pc'),
+      gas: mem.field(InstanceRecord, at, 'gas'),
+      memoryGpa: this.#guest.gpaOf(mem.field(InstanceRecord, at, 'memory_va'), Number(memoryLen)),
+      memoryLen: Number(memoryLen),
+    };
   }
 
   /** The error for an entry the watchdog or a kick stopped (or a deadline/abort during a host call); restarts the vCPU at the kernel's resume point. */

@@ -7,15 +7,23 @@
  */
 import { DataCap, toHex, type ImageCap, type ImageEndpointDef, type ImageMappingDef } from '../caps/index.js';
 import { NubError } from '../errors.js';
+import type { InstanceRun, RunnableImage } from './instance.js';
 import { SlotRef } from './kernel-ops.js';
 
-/** A cap in a frame slot. Only Data and Image caps take part in frames so far. */
+/**
+ * A cap in a frame slot: a Data cap; an Image cap (with its image when that is loaded,
+ * so DERIVE_SPAWN can make Instances of it); an Instance made in the run.
+ */
 export type FrameCap =
   | { readonly kind: 'Data'; readonly data: DataCap; readonly hash: Uint8Array }
-  | { readonly kind: 'Image'; readonly hash: Uint8Array };
+  | { readonly kind: 'Image'; readonly hash: Uint8Array; readonly image?: RunnableImage }
+  | { readonly kind: 'Instance'; readonly hash: Uint8Array; readonly run: InstanceRun };
 
-/** An argument cap as the caller passes it: a Data cap, or a stored cap of another kind by hash. */
-export type ArgCap = FrameCap | { readonly kind: 'Instance' | 'CNode' | 'Type'; readonly hash: Uint8Array };
+/**
+ * An argument cap as the caller passes it: a Data or Image cap, or a stored cap of
+ * another kind by hash (refused: a host invoke passes no Instance, CNode or Type).
+ */
+export type ArgCap = Exclude<FrameCap, { kind: 'Instance' }> | { readonly kind: 'Instance' | 'CNode' | 'Type'; readonly hash: Uint8Array; readonly run?: undefined };
 
 export interface FrameSlotSpec {
   /** Slot reference (SlotRef): 1..255 for root slot [b], ARG_BASE + i for argument i. */
@@ -53,7 +61,7 @@ function unresolved(m: ImageMappingDef, i: number): NubError {
  * The Data cap behind each mapping, with the argument slot it comes from (argument
  * mappings are read-only). Errors: 'Machine.UnresolvedMapping', 'Machine.MissingCap', 'Machine.CapKind'.
  */
-export function resolveMappings(imageCap: ImageCap, root: RootData, args: readonly ArgCap[]): { cap: FrameCap & { kind: 'Data' }; arg: number | undefined }[] {
+export function resolveMappings(imageCap: ImageCap, root: RootData, args: readonly (ArgCap | FrameCap)[]): { cap: FrameCap & { kind: 'Data' }; arg: number | undefined }[] {
   return imageCap.mappings.map((m, i) => {
     const source = mappingSource(m);
     if (source === undefined) throw unresolved(m, i);
@@ -73,27 +81,40 @@ export function resolveMappings(imageCap: ImageCap, root: RootData, args: readon
  * The frame of a call to `endpoint`. Errors: 'Machine.ReservedSlots' (the image declares
  * yield/gas/quota slots, which have no meaning yet), 'Machine.TooManyCaps', 'Machine.CapKind'.
  */
-export function frameSpec(imageCap: ImageCap, endpoint: ImageEndpointDef, root: RootData, args: readonly ArgCap[]): FrameSpec {
+export function frameSpec(
+  imageCap: ImageCap, endpoint: ImageEndpointDef, root: RootData, args: readonly (ArgCap | FrameCap)[], spawnable?: ReadonlyMap<number, RunnableImage>,
+): FrameSpec {
   if (imageCap.yieldReceiverSlot !== null || imageCap.gasSlots.length > 0 || imageCap.quotaSlots.length > 0) {
     throw new NubError('Machine.ReservedSlots', 'the image declares yield_receiver_slot, gas_slots or quota_slots, which are reserved (docs/machine.md)');
   }
   if (args.length > endpoint.argCnodeSize) {
     throw new NubError('Machine.TooManyCaps', `${args.length} argument caps given; the endpoint's argument cnode has ${endpoint.argCnodeSize} slots`);
   }
+  const slots = rootSlotSpecs(imageCap, root, spawnable);
+  args.forEach((cap, i) => {
+    // An Instance comes in only from a CALL (it carries its state); a host invoke cannot pass one.
+    if (cap.kind !== 'Data' && cap.kind !== 'Image' && cap.run === undefined) {
+      throw new NubError('Machine.CapKind', `argument cap ${i} is ${cap.kind}; a host invoke passes Data and Image caps`);
+    }
+    slots.push({ ref: SlotRef.ARG_BASE + i, pinned: false, cap: cap as FrameCap });
+  });
+  slots.sort((a, b) => a.ref - b.ref);
+  return { slots, argSlots: endpoint.argCnodeSize };
+}
+
+/** The root slots a kernel operation can name (one-byte keys but [0]): pinned and initial caps, Image caps resolved through `spawnable`. */
+export function rootSlotSpecs(imageCap: ImageCap, root: RootData, spawnable?: ReadonlyMap<number, RunnableImage>): FrameSlotSpec[] {
   const slots: FrameSlotSpec[] = [];
   const rootSlot = (slot: Uint8Array, pinned: boolean, hash: Uint8Array) => {
     if (slot.length !== 1 || slot[0] === 0) return; // not nameable by a kernel operation
     const d = root.get(toHex(slot));
-    slots.push({ ref: slot[0]!, pinned, cap: d === undefined ? { kind: 'Image', hash } : { kind: 'Data', data: d.cap, hash: d.hash } });
+    const image = spawnable?.get(slot[0]!);
+    const cap: FrameCap = d !== undefined ? { kind: 'Data', data: d.cap, hash: d.hash } : image !== undefined ? { kind: 'Image', hash, image } : { kind: 'Image', hash };
+    slots.push({ ref: slot[0]!, pinned, cap });
   };
   for (const p of imageCap.pinned) rootSlot(p.slot, true, p.capHash);
   for (const p of imageCap.initial) rootSlot(p.slot, false, p.capHash);
-  args.forEach((cap, i) => {
-    if (cap.kind !== 'Data' && cap.kind !== 'Image') throw new NubError('Machine.CapKind', `argument cap ${i} is ${cap.kind}; frames hold Data and Image caps`);
-    slots.push({ ref: SlotRef.ARG_BASE + i, pinned: false, cap });
-  });
-  slots.sort((a, b) => a.ref - b.ref);
-  return { slots, argSlots: endpoint.argCnodeSize };
+  return slots;
 }
 
 /** A Data cap made from bytes (a result, a minted cap): whole pages, zero-padded, possibly none. */

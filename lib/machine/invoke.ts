@@ -10,7 +10,8 @@ import { NubError } from '../errors.js';
 import { CODE_BASE, Exit, NUM_REGS, type ExitCode } from './abi.js';
 import { frameSpec, resolveMappings, type ArgCap, type FrameCap, type FrameSpec, type RootData } from './frame.js';
 import { execute, newMachineState, pairToBigInt } from './interpreter.js';
-import { Frame, kernelOp } from './kernel.js';
+import type { InstanceRun, RunnableImage } from './instance.js';
+import { Frame, kernelOp, type FrameRun } from './kernel.js';
 import { KernelOutcome } from './kernel-ops.js';
 import { Memory, type MappingSpec } from './memory.js';
 import { isBlockStart, prepareProgram, type Program } from './program.js';
@@ -88,6 +89,8 @@ export interface ResultCap {
   readonly hash: Uint8Array;
   /** A Data cap's bytes ('WrongKind' for other kinds). */
   bytes(): Uint8Array;
+  /** An Instance's state (for the sandbox, which keeps it so its hash can be invoked). */
+  readonly instance?: InstanceRun;
 }
 
 /** The result caps of a frame's argument slots, lazily hashed and read. */
@@ -98,6 +101,7 @@ export function resultCapsOf(caps: readonly (FrameCap | undefined)[], bytesOf: (
     out.push({
       slot,
       kind: cap.kind,
+      ...(cap.kind === 'Instance' ? { instance: cap.run } : {}),
       get hash() { return cap.hash; },
       bytes: () => {
         if (cap.kind !== 'Data') throw new NubError('WrongKind', `result cap ${slot} is ${cap.kind}, not Data`);
@@ -140,6 +144,11 @@ function toU64(v: bigint | number, what: string): bigint {
 
 /** Runs the machine on raw input. Bad input (not the guest's behaviour) throws a NubError. */
 export function runMachine(input: MachineInput): InvokeResult {
+  return runFrame(input, 0).result;
+}
+
+/** A run at nesting depth `depth` (0: the host's invoke; a CALL's child one deeper), with its frame. */
+function runFrame(input: MachineInput, depth: number): { result: InvokeResult; frame: Frame | undefined } {
   const program = input.program instanceof Uint8Array ? prepareProgram(input.program) : input.program;
   if (input.regs.length > NUM_REGS) throw new NubError('Machine.TooManyRegisters', `${input.regs.length} registers given; there are ${NUM_REGS}`);
   const gas = BigInt(input.gas);
@@ -178,7 +187,24 @@ export function runMachine(input: MachineInput): InvokeResult {
     return true;
   });
 
-  const frame = input.frame && new Frame(input.frame);
+  const run: FrameRun = {
+    depth,
+    gasLeft: () => BigInt(state.gas) + reserve,
+    setGasLeft: (left) => {
+      reserve = left > chunk ? left - chunk : 0n;
+      state.gas = Number(left - reserve);
+    },
+    child: (instance, key, caps, args) => {
+      // A nested frame: the Instance's memory, no host functions (docs/machine.md "Nested calls").
+      const { image } = instance;
+      const childInput = endpointInput(image.imageCap, image.rootData, key, args, caps, instance.memory, image.spawnable);
+      return (childGas) => {
+        const { result, frame: childFrame } = runFrame({ ...childInput, gas: childGas, ...(input.checkpoint ? { checkpoint: input.checkpoint } : {}) }, depth + 1);
+        return { ...result, results: childFrame!.results() };
+      };
+    },
+  };
+  const frame = input.frame && new Frame(input.frame, run);
   const kernel = frame && ((n: number): number => {
     for (;;) {
       const outcome = kernelOp(n, frame, state, mem);
@@ -214,7 +240,7 @@ export function runMachine(input: MachineInput): InvokeResult {
   const gasLeft = BigInt(state.gas) + reserve;
   const regs = phi();
   const exitArg = exit === Exit.HALT ? regs[7] : exit === Exit.PAGE_FAULT || exit === Exit.HOST_CALL ? BigInt(state.arg) : 0n;
-  return {
+  const result: InvokeResult = {
     exit,
     exitArg,
     regs,
@@ -225,6 +251,7 @@ export function runMachine(input: MachineInput): InvokeResult {
     instructions,
     caps: frame && exit === Exit.HALT ? resultCapsOf(frame.results(), (c) => frame.bytesOf(c).slice()) : [],
   };
+  return { result, frame };
 }
 
 const programs = new WeakMap<Uint8Array, Program>();
@@ -246,6 +273,8 @@ export interface InvokeOptions {
   caps?: readonly ArgCap[];
   /** An Instance's writable memory by mapping start, instead of the image's initial bytes. */
   memory?: ReadonlyMap<number, Uint8Array>;
+  /** The image's root Image slots that DERIVE_SPAWN can make Instances of (RunnableImage.spawnable). */
+  spawnable?: ReadonlyMap<number, RunnableImage>;
   gas: bigint | number;
   hostCall?: HostCall;
   checkpoint?: Checkpoint;
@@ -256,7 +285,7 @@ export interface InvokeOptions {
  * the admitted image or its Data caps by slot (they back the root mappings).
  */
 export function invokeLocal(imageCap: ImageCap, data: AdmittedImage | RootData, endpointKey: KeyLike, opts: InvokeOptions): InvokeResult {
-  return runMachine({ ...endpointInput(imageCap, data, endpointKey, opts.args, opts.caps, opts.memory), gas: opts.gas, hostCall: opts.hostCall, checkpoint: opts.checkpoint });
+  return runMachine({ ...endpointInput(imageCap, data, endpointKey, opts.args, opts.caps, opts.memory, opts.spawnable), gas: opts.gas, hostCall: opts.hostCall, checkpoint: opts.checkpoint });
 }
 
 /**
@@ -266,8 +295,8 @@ export function invokeLocal(imageCap: ImageCap, data: AdmittedImage | RootData, 
  * `invokeLocal` runs, and what a differential test feeds another engine.
  */
 export function endpointInput(
-  imageCap: ImageCap, data: AdmittedImage | RootData, endpointKey: KeyLike, args: readonly (bigint | number)[] = [], caps: readonly ArgCap[] = [],
-  memory?: ReadonlyMap<number, Uint8Array>,
+  imageCap: ImageCap, data: AdmittedImage | RootData, endpointKey: KeyLike, args: readonly (bigint | number)[] = [], caps: readonly (ArgCap | FrameCap)[] = [],
+  memory?: ReadonlyMap<number, Uint8Array>, spawnable?: ReadonlyMap<number, RunnableImage>,
 ): Omit<MachineInput, 'gas' | 'hostCall'> & { program: Program; entry: bigint; regs: bigint[]; frame: FrameSpec } {
   const key = toKey(endpointKey);
   const endpoint = imageCap.endpoints.find((e) => keysEqual(e.key, key));
@@ -275,7 +304,7 @@ export function endpointInput(
   if (args.length > 4) throw new NubError('Machine.TooManyArgs', `${args.length} arguments given; at most 4 go to φ7..φ10`);
 
   const root = 'dataCaps' in data ? (data as AdmittedImage).dataCaps : (data as RootData);
-  const frame = frameSpec(imageCap, endpoint, root, caps);
+  const frame = frameSpec(imageCap, endpoint, root, caps, spawnable);
   const mappings: MappingSpec[] = resolveMappings(imageCap, root, caps).map((r, i) => {
     const m = imageCap.mappings[i]!;
     const size = Number(m.size);

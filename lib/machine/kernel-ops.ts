@@ -12,9 +12,11 @@ export const KernelOp = {
   COPY: 1,
   MOVE: 2,
   DROP: 3,
+  DERIVE_SPAWN: 18,
   DATA_SIZE: 21,
   READ_DATA: 22,
   MINT_DATA: 23,
+  CALL: 26,
 } as const;
 
 export const KernelStatus = {
@@ -26,6 +28,16 @@ export const KernelStatus = {
   WRONG_KIND: 5,
   OUT_OF_RANGE: 6,
   BAD_MEMORY: 7,
+  /** DERIVE_SPAWN: the Image cap's image is not loaded (or was not when the image naming it was). */
+  NOT_LOADED: 8,
+  /** CALL: the Instance's image has no endpoint [φ8]. */
+  NO_ENDPOINT: 9,
+  /** CALL: the child's frame cannot be built (the same checks as a host invoke's Machine.* errors). */
+  REFUSED: 10,
+  /** CALL: the child stopped other than by HALT; φ8 = its exit number. */
+  CHILD_EXIT: 11,
+  /** CALL: the call would nest deeper than CallLimit.MAX_DEPTH frames. */
+  DEPTH: 12,
 } as const;
 
 /** Gas an operation charges beyond its `ecalli`: the fixed part always, the variable part on success. */
@@ -36,6 +48,15 @@ export const KernelGas = {
   READ_BYTES_PER_GAS: 64,
   MINT_FIXED: 50,
   MINT_PER_PAGE: 256,
+  SPAWN_FIXED: 50,
+  CALL_FIXED: 100,
+  /** DERIVE_SPAWN and CALL copy the Instance's writable memory: this much per page. */
+  COPY_PER_PAGE: 16,
+} as const;
+
+/** Nested calls: the host's invoke is depth 0; a CALL runs its child one deeper. */
+export const CallLimit = {
+  MAX_DEPTH: 8,
 } as const;
 
 /**
@@ -64,4 +85,5 @@ export const KERNEL_CONSTANTS = [
   defineConstants('PVM_KOUTCOME', 'What pvm_kernel_op did to the run.', KernelOutcome),
   defineConstants('PVM_CAP', 'Cap union selectors (SPEC section 2).', CapSelector),
   defineConstants('PVM_SLOT', 'Slot references of the kernel operations.', SlotRef),
+  defineConstants('PVM_CALL', 'Nested calls (CALL).', CallLimit),
 ];

@@ -3,11 +3,38 @@
  * time"; the guest engine's twin is guest/engine/kernel_ops.c). A `Frame` is the cap
  * table of one run; `kernelOp` executes `ecalli n` (1..63) against it.
  */
-import { ADDRESS_SPACE, PAGE_SIZE } from './abi.js';
+import { ADDRESS_SPACE, Exit, PAGE_SIZE, type ExitCode } from './abi.js';
 import { dataCapOf, type FrameCap, type FrameSpec } from './frame.js';
+import { instanceCap, instancePages, spawnInstance, type InstanceRun } from './instance.js';
 import { pairToBigInt, type MachineState } from './interpreter.js';
-import { KernelGas, KernelOp, KernelOutcome, KernelStatus, SlotRef, type KernelOutcomeCode } from './kernel-ops.js';
+import { CallLimit, KernelGas, KernelOp, KernelOutcome, KernelStatus, SlotRef, type KernelOutcomeCode } from './kernel-ops.js';
 import type { Memory } from './memory.js';
+import { isNubError } from '../errors.js';
+
+/** How a child frame ended: the run's observables the caller needs, and its argument slots after HALT. */
+export interface ChildOutcome {
+  readonly exit: ExitCode;
+  readonly regs: bigint[];
+  readonly pc: number;
+  readonly gasLeft: bigint;
+  readonly memory: readonly { start: number; bytes: Uint8Array }[];
+  readonly results: readonly (FrameCap | undefined)[];
+}
+
+/** What a frame needs of the run it belongs to, for CALL. */
+export interface FrameRun {
+  /** Nesting depth: 0 for a host invoke. */
+  readonly depth: number;
+  /** Gas left to the whole run (beyond the interpreter's current chunk), and setting it. */
+  gasLeft(): bigint;
+  setGasLeft(gas: bigint): void;
+  /**
+   * A call of endpoint `key` of an Instance, one frame deeper, with the given argument
+   * caps and φ7..φ9, ready to run on the gas it is given; a NubError (Machine.*) when its
+   * frame cannot be built.
+   */
+  child(run: InstanceRun, key: Uint8Array, caps: readonly FrameCap[], args: readonly bigint[]): (gas: bigint) => ChildOutcome;
+}
 
 export class Frame {
   readonly slots: (FrameCap | undefined)[] = new Array(SlotRef.SLOT_REFS);
@@ -16,7 +43,7 @@ export class Frame {
   /** Bytes of each Data cap read so far (caps are values: they never change). */
   readonly #bytes = new WeakMap<FrameCap, Uint8Array>();
 
-  constructor(spec: FrameSpec) {
+  constructor(spec: FrameSpec, readonly run?: FrameRun) {
     this.argSlots = spec.argSlots;
     for (const s of spec.slots) {
       this.slots[s.ref] = s.cap;
@@ -56,7 +83,8 @@ export function kernelOp(n: number, frame: Frame, st: MachineState, mem: Memory)
   const slots = frame.slots;
   let cost = 0;
   let value: bigint | undefined;
-  let act: (() => void) | undefined;
+  /** The operation's effect, once its charge fits; CALL's returns its status. */
+  let act: (() => number | void) | undefined;
   /** The Data cap in the slot `v` names, or the status saying why there is none. */
   const data = (v: bigint): (FrameCap & { kind: 'Data' }) | number => {
     const s = frame.ref(v);
@@ -66,7 +94,7 @@ export function kernelOp(n: number, frame: Frame, st: MachineState, mem: Memory)
     return cap.kind === 'Data' ? cap : KernelStatus.WRONG_KIND;
   };
 
-  const status = ((): number => {
+  let status = ((): number => {
     switch (n) {
       case KernelOp.COPY: case KernelOp.MOVE: {
         cost = KernelGas.SLOT_OP;
@@ -122,6 +150,57 @@ export function kernelOp(n: number, frame: Frame, st: MachineState, mem: Memory)
         };
         return KernelStatus.OK;
       }
+      case KernelOp.DERIVE_SPAWN: {
+        cost = KernelGas.SPAWN_FIXED;
+        const src = frame.ref(arg(0)), dst = frame.ref(arg(1));
+        if (src < 0 || dst < 0) return KernelStatus.BAD_SLOT;
+        const cap = slots[src];
+        if (cap === undefined) return KernelStatus.EMPTY;
+        if (cap.kind !== 'Image') return KernelStatus.WRONG_KIND;
+        if (frame.pinned[dst]) return KernelStatus.PINNED;
+        if (slots[dst] !== undefined) return KernelStatus.OCCUPIED;
+        if (cap.image === undefined) return KernelStatus.NOT_LOADED;
+        const run = spawnInstance(cap.image);
+        cost += instancePages(run) * KernelGas.COPY_PER_PAGE;
+        act = () => { slots[dst] = instanceCap(run); };
+        return KernelStatus.OK;
+      }
+      case KernelOp.CALL: {
+        cost = KernelGas.CALL_FIXED;
+        const at = frame.ref(arg(0));
+        const capRef = arg(2) === 0n ? undefined : frame.ref(arg(2));
+        if (at < 0 || capRef === -1 || capRef === at) return KernelStatus.BAD_SLOT;
+        const cap = slots[at];
+        if (cap === undefined) return KernelStatus.EMPTY;
+        if (cap.kind !== 'Instance') return KernelStatus.WRONG_KIND;
+        if (capRef !== undefined && frame.pinned[capRef]) return KernelStatus.PINNED;
+        const run = frame.run;
+        if (run === undefined || run.depth >= CallLimit.MAX_DEPTH) return KernelStatus.DEPTH;
+        const key = arg(1);
+        if (key > 255n || !cap.run.image.imageCap.endpoints.some((e) => e.key.length === 1 && e.key[0] === Number(key))) return KernelStatus.NO_ENDPOINT;
+        cost += instancePages(cap.run) * KernelGas.COPY_PER_PAGE;
+        const passed = capRef === undefined ? undefined : slots[capRef];
+        let start: (gas: bigint) => ChildOutcome;
+        try {
+          start = run.child(cap.run, Uint8Array.of(Number(key)), passed === undefined ? [] : [passed], [arg(3), arg(4), arg(5)]);
+        } catch (err) {
+          if (isNubError(err) && err.code.startsWith('Machine.')) return KernelStatus.REFUSED;
+          throw err;
+        }
+        act = () => {
+          const child = start(run.gasLeft());
+          run.setGasLeft(child.gasLeft);
+          if (child.exit !== Exit.HALT) {
+            value = BigInt(child.exit);
+            return KernelStatus.CHILD_EXIT;
+          }
+          value = child.regs[7]!;
+          slots[at] = instanceCap({ image: cap.run.image, memory: new Map(child.memory.map((m) => [m.start, m.bytes])), regs: child.regs, pc: child.pc, gas: child.gasLeft });
+          if (capRef !== undefined) slots[capRef] = child.results[0];
+          return KernelStatus.OK;
+        };
+        return KernelStatus.OK;
+      }
       default:
         return -1;
     }
@@ -130,10 +209,10 @@ export function kernelOp(n: number, frame: Frame, st: MachineState, mem: Memory)
   if (status < 0) return KernelOutcome.PANIC;
   if (cost > st.gas) return KernelOutcome.OUT_OF_GAS;
   st.gas -= cost;
-  act?.();
+  status = act?.() ?? status;
   st.lo[PHI7] = status;
   st.hi[PHI7] = 0;
-  if (value !== undefined && status === KernelStatus.OK) {
+  if (value !== undefined && (status === KernelStatus.OK || status === KernelStatus.CHILD_EXIT)) {
     st.lo[PHI7 + 1] = Number(BigInt.asIntN(32, value));
     st.hi[PHI7 + 1] = Number(BigInt.asIntN(32, value >> 32n));
   }

@@ -37,6 +37,8 @@ const MESSAGE_LISTS_AT_MOST = 5;
 export interface PackOptions {
   /** Bytes of stack, rounded up to whole pages. Default 64 KiB. */
   stackSize?: number;
+  /** Pinned Image slots: root slot [slot] names the image with this content hash (DERIVE_SPAWN makes Instances of it). */
+  images?: readonly { slot: number; contentHash: Uint8Array }[];
 }
 
 /** A loaded region: `bytes` at `start`, zero up to `size` (whole pages). */
@@ -107,6 +109,7 @@ export function packElf(elfBytes: Uint8Array, options: PackOptions = {}): PackRe
     builder.addInitialData(DATA_SLOT, data.bytes, data.size).addMapping(data.start, data.size, DATA_SLOT);
   }
   builder.addStack(STACK_SLOT, STACK_TOP, stack.size);
+  for (const { slot, contentHash } of options.images ?? []) builder.addPinnedImage([slot], contentHash);
   return { image: builder.encode(), code, endpoints, ...(rodata && { rodata }), ...(data && { data }), stack, warnings };
 }
 

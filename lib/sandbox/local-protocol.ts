@@ -9,7 +9,7 @@
  * no class, so a DataCap is sent as its bytes and size and built again on the far side.
  */
 import { DataCap } from '../caps/index.js';
-import type { NubErrorCode } from '../errors.js';
+import { NubError, type NubErrorCode } from '../errors.js';
 import type { FrameCap, FrameSpec } from '../machine/frame.js';
 import { resultCapsOf, type InvokeResult, type MachineInput } from '../machine/invoke.js';
 
@@ -33,7 +33,12 @@ export function sharedBuffer(): SharedArrayBuffer {
 
 type WireCap = { kind: 'Data'; hash: Uint8Array; bytes: Uint8Array; size: number } | { kind: 'Image'; hash: Uint8Array };
 
+/**
+ * Only what can cross: a frame that can spawn (an Image cap with its image) or holds an
+ * Instance runs on the sandbox's own thread instead (Sandbox #canCrossToWorker).
+ */
 function toWire(cap: FrameCap): WireCap {
+  if (cap.kind === 'Instance' || (cap.kind === 'Image' && cap.image !== undefined)) throw new NubError('Internal', `a frame with a runnable ${cap.kind} cannot cross to the worker`);
   return cap.kind === 'Data' ? { kind: 'Data', hash: cap.hash, bytes: cap.data.bytes(), size: cap.data.size } : { kind: 'Image', hash: cap.hash };
 }
 
@@ -66,7 +71,7 @@ export type WireResult = Omit<InvokeResult, 'caps'> & { caps: { slot: number; ca
 export function resultToWire(r: InvokeResult): WireResult {
   return {
     ...r,
-    caps: r.caps.map((c) => ({ slot: c.slot, cap: c.kind === 'Data' ? { kind: 'Data', hash: c.hash, bytes: c.bytes(), size: c.bytes().length } : { kind: c.kind, hash: c.hash } })),
+    caps: r.caps.map((c) => ({ slot: c.slot, cap: c.kind === 'Data' ? { kind: 'Data', hash: c.hash, bytes: c.bytes(), size: c.bytes().length } : toWire({ kind: 'Image', hash: c.hash }) })),
   };
 }
 

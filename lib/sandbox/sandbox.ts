@@ -15,20 +15,21 @@
  */
 import { CapPutLayout } from '../abi/guest-abi.js';
 import { Layout } from '../abi/guest-abi.js';
-import { capHash, compareKeys, DataCap, decodeCap, encodeCap, encodedCapLength, keysEqual, toHex, toKey, type CapValue, type KeyLike } from '../caps/index.js';
+import { capHash, DataCap, decodeCap, encodeCap, encodedCapLength, keysEqual, toHex, toKey, type CapValue, type KeyLike } from '../caps/index.js';
 import { CapSelector, type InstanceCapValue } from '../caps/schema.js';
 import { NubError, isNubError } from '../errors.js';
 import { CAP_HASH_BYTES, GuestVm, type StoredCap } from '../guest/index.js';
 import type { CapToStore } from '../guest/guest-vm.js';
 import {
   invokeInGuest, invokeInGuestAsync, panicAtEntry, prepareInGuest, MAX_PREPARE_MAPPINGS,
-  type GuestFrameSlot, type GuestHostCall, type GuestImageSpec, type GuestInvokeOutcome, type GuestInvokeRequest, type GuestMapping,
+  type GuestFrameSlot, type GuestHostCall, type GuestImageSpec, type GuestInstance, type GuestInvokeOutcome, type GuestInvokeRequest, type GuestMapping,
   type PreparedGuestImage, type KvmEngine,
 } from '../guest/invoke.js';
 import { admitImage, ImageBuilder, isAdmittedImage, mappingIsPinned, type AdmittedImage } from '../image/index.js';
 import { DEFAULT_LOAD_TIMEOUT_MS, DEFAULT_SANDBOX_MEMORY, MAX_IMAGES } from '../limits.js';
 import { Exit, HOST_CALL_MAX, HOST_CALL_MIN, NUM_REGS, PAGE_SIZE, type ExitCode } from '../machine/abi.js';
-import { dataCapOf, frameSpec, mappingSource, resolveMappings, type ArgCap, type FrameCap, type FrameSpec } from '../machine/frame.js';
+import { instanceValue, spawnInstance, type InstanceRun, type RunnableImage } from '../machine/instance.js';
+import { dataCapOf, frameSpec, mappingSource, resolveMappings, rootSlotSpecs, type ArgCap, type FrameCap, type FrameSlotSpec, type FrameSpec } from '../machine/frame.js';
 import { endpointInput, invokeLocal, resultCapsOf, type InvokeResult, type MemoryView, type ResultCap } from '../machine/invoke.js';
 import { checkMappings } from '../machine/memory.js';
 import { PROGRAM_BYTES_PER_CODE_BYTE } from '../machine/program.js';
@@ -136,7 +137,6 @@ export interface CapReader {
 export type SandboxResult = InvokeResult & { instance?: Uint8Array };
 
 /** The frame of a call without argument caps, per endpoint of an admitted image (immutable; see #prepareCall). */
-const capFreeFrames = new WeakMap<object, FrameSpec>();
 
 export const DEFAULT_GAS = 1_000_000_000n;
 export { DEFAULT_SANDBOX_MEMORY };
@@ -154,6 +154,10 @@ interface PreparedImage {
   caps: string[];
   /** Bytes of its address space (code pages and mappings), counted against the budget. */
   spaceBytes: number;
+  /** What frames spawn Instances of (its Image slots resolved to the images loaded before it). */
+  runnable: RunnableImage;
+  /** The frame of each endpoint called without argument caps: checked once, then reused. */
+  capFreeFrames: Map<object, FrameSpec>;
 }
 
 /** A stored cap and who needs it: the images that stored it, and whether putCaps did (then it stays). */
@@ -254,6 +258,11 @@ function copyHostState(state: HostState): HostState {
   const caps = new Map([...state.caps].map(([k, e]) => [k, { ...e }]));
   const instances = new Map([...state.instances].map(([key, i]) => [key, { ...i, prepared: copies.get(i.prepared) ?? i.prepared }]));
   return { images, caps, hostFunctions: new Map(state.hostFunctions), garbage: state.garbage, guestImages: state.guestImages, instances };
+}
+
+/** Whether a local call's frame can spawn Instances (then it cannot cross to the worker thread). */
+function canSpawn(call: LocalCall): boolean {
+  return call.prepared.runnable.spawnable.size > 0 || call.caps.some((c) => c.kind === 'Image' && c.image !== undefined);
 }
 
 /** The guest's refusals that a reboot without the unloaded images can cure. */
@@ -456,15 +465,23 @@ export class Sandbox {
       codeOffset: codeOffsetIn(imageStore.bytes, imageCap.code.length),
       codeLen: imageCap.code.length,
       mappings,
+      endpoints: imageCap.endpoints.filter((e) => e.key.length === 1).map((e) => ({ key: e.key[0]!, argSlots: e.argCnodeSize, entry: e.entryPc, regs: e.initialRegs })),
+      reservedSlots: imageCap.yieldReceiverSlot !== null || imageCap.gasSlots.length > 0 || imageCap.quotaSlots.length > 0,
     };
-    const prepared: PreparedImage = { loaded, spec, guest: undefined, caps: caps.map((c) => toHex(c.hash)), spaceBytes };
+    const spawnable = new Map<number, RunnableImage>();
+    for (const p of imageCap.pinned) {
+      const child = p.slot.length === 1 && !admitted.dataCaps.has(toHex(p.slot)) ? this.#images.get(toHex(p.capHash)) : undefined;
+      if (child !== undefined) spawnable.set(p.slot[0]!, child.runnable);
+    }
+    const runnable: RunnableImage = { imageCap, rootData: admitted.dataCaps, imageHash: imageStore.hash, spawnable };
+    const prepared: PreparedImage = { loaded, spec, guest: undefined, caps: caps.map((c) => toHex(c.hash)), spaceBytes, runnable, capFreeFrames: new Map() };
     const deadline = performance.now() + timeoutMs;
     this.#activity = 'running';
     try {
       this.#intoGuest(() => {
         this.#putStores(caps, deadline);
         if (this.#guest) {
-          prepared.guest = this.#checkImageId(prepareInGuest(this.#guest, spec, remaining(deadline)));
+          prepared.guest = this.#checkImageId(prepareInGuest(this.#guest, spec, this.#rootSlotsInGuest(prepared), remaining(deadline)));
           this.#guestImages++;
         }
       });
@@ -487,6 +504,10 @@ export class Sandbox {
     this.#idle();
     const prepared = this.#images.get(toHex(this.#imageHash(image)));
     if (prepared === undefined) return false;
+    const user = [...this.#images.values()].find((p) => [...p.runnable.spawnable.values()].includes(prepared.runnable));
+    if (user !== undefined) {
+      throw new NubError('ImageInUse', `image ${toHex(user.loaded.contentHash)} can spawn Instances of this one; unload it first`);
+    }
     this.#images.delete(toHex(prepared.loaded.contentHash));
     this.#images.delete(toHex(prepared.loaded.imageHash));
     for (const key of prepared.caps) {
@@ -593,7 +614,8 @@ export class Sandbox {
     this.#activity = 'running';
     try {
       this.#storeArgs(call.newCaps);
-      if (call.local) return this.#settle(call, await this.#invokeOnThread(call));
+      // A frame that can spawn holds images and Instances the worker cannot be sent: it runs here.
+      if (call.local) return this.#settle(call, canSpawn(call) ? this.#invokeLocal(call) : await this.#invokeOnThread(call));
       const epoch = ++this.#epoch;
       const outcome = await invokeInGuestAsync(this.#guest!, this.#guestRequest(call), this.#guestOptions(call, true), epoch, () => this.#epoch);
       return this.#settle(call, this.#result(outcome, call.gas, call.frame, epoch));
@@ -611,19 +633,7 @@ export class Sandbox {
    */
   spawn(image: LoadedImage | Uint8Array): Uint8Array {
     this.#idle();
-    const prepared = this.#loadedImage(image);
-    const memory = new Map<number, Uint8Array>();
-    for (const m of prepared.spec.mappings) {
-      if (!m.writable) continue;
-      const bytes = new Uint8Array(m.size);
-      bytes.set(m.initial ?? new Uint8Array(0));
-      memory.set(m.start, bytes);
-    }
-    const imageCap = prepared.loaded.admitted.imageCap;
-    const slots = [...imageCap.pinned, ...imageCap.initial].map((e) => ({ key: e.slot, value: e.capHash }));
-    slots.sort((a, b) => compareKeys(a.key, b.key));
-    const cnode = capHash({ kind: 'CNode', value: { slots } });
-    return this.#keepInstance(prepared, cnode, memory, new Array<bigint>(NUM_REGS).fill(0n), 0, 0n);
+    return this.#keepInstance(spawnInstance(this.#loadedImage(image).runnable))!;
   }
 
   /** The InstanceCap value of an Instance this sandbox made ('UnknownInstance' otherwise). */
@@ -634,27 +644,36 @@ export class Sandbox {
     return state.value;
   }
 
-  #keepInstance(prepared: PreparedImage, cnode: Uint8Array, memory: Map<number, Uint8Array>, regs: bigint[], pc: number, gas: bigint): Uint8Array {
-    const value: InstanceCapValue = {
-      image: prepared.loaded.imageHash,
-      cnode,
-      memory: [...memory].sort((a, b) => a[0] - b[0]).map(([start, bytes]) => ({ start: BigInt(start), data: DataCap.fromBytes(bytes).hash() })),
-      regs,
-      pc: BigInt(pc),
-      gas,
-    };
+  /** Keeps an Instance so its hash can be invoked; undefined when its image is no longer loaded. */
+  #keepInstance(run: InstanceRun): Uint8Array | undefined {
+    const prepared = this.#preparedOf(run.image);
+    if (prepared === undefined) return undefined;
+    const value = instanceValue(run);
     const hash = capHash({ kind: 'Instance', value });
-    this.#instances.set(toHex(hash), { prepared, value, memory });
+    this.#instances.set(toHex(hash), { prepared, value, memory: run.memory });
     return hash;
+  }
+
+  /** Result caps with an Instance kept by the sandbox once its hash is read (a CALL's result). */
+  #keepResultInstances(caps: ResultCap[]): ResultCap[] {
+    return caps.map((c) => {
+      const run = c.instance;
+      if (run === undefined) return c;
+      let hash: Uint8Array | undefined;
+      const keep = () => (hash ??= this.#keepInstance(run) ?? c.hash);
+      return { slot: c.slot, kind: c.kind, instance: run, bytes: c.bytes, get hash() { return keep(); } };
+    });
   }
 
   /** For an Instance call: the Instance after the run (a new one after HALT, else the same). */
   #settle(call: { instance: InstanceState | undefined; hash: Uint8Array }, result: SandboxResult): SandboxResult {
+    result.caps = this.#keepResultInstances(result.caps);
     const state = call.instance;
     if (state === undefined) return result;
     if (result.exit !== Exit.HALT) return Object.assign(result, { instance: call.hash });
     const memory = new Map(result.memory.map((m) => [m.start, m.bytes.slice()]));
-    return Object.assign(result, { instance: this.#keepInstance(state.prepared, state.value.cnode, memory, result.regs, result.pc, result.gasLeft) });
+    const run: InstanceRun = { image: state.prepared.runnable, memory, regs: result.regs, pc: result.pc, gas: result.gasLeft };
+    return Object.assign(result, { instance: this.#keepInstance(run) });
   }
 
   /**
@@ -748,7 +767,7 @@ export class Sandbox {
     guest.putCaps([...this.#caps.values()].map((e) => e.store));
     for (const e of this.#caps.values()) delete e.where;
     for (const prepared of new Set(this.#images.values())) {
-      prepared.guest = prepareInGuest(guest, prepared.spec);
+      prepared.guest = prepareInGuest(guest, prepared.spec, this.#rootSlotsInGuest(prepared));
       this.#guestImages++;
     }
     for (const n of this.#hostFunctions.keys()) this.#writeHostFunctionBit(n, true);
@@ -892,11 +911,11 @@ export class Sandbox {
     const caps = (opts.caps ?? []).map((c, i) => this.#argCap(c, i, newCaps));
     // The same checks and errors as engine local's (Machine.TooManyCaps, MissingCap, CapKind, ReservedSlots).
     // Without argument caps the frame depends on the endpoint alone: checked once, then reused.
-    let frame = caps.length === 0 ? capFreeFrames.get(ep) : undefined;
+    let frame = caps.length === 0 ? prepared.capFreeFrames.get(ep) : undefined;
     if (frame === undefined) {
-      frame = frameSpec(imageCap, ep, prepared.loaded.admitted.dataCaps, caps);
+      frame = frameSpec(imageCap, ep, prepared.loaded.admitted.dataCaps, caps, prepared.runnable.spawnable);
       resolveMappings(imageCap, prepared.loaded.admitted.dataCaps, caps);
-      if (caps.length === 0) capFreeFrames.set(ep, frame);
+      if (caps.length === 0) prepared.capFreeFrames.set(ep, frame);
     }
     if (signal?.aborted) throw new NubError('Cancelled', 'the invoke was cancelled before it started', { cause: signal.reason });
     const common = { prepared, key, args, gas, timeoutMs, signal, caps, newCaps, frame, instance, hash };
@@ -937,6 +956,10 @@ export class Sandbox {
     const selector = this.#caps.get(toHex(hash))?.store.kind;
     if (selector === undefined) throw new NubError('UnknownCap', `caps[${i}]: no cap ${toHex(hash)} is stored in this sandbox`);
     const kind = (Object.keys(CapSelector) as (keyof typeof CapSelector)[]).find((k) => CapSelector[k] === selector)!;
+    if (kind === 'Image') {
+      const image = this.#images.get(toHex(hash))?.runnable;
+      return image === undefined ? { kind, hash } : { kind, hash, image };
+    }
     if (kind !== 'Data') return { kind, hash };
     const reader = this.reader;
     let data: DataCap | undefined;
@@ -958,14 +981,31 @@ export class Sandbox {
    * after every entry was most of a trivial invoke's host time).
    */
   #guestRequest(call: { request: Omit<GuestInvokeRequest, 'slots'> | undefined; frame: FrameSpec }): GuestInvokeRequest {
-    const slots: GuestFrameSlot[] = call.frame.slots.map((s) => {
+    return { ...call.request!, slots: this.#guestSlots(call.frame.slots) };
+  }
+
+  /** The image's root slots as a CALL's child frame starts from them, for its PREPARE. */
+  #rootSlotsInGuest(prepared: PreparedImage): GuestFrameSlot[] {
+    const { imageCap, rootData, spawnable } = prepared.runnable;
+    return this.#guestSlots(rootSlotSpecs(imageCap, rootData, spawnable));
+  }
+
+  /** Frame slots as the guest takes them: where it stores each cap, and an Image cap's prepared image. */
+  #guestSlots(slots: readonly FrameSlotSpec[]): GuestFrameSlot[] {
+    return slots.map((s) => {
       const stored = this.#caps.get(toHex(s.cap.hash));
       const where = stored?.where ?? this.#guest!.reader.entry(s.cap.hash);
       if (stored !== undefined && where !== undefined) stored.where = { dataVa: where.dataVa, len: where.len };
       if (where === undefined && s.cap.kind === 'Data') throw new NubError('Internal', `Data cap ${toHex(s.cap.hash)} of slot ${s.ref} is not stored in the guest`);
-      return { ref: s.ref, kind: CapSelector[s.cap.kind], pinned: s.pinned, dataVa: where?.dataVa ?? 0n, len: where?.len ?? 0 };
+      const image = s.cap.kind === 'Image' && s.cap.image !== undefined ? this.#preparedOf(s.cap.image)?.guest : undefined;
+      return { ref: s.ref, kind: CapSelector[s.cap.kind], pinned: s.pinned, dataVa: where?.dataVa ?? 0n, len: where?.len ?? 0, image: image === undefined ? 0 : image.id + 1 };
     });
-    return { ...call.request!, slots };
+  }
+
+  /** The loaded image a RunnableImage belongs to. */
+  #preparedOf(image: RunnableImage): PreparedImage | undefined {
+    const prepared = this.#images.get(toHex(image.imageHash));
+    return prepared?.runnable === image ? prepared : undefined;
   }
 
   /** The writable mappings as a PANIC at the entry leaves them: their initial bytes, or the Instance's (what the reference reports). */
@@ -1047,7 +1087,7 @@ export class Sandbox {
     this.#epoch++;
     try {
       return invokeLocal(admitted.imageCap, admitted, key, {
-        args, caps, gas, hostCall, ...(instance === undefined ? {} : { memory: instance.memory }), ...(checkDeadline ? { checkpoint: checkDeadline } : {}),
+        args, caps, gas, hostCall, spawnable: prepared.runnable.spawnable, ...(instance === undefined ? {} : { memory: instance.memory }), ...(checkDeadline ? { checkpoint: checkDeadline } : {}),
       });
     } catch (err) {
       if (failure !== undefined && err === failure) {
@@ -1083,16 +1123,50 @@ export class Sandbox {
   #guestResultCaps(results: GuestInvokeOutcome['results'], frame: FrameSpec, epoch: number): ResultCap[] {
     const mem = this.#guest!.memory;
     const slots: (FrameCap | undefined)[] = new Array(frame.argSlots);
+    const read = (gpa: number, len: number) => {
+      if (this.#epoch !== epoch) throw new NubError('StaleMemory', 'this result cap was made in guest memory that a later invoke reused');
+      return mem.bytes(gpa, len);
+    };
     for (const r of results) {
       if (r.origin !== undefined) { slots[r.slot] = frame.slots[r.origin]!.cap; continue; }
-      const read = () => {
-        if (this.#epoch !== epoch) throw new NubError('StaleMemory', 'this result cap was minted in guest memory that a later invoke reused');
-        return mem.bytes(r.pagesGpa, r.pagesLen);
-      };
+      if (r.image !== undefined) { slots[r.slot] = this.#guestImageCap(r.image); continue; }
+      if (r.instance !== undefined) { slots[r.slot] = this.#guestInstanceCap(r.instance, read); continue; }
       let data: DataCap | undefined;
-      slots[r.slot] = { kind: 'Data', get data() { return (data ??= dataCapOf(read())); }, get hash() { return this.data.hash(); } };
+      slots[r.slot] = { kind: 'Data', get data() { return (data ??= dataCapOf(read(r.pagesGpa, r.pagesLen))); }, get hash() { return this.data.hash(); } };
     }
     return resultCapsOf(slots, (cap) => cap.data.bytes());
+  }
+
+  /** The loaded image with guest image id `id` ('GuestProtocol' when there is none: the guest lied). */
+  #preparedByGuestId(id: number): PreparedImage {
+    const prepared = [...this.#images.values()].find((p) => p.guest?.id === id);
+    if (prepared === undefined) throw this.#guest!.mailbox.poison(new NubError('GuestProtocol', `the guest named image id ${id}, which no loaded image has`));
+    return prepared;
+  }
+
+  #guestImageCap(id: number): FrameCap {
+    const prepared = this.#preparedByGuestId(id);
+    return { kind: 'Image', hash: prepared.loaded.contentHash, image: prepared.runnable };
+  }
+
+  /** An Instance the guest made: its memory is read (and split by mapping) only when its hash or state is needed. */
+  #guestInstanceCap(record: GuestInstance, read: (gpa: number, len: number) => Uint8Array): FrameCap {
+    const prepared = this.#preparedByGuestId(record.imageId);
+    const writable = prepared.spec.mappings.filter((m) => m.writable);
+    if (writable.reduce((n, m) => n + m.size, 0) !== record.memoryLen) {
+      throw this.#guest!.mailbox.poison(new NubError('GuestProtocol', `the guest returned an Instance with ${record.memoryLen} bytes of memory for an image with other writable mappings`));
+    }
+    let run: InstanceRun | undefined;
+    const state = (): InstanceRun => {
+      if (run !== undefined) return run;
+      const bytes = read(record.memoryGpa, record.memoryLen);
+      const memory = new Map<number, Uint8Array>();
+      let at = 0;
+      for (const m of writable) { memory.set(m.start, bytes.slice(at, at + m.size)); at += m.size; }
+      return (run = { image: prepared.runnable, memory, regs: record.regs, pc: record.pc, gas: record.gas });
+    };
+    let hash: Uint8Array | undefined;
+    return { kind: 'Instance', get run() { return state(); }, get hash() { return (hash ??= capHash({ kind: 'Instance', value: instanceValue(state()) })); } };
   }
 
   #writeHostFunctionBit(n: number, on: boolean): void {
