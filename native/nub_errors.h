@@ -24,6 +24,8 @@ inline constexpr const char kStaleMemory[] = "StaleMemory";
 inline constexpr const char kUnknownCap[] = "UnknownCap";
 // sandbox.instance(): no such Instance in this sandbox
 inline constexpr const char kUnknownInstance[] = "UnknownInstance";
+// unloadImage(): a loaded image can spawn Instances of this one (a pinned Image slot); unload that image first
+inline constexpr const char kImageInUse[] = "ImageInUse";
 // bytes() of a result cap that is not a Data cap
 inline constexpr const char kWrongKind[] = "WrongKind";
 // loading would take the sandbox past its memory budget (SandboxOptions.memoryBudget)

@@ -119,7 +119,7 @@ struct nub_linux_endpoint {
 /* linux.c keeps a table of slots in the process, so the same sources run under qemu. */
 uint64_t nub_linux_kernel_op(uint64_t n, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t *out1);
 #define nub_kernel_op_(n, a, b, c, d, e, f, out1)                              \
-  nub_linux_kernel_op((n), (uint64_t)(a), (uint64_t)(b), (uint64_t)(c), (uint64_t)(d), (uint64_t *)(out1))
+  ((void)(e), (void)(f), nub_linux_kernel_op((n), (uint64_t)(a), (uint64_t)(b), (uint64_t)(c), (uint64_t)(d), (uint64_t *)(out1)))
 
 #define NUB_ENDPOINT_CAPS(key, fn, nargs, ncaps) NUB_ENDPOINT(key, fn, nargs)
 #define NUB_ENDPOINT(key, fn, nargs)                                           \

@@ -28,7 +28,7 @@ const dataHash = (bytes: Uint8Array) => toHex(bytes.length === 0 ? DataCap.fromP
 
 /** Endpoint `op` runs `ecalli op; ecalli 0` with φ7..φ10 = the invoke's args; endpoint 100 reads the argument mapping. */
 export function opsImage(withArgMapping: boolean): ImageBuilder {
-  const ops = [KernelOp.COPY, KernelOp.MOVE, KernelOp.DROP, KernelOp.DATA_SIZE, KernelOp.READ_DATA, KernelOp.MINT_DATA, 4, 18, 26, 63];
+  const ops = [KernelOp.COPY, KernelOp.MOVE, KernelOp.DROP, KernelOp.DATA_SIZE, KernelOp.READ_DATA, KernelOp.MINT_DATA, 4, 19, 25, 63];
   const code = ops.flatMap((op) => [A.ecalli(op), A.ecalli(0)]);
   const b = new ImageBuilder()
     .addPinnedData(PINNED, pinnedBytes).addMapping(RO, 0x2000, PINNED)
@@ -176,7 +176,7 @@ export function kernelOpsSuite(engine: EngineName): void {
   });
 
   it('kernel numbers without an operation are a PANIC at the ecalli', () => {
-    [4, 18, 26, 63].forEach((op, i) => {
+    [4, 19, 25, 63].forEach((op, i) => {
       const r = run(op, [b(PINNED), b(ARG(0))]);
       assert.equal(r.exit, Exit.PANIC, `ecalli ${op}`);
       assert.equal(r.pc, CODE_BASE + 8 * (6 + i));
