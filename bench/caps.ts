@@ -4,7 +4,9 @@
  *                 read there, per page, minus a trivial invoke  vs  a host memcpy of a page
  *   mint          MINT_DATA of 256 pages and the result cap's hash (hashed on the host from
  *                 guest memory), minus a trivial invoke  vs  SSZ-hashing N pages on the host
- *   nested CALL   not measured: CALL (kernel operation 26) is not implemented
+ *   nested CALL   a loop of CALLs to a trivial endpoint (ecalli 0) of an Instance with no
+ *                 memory, and of one with 17 pages (copied per call), per call  vs  a loop
+ *                 of jal + jalr (call and return) to a trivial function, in the same engine
  * On engine kvm (the targets are about the guest); `--json` prints the figures.
  */
 import { DataCap } from '../lib/caps/index.js';
@@ -34,6 +36,41 @@ function benchImage(): ImageBuilder {
     .addEndpoint(1, { entryPc: 0, argCnodeSize: 2 }).addEndpoint(2, { entryPc: 32, argCnodeSize: 2 }).addEndpoint(3, { entryPc: 52, argCnodeSize: 2 })
     .addMapping(DATA_BASE, READ_PAGES * 4096, [0, 0])
     .addInitialData(8, Uint8Array.from({ length: BYTES }, (_, i) => (i * 13) & 0xff)).addMapping(MINT_FROM, BYTES, 8);
+}
+
+const NESTED_CALLS = 20_000;
+const { s0, ra } = X;
+/** A child whose endpoint 1 replies at once; with `pages`, an Instance of it has that much writable memory. */
+function trivialChild(pages: number): ImageBuilder {
+  const b = new ImageBuilder().setCode(assemble(A.ecalli(0))).addEndpoint(1, { entryPc: 0 });
+  return pages === 0 ? b : b.addInitialData(2, new Uint8Array(8), pages * 4096).addMapping(DATA_BASE, pages * 4096, 2);
+}
+/** 1 (n): spawns slot 7 into 8 and CALLs its endpoint 1 n times; 2 (n): n times jal to a function that returns. */
+function nestedImage(child: Uint8Array): ImageBuilder {
+  const code = assemble(
+    A.addi(s0, a0, 0), A.addi(a0, zero, 7), A.addi(a1, zero, 8), A.ecalli(KernelOp.DERIVE_SPAWN), // 0
+    A.addi(a0, zero, 8), A.addi(a1, zero, 1), A.addi(a2, zero, 0), A.addi(X.a3, zero, 0), A.ecalli(KernelOp.CALL), // 16: loop
+    A.addi(s0, s0, -1), A.bne(s0, zero, -24), A.ecalli(0), // 36
+    A.addi(s0, a0, 0), A.fallthrough(), // 48
+    A.jal(ra, 16), A.addi(s0, s0, -1), A.bne(s0, zero, -8), A.ecalli(0), // 56: loop
+    A.jalr(zero, ra, 0), // 72: the function
+  );
+  return new ImageBuilder().setCode(code).addPinnedImage(7, child).addEndpoint(1, { entryPc: 0 }).addEndpoint(2, { entryPc: 48 });
+}
+
+/** Per iteration of endpoint `ep`'s loop, in µs: the time of NESTED_CALLS iterations minus that of one. */
+function perIteration(sandbox: Sandbox, image: ReturnType<Sandbox['loadImage']>, ep: number): number {
+  const time = (n: number) => median(Array.from({ length: 5 }, () => ms(() => {
+    const r = sandbox.invokeSync(image, ep, { args: [BigInt(n)], gas: 10n ** 12n });
+    if (r.exit !== 0 || (ep === 1 && r.regs[7] !== 0n)) throw new Error(`the nested bench failed: exit ${r.exit}, status ${r.regs[7]}`);
+  })));
+  return ((time(NESTED_CALLS) - time(1)) / (NESTED_CALLS - 1)) * 1e3;
+}
+
+function measureNested(engine: EngineName, kvmEngine?: 'interpreter') {
+  using sandbox = Sandbox.create({ engine, memorySize: 128 << 20, ...(kvmEngine ? { kvmEngine } : {}) });
+  const [empty, stacked] = [0, 17].map((pages) => sandbox.loadImage(nestedImage(sandbox.loadImage(trivialChild(pages)).contentHash)));
+  return { callUs: perIteration(sandbox, empty!, 1), call17Us: perIteration(sandbox, stacked!, 1), jalUs: perIteration(sandbox, empty!, 2) };
 }
 
 const ms = (run: () => void) => { const t = nowNs(); run(); return Number(nowNs() - t) / 1e6; };
@@ -76,8 +113,13 @@ const hashMs = median(Array.from({ length: ROUNDS }, (_, k) => {
 }));
 
 const rows = (['kvm'] as const).map((engine) => ({ engine, ...measure(engine) }));
+const nested = [
+  { engine: 'kvm', ...measureNested('kvm') },
+  { engine: 'kvm-interp', ...measureNested('kvm', 'interpreter') },
+  { engine: 'local', ...measureNested('local') },
+];
 if (process.argv.includes('--json')) {
-  console.log(JSON.stringify({ readPages: READ_PAGES, mintPages: PAGES, memcpyPageUs: memcpyUs, hashMs, rows }));
+  console.log(JSON.stringify({ readPages: READ_PAGES, mintPages: PAGES, memcpyPageUs: memcpyUs, hashMs, rows, nested }));
 } else {
   console.log(`pass+read: ${READ_PAGES}-page caps; mint: ${PAGES} pages; host memcpy of a page ${memcpyUs.toFixed(3)} µs; host SSZ hash of ${PAGES} pages ${hashMs.toFixed(2)} ms`);
   console.log('engine   trivial invoke   pass+read per page (map + touch; ratio to memcpy, target ≤ 2)   mint+hash (ratio to hash, target ≤ 2)');
@@ -85,5 +127,8 @@ if (process.argv.includes('--json')) {
     console.log(`${r.engine.padEnd(8)} ${r.trivialMs.toFixed(3).padStart(8)} ms   ${r.readPerPageUs.toFixed(3).padStart(8)} µs (${r.mapPerPageUs.toFixed(3)} + ${r.touchPerPageUs.toFixed(3)}; ${(r.readPerPageUs / memcpyUs).toFixed(2)}×)`
       + `          ${r.mintMs.toFixed(2).padStart(8)} ms (${(r.mintMs / hashMs).toFixed(2)}×)`);
   }
-  console.log('nested CALL vs jal: not measured (CALL is not implemented)');
+  console.log(`nested CALL (${NESTED_CALLS} per invoke)   per CALL: no memory / 17 pages   per jal+return   ratio (target ≤ 20)`);
+  for (const n of nested) {
+    console.log(`${n.engine.padEnd(10)} ${n.callUs.toFixed(3).padStart(22)} µs / ${n.call17Us.toFixed(3)} µs ${n.jalUs.toFixed(4).padStart(14)} µs   ${(n.callUs / n.jalUs).toFixed(1)}× / ${(n.call17Us / n.jalUs).toFixed(1)}×`);
+  }
 }

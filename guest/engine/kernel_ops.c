@@ -89,6 +89,7 @@ static uint32_t call(struct pvm_frame *f, uint64_t *phi, uint64_t *gas) {
         if (status == PVM_KSTATUS_OK) {
             release(f, &f->slots[at]);
             f->slots[at] = (struct pvm_cap){.enc = instance.enc, .len = instance.len, .kind = PVM_CAP_INSTANCE, .origin = PVM_NO_ORIGIN, .gen = f->gen};
+            f->held_instances = 1;
             if (cap != NO_REF) {
                 if (arg) release(f, arg);
                 f->slots[cap].gen = 0;
@@ -192,6 +193,7 @@ uint32_t pvm_kernel_op(struct pvm_frame *f, struct pvm_memory *mem, uint64_t *ph
         if (!f->instances->spawn(f->ctx, &f->slots[src], &made)) return PVM_KOUTCOME_NO_MEMORY;
         made.origin = PVM_NO_ORIGIN, made.gen = f->gen, made.pinned = 0;
         f->slots[dst] = made;
+        f->held_instances = 1;
         break;
     }
     case PVM_KOP_CALL:

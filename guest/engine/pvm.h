@@ -148,6 +148,8 @@ struct pvm_frame {
     uint32_t depth;
     /* NULL: DERIVE_SPAWN is NOT_LOADED and CALL is DEPTH (no Instances). */
     const struct pvm_instance_ops *instances;
+    /* Set when an Instance cap is put in a slot (cleared by whoever starts a new run): else no slot needs a release scan. */
+    uint32_t held_instances;
 };
 
 /*

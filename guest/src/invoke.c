@@ -257,6 +257,7 @@ static void new_run(struct pvm_frame *f) {
         f->gen = 1;
     }
     f->failed = 0;
+    f->held_instances = 0;
 }
 
 /* Maps argument mapping `m` onto the Data cap encoding `enc` (`len` bytes); the same cap needs nothing. */
@@ -445,7 +446,7 @@ static uint32_t call(void *ctx, struct pvm_frame *caller, struct pvm_cap *cap, u
         f->slots[PVM_SLOT_ARG_BASE] = *arg;
         f->slots[PVM_SLOT_ARG_BASE].gen = f->gen;
         f->slots[PVM_SLOT_ARG_BASE].pinned = 0;
-        if (arg->kind == PVM_CAP_INSTANCE) instance_retain(0, arg);
+        if (arg->kind == PVM_CAP_INSTANCE) instance_retain(0, arg), f->held_instances = 1;
     }
 
     /* The child's memory: the copy, and argument cap 0 under its argument mappings; put back after (a caller may run this image too). */
@@ -480,7 +481,7 @@ static uint32_t call(void *ctx, struct pvm_frame *caller, struct pvm_cap *cap, u
     const struct pvm_cap *out = &f->slots[PVM_SLOT_ARG_BASE];
     *has_result = halted && f->arg_slots > 0 && out->gen == f->gen;
     if (*has_result) *result = *out;
-    for (uint32_t ref = 1; ref < PVM_SLOT_SLOT_REFS; ref++) {
+    for (uint32_t ref = 1; f->held_instances && ref < PVM_SLOT_SLOT_REFS; ref++) {
         const struct pvm_cap *c = &f->slots[ref];
         if (c->gen == f->gen && c->kind == PVM_CAP_INSTANCE && !(*has_result && ref == PVM_SLOT_ARG_BASE)) instance_release(0, c);
     }

@@ -17,7 +17,7 @@ import { invokeLocal, KernelStatus } from '../../lib/machine/index.js';
 import { Sandbox, type InvokeOptions, type LoadedImage } from '../../lib/sandbox/index.js';
 import { exampleImages } from '../unit/engine-harness.js';
 import { A, assemble, X, type Encoded } from '../unit/machine-asm.js';
-import { dataArg, EDGES, mixer, observe, PHI_S0, R_OPS, randomImage, RW_PAGE, type Observed } from '../support/random-program.js';
+import { childImage, dataArg, EDGES, mixer, observe, PHI_S0, R_OPS, randomImage, RW_PAGE, type Observed } from '../support/random-program.js';
 import { describeKvm } from './kvm-available.js';
 
 /** Example cases the reference runs in more instructions than this are left to the bench. */
@@ -29,8 +29,11 @@ class Pair {
     Sandbox.create({ engine: 'kvm', memorySize: 64 << 20 }), // the recompiler, by default
     Sandbox.create({ engine: 'kvm', kvmEngine: 'interpreter', memorySize: 64 << 20 }),
   ];
+  /** The child image random programs spawn and call, loaded first in every sandbox. */
+  readonly child: Uint8Array;
   constructor() {
     for (const s of this.sandboxes) s.registerHostFunction(100, mixer);
+    this.child = this.load(childImage())[0]!.contentHash;
   }
   load(image: ImageBuilder | Uint8Array): LoadedImage[] {
     return this.sandboxes.map((s) => s.loadImage(image));
@@ -135,7 +138,7 @@ describeKvm('engine kvm vs engine local', function () {
         pair.close();
         pair = new Pair();
       }
-      const { image, gas, args, caps } = randomImage(seed);
+      const { image, gas, args, caps } = randomImage(seed, pair.child);
       const images = pair.load(image);
       const r = pair.agree(images, 1, { args, gas, caps }, `seed ${seed}`);
       exits.add(r.exit);
@@ -144,6 +147,7 @@ describeKvm('engine kvm vs engine local', function () {
     }
     // The programs on caps do reach kernel operations: their statuses show up in φ7, and caps come back.
     assert.ok([...statuses].filter((v) => v <= BigInt(KernelStatus.BAD_MEMORY)).length >= 4, `kernel statuses seen: ${[...statuses]}`);
+    assert.ok([KernelStatus.NOT_LOADED, KernelStatus.NO_ENDPOINT, KernelStatus.CHILD_EXIT].every((s) => statuses.has(BigInt(s))), `nested-call statuses seen: ${[...statuses]}`);
     assert.ok(returnedCaps > 20, `only ${returnedCaps} result caps`);
     for (const exit of [Exit.HALT, Exit.PANIC, Exit.OUT_OF_GAS, Exit.PAGE_FAULT, Exit.HOST_CALL, Exit.ECALL, Exit.TRAP]) {
       assert.ok(exits.has(exit), `no random program ended with exit ${exit}: ${[...exits]}`);

@@ -4,7 +4,7 @@
  * (test/fuzz/programs.ts).
  */
 import { toHex } from '../../lib/caps/index.js';
-import { DATA_BASE } from '../../lib/machine/abi.js';
+import { DATA_BASE, Gas } from '../../lib/machine/abi.js';
 import { ImageBuilder } from '../../lib/image/index.js';
 import { dataCapOf, KernelOp } from '../../lib/machine/index.js';
 import type { HostFunction, SandboxResult } from '../../lib/sandbox/index.js';
@@ -73,21 +73,53 @@ export function li(rd: number, v: number): Encoded[] {
   return [A.lui(rd, ((v - lo) >>> 12) & 0xfffff), A.addi(rd, rd, lo)];
 }
 
-/** A kernel operation on plausible operands: slot references of every kind, addresses in and around the mappings, lengths up to two pages. */
-export function randomKernelOp(r: SeededRandom): Encoded[] {
-  const ref = () => r.pick([0, 7, 8, 9, 10, 11, 0x100, 0x101, 0x102, 0x1ff, 0x200]);
+/** The pinned Image slot of a random program that can spawn (randomImage with a child). */
+export const CHILD_SLOT = 12;
+
+/**
+ * A child image for nested calls: 1 (k) adds k to the u64 at its one writable page and
+ * replies the sum; 2 traps; 3 takes one argument cap and replies at once (the cap comes back).
+ */
+export function childImage(): ImageBuilder {
+  return new ImageBuilder()
+    .setCode(assemble(
+      A.lui(X.t1, CHILD_RW >>> 12), A.ld(X.t0, X.t1, 0), A.add(X.t0, X.t0, X.a0), A.sd(X.t0, X.t1, 0), A.addi(X.a0, X.t0, 0), A.ecalli(0), // 0
+      A.trap(), // 24
+      A.ecalli(0), // 28
+    ))
+    .addInitialData(2, new Uint8Array(8)).addMapping(CHILD_RW, 0x1000, 2)
+    .addEndpoint(1, { entryPc: 0 }).addEndpoint(2, { entryPc: 24 }).addEndpoint(3, { entryPc: 28, argCnodeSize: 1 });
+}
+/** Gas of childImage's endpoint 1 (lui, ld, add, sd, mv, ecalli) and its writable pages. */
+export const CHILD_ADD_GAS = Gas.MEMORY * 2 + Gas.ALU * 3 + Gas.CALL;
+export const CHILD_PAGES = 1;
+const CHILD_RW = DATA_BASE;
+
+/**
+ * A kernel operation on plausible operands: slot references of every kind, addresses in
+ * and around the mappings, lengths up to two pages; with `nested`, also DERIVE_SPAWN of
+ * the child image and CALLs of its endpoints.
+ */
+export function randomKernelOp(r: SeededRandom, nested = false): Encoded[] {
+  const ref = () => r.pick([0, 7, 8, 9, 10, 11, CHILD_SLOT, 0x100, 0x101, 0x102, 0x1ff, 0x200]);
   const addr = () => r.pick([RO_PAGE, RO_PAGE + 0xff8, RW_PAGE, RW_PAGE + 0x1ff0, ARG_PAGE, ARG_PAGE + 0x800, 0x3f_f000, 0x10]);
   const len = () => r.pick([0, 1, 8, 64, 65, 0xfff, 0x1000, 0x1001, 0x2000]);
-  const op = r.pick(KERNEL_OPS);
+  const op = r.pick(nested ? [...KERNEL_OPS, KernelOp.DERIVE_SPAWN, KernelOp.DERIVE_SPAWN, KernelOp.CALL, KernelOp.CALL, KernelOp.CALL] : KERNEL_OPS);
   const [a0, a1, a2, a3] = op === KernelOp.READ_DATA ? [ref(), r.pick([0, 8, 0x800, 0xfff]), addr(), len()]
-    : op === KernelOp.MINT_DATA ? [ref(), addr(), len(), 0] : [ref(), ref(), 0, 0];
+    : op === KernelOp.MINT_DATA ? [ref(), addr(), len(), 0]
+    : op === KernelOp.DERIVE_SPAWN ? [r.pick([CHILD_SLOT, CHILD_SLOT, 7, 11]), ref(), 0, 0]
+    : op === KernelOp.CALL ? [ref(), r.pick([1, 1, 2, 3, 4]), r.pick([0, 0, ref()]), r.below(1000)]
+    : [ref(), ref(), 0, 0];
+  // CALL's child arguments come from φ10..φ12 (a3..a5): a3 is the first.
   return [...li(X.a0, a0), ...li(X.a1, a1), ...li(X.a2, a2), ...li(X.a3, a3), A.ecalli(op)];
 }
 
-export function randomImage(seed: number): { image: ImageBuilder; gas: bigint; args: bigint[]; caps: Uint8Array[] } {
+/** A seeded random program; with `child` (the content hash of a loaded childImage) half of those on caps also spawn and call it. */
+export function randomImage(seed: number, child?: Uint8Array): { image: ImageBuilder; gas: bigint; args: bigint[]; caps: Uint8Array[] } {
   const r = new SeededRandom(seed);
   const withCaps = seed % 2 === 0; // every other program works on caps
-  const body = Array.from({ length: withCaps ? 2 + r.below(8) : 4 + r.below(40) }, () => (withCaps && r.below(4) !== 0 ? randomKernelOp(r) : [randomInstruction(r)])).flat();
+  const nested = child !== undefined && seed % 4 === 0;
+  const body = Array.from({ length: withCaps ? 2 + r.below(nested ? 12 : 8) : 4 + r.below(40) }, () => (withCaps && r.below(4) !== 0 ? randomKernelOp(r, nested) : [randomInstruction(r)])).flat();
   const image = new ImageBuilder()
     .setCode(assemble(...body, A.ecalli(0)))
     .addEndpoint(1, {
@@ -99,6 +131,7 @@ export function randomImage(seed: number): { image: ImageBuilder; gas: bigint; a
     .addInitialData(8, r.bytes(r.below(0x1800)), 0x2000).addMapping(RW_PAGE, 0x2000, 8)
     .addStack(9, 0x8000_0000, 0x2000);
   if (r.bool()) image.addInitialData(10, r.bytes(16), 0x2000).addMapping(TOP_PAGE, 0x2000, 10);
+  if (nested) image.addPinnedImage(CHILD_SLOT, child);
   const caps = withCaps ? Array.from({ length: 1 + r.below(3) }, () => r.bytes(r.below(0x1800))) : [];
   if (withCaps) image.addMapping(ARG_PAGE, 0x1000, [0, 0]);
   const arg = () => r.bool() ? BigInt.asUintN(64, r.pick(EDGES)) : BigInt(r.pick([RO_PAGE, RW_PAGE + 0x800, TOP_PAGE + 0xff8, 3]));

@@ -12,26 +12,11 @@ import { ImageBuilder } from '../../lib/image/index.js';
 import { DATA_BASE, Exit, Gas } from '../../lib/machine/abi.js';
 import { CallLimit, KernelGas, KernelOp, KernelStatus as S, SlotRef } from '../../lib/machine/kernel-ops.js';
 import { Sandbox, type EngineName, type LoadedImage, type SandboxResult } from '../../lib/sandbox/index.js';
+import { CHILD_ADD_GAS, CHILD_PAGES, childImage } from '../support/random-program.js';
 import { A, assemble, X } from './machine-asm.js';
 
-const RW = DATA_BASE; // the child's one writable page (initial slot 2)
 const PINNED = 5, CHILD_IMAGE = 7, CHILD = 8, MISSING_IMAGE = 9, FREE = 10;
 const ARG = (i: number) => SlotRef.ARG_BASE + i;
-/** Gas of the child's endpoint 1: lui, ld, add, sd, mv, ecalli. */
-const ADD_GAS = Gas.MEMORY * 2 + Gas.ALU * 3 + Gas.CALL;
-const CHILD_PAGES = 1;
-
-/** The child: 1 (k) adds k to the u64 at RW and replies it; 2 traps; 3 (one argument cap) replies at once. */
-export function childImage(): ImageBuilder {
-  return new ImageBuilder()
-    .setCode(assemble(
-      A.lui(X.t1, RW >>> 12), A.ld(X.t0, X.t1, 0), A.add(X.t0, X.t0, X.a0), A.sd(X.t0, X.t1, 0), A.addi(X.a0, X.t0, 0), A.ecalli(0), // 0
-      A.trap(), // 24
-      A.ecalli(0), // 28
-    ))
-    .addInitialData(2, new Uint8Array(8)).addMapping(RW, 0x1000, 2)
-    .addEndpoint(1, { entryPc: 0 }).addEndpoint(2, { entryPc: 24 }).addEndpoint(3, { entryPc: 28, argCnodeSize: 1 });
-}
 
 /**
  * The parent: 18 runs DERIVE_SPAWN with the invoke's φ7, φ8; 26 spawns slot 7 into 8,
@@ -115,7 +100,7 @@ export function instanceOpsSuite(engine: EngineName): void {
     }
     const ok = call(CHILD, 1, 0, 40n);
     assert.deepEqual([ok.regs[7], ok.regs[8]], [b(S.OK), 40n]);
-    assert.equal(ok.gasUsed - failed, b(CHILD_PAGES * KernelGas.COPY_PER_PAGE + ADD_GAS), 'the copy and the child\'s own gas');
+    assert.equal(ok.gasUsed - failed, b(CHILD_PAGES * KernelGas.COPY_PER_PAGE + CHILD_ADD_GAS), 'the copy and the child\'s own gas');
     const trapped = call(CHILD, 2, 0);
     assert.deepEqual([trapped.regs[7], trapped.regs[8]], [b(S.CHILD_EXIT), b(Exit.TRAP)]);
     // Endpoint 1 takes no argument cap: passing one is REFUSED before anything is charged beyond the fixed part.
