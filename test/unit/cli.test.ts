@@ -69,6 +69,16 @@ describe('nub CLI', function () {
       assertJsonError(nub(['run', '--engine', 'local', transform, '--arg', '5', '--output', join(dir, 'none'), '--json']).json, 'Cli.NoOutputCap');
     });
 
+    it('--load loads the images an image spawns first; the Instance it returns is listed', () => {
+      const example = (name: string) => join(packageRoot(), 'examples', name, `${name}.ssz`);
+      const r = nub(['run', '--engine', 'local', example('parent'), '--load', example('counter'), '--arg', '3', '--arg', '5', '--json']);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.json!.a0, '15');
+      assert.deepEqual(r.json!.caps.map((c: { slot: number; kind: string }) => [c.slot, c.kind]), [[0, 'Instance']]);
+      // Without it the parent's spawn is NOT_LOADED, which it replies as 2^64 - 1 - 8.
+      assert.equal(nub(['run', '--engine', 'local', example('parent'), '--arg', '3', '--arg', '5', '--json']).json!.a0, String((1n << 64n) - 9n));
+    });
+
     it('exits 3 for a guest exit other than HALT, and takes negative arguments mod 2^64', () => {
       const ok = nub(['run', '--engine', 'local', image, '--arg=-1', '--arg', '1']);
       assert.equal(ok.status, 0);

@@ -139,6 +139,12 @@ export function instanceOpsSuite(engine: EngineName): void {
     const image = nested.loadImage(new Uint8Array(readFileSync(new URL('parent/parent.ssz', dir))));
     const r = nested.invokeSync(image, 2, { args: [0n], caps: [{ hash: image.imageHash }], gas: 100_000_000n });
     assert.deepEqual([r.exit, r.regs[7]], [Exit.HALT, b(CallLimit.MAX_DEPTH)]);
+    // The example's own cases: the last total of n calls adding k to a fresh counter is n·k.
+    const expected = JSON.parse(readFileSync(new URL('parent/expected.json', dir), 'utf8')) as { cases: { endpoint: number; args: number[]; result: string }[] };
+    for (const c of expected.cases) {
+      assert.equal(c.result, String(c.args[0]! * c.args[1]!), `expected.json ${c.args}`);
+      assert.equal(nested.invokeSync(image, c.endpoint, { args: c.args.map(b), gas: 10_000_000n }).regs[7], BigInt(c.result), `parent ${c.args}`);
+    }
     // A long loop of calls on one Instance runs in bounded guest memory.
     const loop = nested.invokeSync(image, 1, { args: [5000n, 1n], gas: 1_000_000_000n });
     assert.deepEqual([loop.exit, loop.regs[7]], [Exit.HALT, 5000n]);

@@ -1,4 +1,4 @@
-/** `nub run image.ssz [--endpoint K] [--arg N]... [--gas N] [--engine kvm|local|auto] [--timeout MS] [--input FILE] [--output FILE]`: invoke one endpoint. */
+/** `nub run image.ssz [--endpoint K] [--arg N]... [--gas N] [--engine kvm|local|auto] [--timeout MS] [--input FILE] [--output FILE] [--load FILE]...`: invoke one endpoint. */
 import { writeFile } from 'node:fs/promises';
 import { toHex } from '../../caps/index.js';
 import { NubError } from '../../errors.js';
@@ -32,12 +32,14 @@ function parseKey(text: string): number[] {
 
 export const command: Command = {
   summary: 'invoke an endpoint of an image and print how it ended',
-  synopsis: '<image.ssz> [--endpoint K] [--arg N]... [--gas N] [--engine auto|kvm|local] [--timeout MS] [--input FILE] [--output FILE]',
+  synopsis: '<image.ssz> [--endpoint K] [--arg N]... [--gas N] [--engine auto|kvm|local] [--timeout MS] [--input FILE] [--output FILE] [--load FILE]...',
   description: `Admits the image and invokes endpoint K (a byte 0..255, or bytes written 1,0 for
 the key [1,0]) with up to four arguments in φ7..φ10. Prints the exit, φ7 (a0), the gas
 used and the time taken (the sandbox's boot included). Exit status: 0 when the endpoint
 replied (HALT), 3 for any other guest exit, 1 for an error (e.g. Timeout), 2 for usage.
 The caps the endpoint returns (its argument cnode's slots after HALT) are listed.
+An image whose pinned Image slots name other images (it spawns and calls them) needs
+those loaded first: --load each one, in order.
 Ctrl-C cancels the invoke (error Cancelled).`,
   options: {
     engine: { type: 'string', value: 'NAME', help: 'auto (default: kvm, else local with a notice), kvm (fail without /dev/kvm), local (reference interpreter, no isolation)' },
@@ -47,6 +49,7 @@ Ctrl-C cancels the invoke (error Cancelled).`,
     timeout: { type: 'string', value: 'MS', help: 'fail with Timeout after MS milliseconds (default: none)' },
     input: { type: 'string', value: 'FILE', help: "pass the file's bytes as argument cap 0 (a Data cap, zero-padded to whole pages)" },
     output: { type: 'string', value: 'FILE', help: 'write the bytes of returned cap 0 (whole pages) to FILE; an error if there is none' },
+    load: { type: 'string', multiple: true, value: 'FILE', help: 'load this image first (one the image spawns through a pinned Image slot); repeat for more' },
   },
   positionals: { min: 1, max: 1 },
   async run(values, [file], ctx) {
@@ -58,11 +61,13 @@ Ctrl-C cancels the invoke (error Cancelled).`,
     const timeoutMs = values.timeout === undefined ? undefined : Number(values.timeout);
     if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs > 0)) throw new UsageError(`--timeout '${values.timeout}' is not a positive number of milliseconds`);
     const bytes = readInputFile(file!);
+    const others = ((values.load as string[] | undefined) ?? []).map((f) => readInputFile(f));
     const input = values.input === undefined ? [] : [readInputFile(values.input as string)];
 
     const started = performance.now();
     using sandbox = Sandbox.create({ engine: engine as SandboxOptions['engine'] });
     if (sandbox.kvmUnavailable) ctx.notice(`running on engine local (no isolation): ${sandbox.kvmUnavailable.message}`);
+    for (const other of others) sandbox.loadImage(other);
     const image = sandbox.loadImage(bytes);
     const abort = new AbortController();
     const onSigint = (): void => abort.abort(new NubError('Cancelled', 'interrupted (SIGINT)'));
