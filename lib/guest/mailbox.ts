@@ -13,7 +13,7 @@
  * a request crosses no VM exit. A guest idle for its budget rings the doorbell and the
  * next request enters it again.
  */
-import { EXCEPTIONS, FaultRecord, Layout, Mailbox as MailboxLayout, MailboxStatus, Ports } from '../abi/guest-abi.js';
+import { EXCEPTIONS, FaultRecord, Layout, Mailbox as MailboxLayout, MailboxOp, MailboxStatus, Ports } from '../abi/guest-abi.js';
 import { NubError, type NubErrorCode } from '../errors.js';
 import { decodeExit, KVM_EXIT, KVM_EXIT_IO_OUT, KVM_RUN, KVM_RUN_MIN_SIZE, type PollCall, type VmExit } from '../native/index.js';
 import type { GuestMemory } from './guest-memory.js';
@@ -187,7 +187,11 @@ export class Mailbox {
   statusError(op: number): NubError | undefined {
     const status = this.#mem.view.getUint32(MAILBOX + M.status, true);
     if (status === MailboxStatus.values.OK) return undefined;
-    return new NubError(STATUS_CODES[status] ?? 'GuestBadStatus', `the guest refused op ${op} with status ${status}`, {
+    const name = Object.entries(MailboxOp.values).find(([, v]) => v === op)?.[0] ?? `op ${op}`;
+    const hint = status === MailboxStatus.values.NO_MEMORY
+      ? ': guest memory is full (loaded images and caps, and what this request made: minted caps, Instances); give the sandbox more memorySize, or unloadImage() some'
+      : '';
+    return new NubError(STATUS_CODES[status] ?? 'GuestBadStatus', `the guest refused ${name} with status ${status}${hint}`, {
       details: { op, status },
     });
   }

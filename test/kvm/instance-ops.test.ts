@@ -2,6 +2,10 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { toHex } from '../../lib/caps/index.js';
+import { isNubError } from '../../lib/errors.js';
+import { ImageBuilder } from '../../lib/image/index.js';
+import { KernelOp } from '../../lib/machine/kernel-ops.js';
+import { A, assemble, X } from '../unit/machine-asm.js';
 import { Exit } from '../../lib/machine/abi.js';
 import { Sandbox, type LoadedImage } from '../../lib/sandbox/index.js';
 import { instanceOpsSuite } from '../unit/instance-ops-suite.js';
@@ -56,6 +60,19 @@ describeKvm('nested calls: engine kvm agrees with engine local, and Instances su
     } finally {
       sandbox.close();
     }
+  });
+
+  it('a CALL whose copy does not fit in guest memory fails the invoke with OutOfMemory; the sandbox stays usable', () => {
+    using sandbox = Sandbox.create({ engine: 'kvm', memorySize: 64 << 20 });
+    const big = 24 << 20;
+    const child = sandbox.loadImage(new ImageBuilder().setCode(assemble(A.ecalli(0))).addEndpoint(1, { entryPc: 0 })
+      .addInitialData(2, new Uint8Array(8), big).addMapping(0x4000_0000, big, 2));
+    const parent = sandbox.loadImage(new ImageBuilder().setCode(assemble(
+      A.addi(X.a0, X.zero, 7), A.addi(X.a1, X.zero, 8), A.ecalli(KernelOp.DERIVE_SPAWN),
+      A.addi(X.a0, X.zero, 8), A.addi(X.a1, X.zero, 1), A.addi(X.a2, X.zero, 0), A.ecalli(KernelOp.CALL), A.ecalli(0),
+    )).addPinnedImage(7, child.contentHash).addEndpoint(1, { entryPc: 0 }));
+    assert.throws(() => sandbox.invokeSync(parent, 1, { gas: 10n ** 9n }), (e) => isNubError(e, 'OutOfMemory'));
+    assert.equal(sandbox.invokeSync(child, 1, { gas: 1000n }).exit, Exit.HALT);
   });
 
   it('engine local runs a frame that can spawn on the calling thread, also through invoke()', async () => {
