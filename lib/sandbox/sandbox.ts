@@ -980,8 +980,9 @@ export class Sandbox {
    * through its directory the first time and remembered (reading the directory again
    * after every entry was most of a trivial invoke's host time).
    */
-  #guestRequest(call: { request: Omit<GuestInvokeRequest, 'slots'> | undefined; frame: FrameSpec }): GuestInvokeRequest {
-    return { ...call.request!, slots: this.#guestSlots(call.frame.slots) };
+  #guestRequest(call: { request: Omit<GuestInvokeRequest, 'slots'> | undefined; prepared: PreparedImage; frame: FrameSpec }): GuestInvokeRequest {
+    // The image as the guest knows it now: storing the argument caps may have rebooted a full guest, which renumbers its images.
+    return { ...call.request!, image: call.prepared.guest!, slots: this.#guestSlots(call.frame.slots) };
   }
 
   /** The image's root slots as a CALL's child frame starts from them, for its PREPARE. */

@@ -146,6 +146,18 @@ describeKvm('hostile input (issue 14), engine kvm', function () {
     });
   });
 
+  it('an invoke whose argument caps fill the guest reboots it and runs the image it named, under its new id', () => {
+    using small = Sandbox.create({ engine: 'kvm', memorySize: 8 << 20 });
+    const filler = (i: number) => new ImageBuilder().setCode(assemble(A.addi(10, 0, i), A.ecalli(0))).addEndpoint(1, { entryPc: 0 })
+      .addInitialData(2, Uint8Array.of(i), 512 << 10).addMapping(DATA_BASE, 512 << 10, 2);
+    const garbage = Array.from({ length: 5 }, (_, i) => small.loadImage(filler(i)));
+    // Loaded after the others, so a reboot without them gives it another id.
+    const image = small.loadImage(new ImageBuilder().setCode(assemble(A.addi(10, 0, 77), A.ecalli(0))).addEndpoint(1, { entryPc: 0, argCnodeSize: 1 }));
+    for (const g of garbage) small.unloadImage(g);
+    const r = small.invokeSync(image, 1, { caps: [new Uint8Array(4 << 20).fill(5)] }); // no room for 4 MiB until the reboot
+    assert.deepEqual([r.exit, r.regs[7]], [Exit.HALT, 77n]);
+  });
+
   it('item 20: SandboxPool refuses an async setup (BadArgument, no unhandled rejection); createAsync awaits it', async () => {
     let unhandled = 0;
     const onUnhandled = (): void => { unhandled++; };
