@@ -485,7 +485,6 @@ static uint32_t call(void *ctx, struct pvm_frame *caller, struct pvm_cap *cap, u
         const struct pvm_cap *c = &f->slots[ref];
         if (c->gen == f->gen && c->kind == PVM_CAP_INSTANCE && !(*has_result && ref == PVM_SLOT_ARG_BASE)) instance_release(0, c);
     }
-    f->gen++; /* empty; the next new_run bumps it again */
     if (f->failed) return UINT32_MAX;
     if (!halted) {
         instance_release(0, &(struct pvm_cap){.enc = (const uint8_t *)next, .kind = PVM_CAP_INSTANCE});

@@ -471,7 +471,7 @@ class InvokeCall {
       regs,
       pc: mem.field(InstanceRecord, at, 'pc'),
       gas: mem.field(InstanceRecord, at, 'gas'),
-      memoryGpa: this.#guest.gpaOf(mem.field(InstanceRecord, at, 'memory_va'), Number(memoryLen)),
+      memoryGpa: memoryLen === 0n ? 0 : this.#guest.gpaOf(mem.field(InstanceRecord, at, 'memory_va'), Number(memoryLen)), // no block without writable mappings
       memoryLen: Number(memoryLen),
     };
   }

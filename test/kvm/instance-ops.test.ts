@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { toHex } from '../../lib/caps/index.js';
 import { isNubError } from '../../lib/errors.js';
 import { ImageBuilder } from '../../lib/image/index.js';
-import { KernelOp } from '../../lib/machine/kernel-ops.js';
+import { KernelOp, SlotRef } from '../../lib/machine/kernel-ops.js';
 import { A, assemble, X } from '../unit/machine-asm.js';
 import { Exit } from '../../lib/machine/abi.js';
 import { Sandbox, type LoadedImage } from '../../lib/sandbox/index.js';
@@ -47,6 +47,20 @@ describeKvm('nested calls: engine kvm agrees with engine local, and Instances su
       }
     });
   }
+
+  it('an Instance of an image without writable memory comes back as a result cap with the hash engine local gives', () => {
+    const hashes = (['local', 'kvm'] as const).map((engine) => {
+      using sandbox = Sandbox.create({ engine, memorySize: 64 << 20 });
+      const bare = sandbox.loadImage(new ImageBuilder().setCode(assemble(A.ecalli(0))).addEndpoint(1, { entryPc: 0 }));
+      const spawner = sandbox.loadImage(new ImageBuilder().setCode(assemble(
+        A.addi(X.a0, X.zero, 7), A.addi(X.a1, X.zero, SlotRef.ARG_BASE), A.ecalli(KernelOp.DERIVE_SPAWN), A.ecalli(0),
+      )).addPinnedImage(7, bare.contentHash).addEndpoint(1, { entryPc: 0, argCnodeSize: 1 }));
+      const r = sandbox.invokeSync(spawner, 1, { gas: 10_000n });
+      assert.deepEqual([r.exit, r.regs[7], r.caps[0]?.kind], [Exit.HALT, 0n, 'Instance'], engine);
+      return toHex(r.caps[0]!.hash);
+    });
+    assert.equal(hashes[1], hashes[0]);
+  });
 
   it('an Instance a nested call returned is still invokable after snapshot()/restore(), with its state', () => {
     const { sandbox, parent } = withParent({ engine: 'kvm' });
