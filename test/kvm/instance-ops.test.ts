@@ -62,6 +62,18 @@ describeKvm('nested calls: engine kvm agrees with engine local, and Instances su
     assert.equal(hashes[1], hashes[0]);
   });
 
+  it('a timeout in the middle of nested calls stops the invoke; the next one runs as if it had not happened', () => {
+    const { sandbox, parent } = withParent({ engine: 'kvm' });
+    try {
+      assert.throws(() => sandbox.invokeSync(parent, 1, { args: [1n << 40n, 1n], gas: 1n << 60n, timeoutMs: 100 }), (e) => isNubError(e, 'Timeout'));
+      const r = sandbox.invokeSync(parent, 1, { args: [3n, 4n], gas: 10_000_000n });
+      assert.deepEqual([r.exit, r.regs[7]], [Exit.HALT, 12n]);
+      assert.equal(sandbox.invokeSync(r.caps[0]!.hash, 1, { args: [1n], gas: 1_000_000n }).regs[7], 13n);
+    } finally {
+      sandbox.close();
+    }
+  });
+
   it('an Instance a nested call returned is still invokable after snapshot()/restore(), with its state', () => {
     const { sandbox, parent } = withParent({ engine: 'kvm' });
     try {
