@@ -134,8 +134,8 @@ static inline uint8_t *pvm_host_byte(uintptr_t e, uint32_t addr) {
 }
 
 /*
- * Accesses that straddle pages or fault take these byte-wise paths. They return 0 on
- * success, else 1 with *fault = the lowest address (mod 2^32, so a wrapping access's
+ * Accesses that straddle pages or fault take these byte-wise paths. Like the inline
+ * accesses they return 1 on success, else 0 with *fault = the lowest address (mod 2^32, so a wrapping access's
  * low end counts as lowest) lacking the permission; a faulting store writes nothing.
  */
 #define PVM_HIDDEN __attribute__((visibility("hidden"))) /* generated code takes their addresses: no GOT */

@@ -28,7 +28,7 @@ static inline int load(const struct pvm_memory *mem, uint32_t addr, unsigned siz
             return 1;
         }
     }
-    return !pvm_load_slow(mem, addr, size, value, fault);
+    return pvm_load_slow(mem, addr, size, value, fault);
 }
 
 static inline int store(struct pvm_memory *mem, uint32_t addr, unsigned size, uint64_t value, uint32_t *fault) {
@@ -45,7 +45,7 @@ static inline int store(struct pvm_memory *mem, uint32_t addr, unsigned size, ui
             return 1;
         }
     }
-    return !pvm_store_slow(mem, addr, size, value, fault);
+    return pvm_store_slow(mem, addr, size, value, fault);
 }
 
 /* Semantics of the register-register and register-immediate operations (b is rs2 or the immediate). */
