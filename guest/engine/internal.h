@@ -12,8 +12,8 @@
 #define PVM_SINK_SLOT 16
 #define PVM_REG_SLOTS 17
 
-/* φ0..φ12 are x1, x2, x5..x15. */
-static const uint8_t pvm_phi_slot[PVM_NUM_REGS] = {1, 2, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+/* The x register each φ register lives in. */
+static const uint8_t pvm_phi_slot[PVM_NUM_REGS] = PVM_PHI_X_REGISTERS;
 
 /*
  * Internal exit of both engines at an `ecalli` (pc = the ecalli, exit_arg = its number):

@@ -10,6 +10,7 @@
  * Response: EngineResponse, then the final `size` bytes of every writable mapping,
  *           in request order.
  */
+import { NUM_REGS } from '../caps/constants.js';
 import { defineConstants, defineStruct } from './struct.js';
 
 export const HarnessMagic = defineConstants('PVM_HARNESS', 'Engine harness framing.', {
@@ -25,7 +26,7 @@ export const EngineRequest = defineStruct('pvm_harness_request', 'One engine run
   pc: 'u32',
   gas: 'u64',
   /** φ0..φ12, u64 each. */
-  regs: ['u64', 13],
+  regs: ['u64', NUM_REGS],
   /** enum pvm_engine: 0 interpreter, 1 recompiler (translated by pvm_compile before the run). */
   engine: 'u32',
   _pad0: 'u32',
@@ -46,7 +47,7 @@ export const EngineResponse = defineStruct('pvm_harness_response', 'How the run 
   _pad0: 'u32',
   exit_arg: 'u64',
   gas: 'u64',
-  regs: ['u64', 13],
+  regs: ['u64', NUM_REGS],
   /** CPU time (this thread's) spent inside pvm_execute only (no process start-up, no decoding). */
   run_ns: 'u64',
   /** CPU time spent in pvm_prepare. */

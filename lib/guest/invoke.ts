@@ -13,14 +13,13 @@
  */
 import { CapPutLayout, Endpoint, FrameLayout, FrameSlot, InstanceRecord, Invoke, InvokeEngine, InvokeMapping, InvokeReply, MailboxOp, Prepare, ResultCap } from '../abi/guest-abi.js';
 import { NubError } from '../errors.js';
-import { CODE_BASE, Exit, HOST_CALL_MAX, HOST_CALL_MIN, PAGE_SIZE } from '../machine/abi.js';
+import { CODE_BASE, Exit, HOST_CALL_MAX, HOST_CALL_MIN, NUM_REGS, PAGE_SIZE } from '../machine/abi.js';
 import { memoryAccess, memoryWrite, type MemoryView } from '../machine/invoke.js';
 import { SlotRef } from '../machine/kernel-ops.js';
 import { CapSelector } from '../caps/schema.js';
 import type { GuestVm } from './guest-vm.js';
 import { type GuestStop, MAILBOX_PAYLOAD_CAPACITY, MAILBOX_PAYLOAD_GPA } from './mailbox.js';
 
-const NUM_REGS = 13;
 const I = Invoke.offsets;
 const INVOKE_GPA = MAILBOX_PAYLOAD_GPA;
 const MAPPINGS_GPA = MAILBOX_PAYLOAD_GPA + Prepare.size;

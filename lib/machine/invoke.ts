@@ -7,7 +7,7 @@
 import { keysEqual, toKey, type ImageCap, type KeyLike } from '../caps/index.js';
 import { mappingIsPinned, type AdmittedImage } from '../image/index.js';
 import { NubError } from '../errors.js';
-import { CODE_BASE, Exit, NUM_REGS, type ExitCode } from './abi.js';
+import { CODE_BASE, Exit, NUM_REGS, phiToX, type ExitCode } from './abi.js';
 import { frameSpec, resolveMappings, type ArgCap, type FrameCap, type FrameSpec, type RootData } from './frame.js';
 import { execute, newMachineState, pairToBigInt } from './interpreter.js';
 import type { InstanceRun, RunnableImage } from './instance.js';
@@ -15,11 +15,6 @@ import { Frame, kernelOp, type FrameRun } from './kernel.js';
 import { KernelOutcome } from './kernel-ops.js';
 import { Memory, type MappingSpec } from './memory.js';
 import { isBlockStart, prepareProgram, type Program } from './program.js';
-
-/** Register x-number of φ[i]: φ0 = x1 (ra), φ1 = x2 (sp), φ2..φ12 = x5..x15. */
-export function phiToX(i: number): number {
-  return i < 2 ? i + 1 : i + 3;
-}
 
 /** What a host function sees of the machine's memory. */
 export interface MemoryView {

@@ -171,9 +171,10 @@ interface StoredEntry {
 
 /** The Image cap's encoding: the union selector, then the container whose first field (the code) is variable-size. */
 function codeOffsetIn(encoded: Uint8Array, codeLen: number): number {
+  const { SELECTOR_BYTES, SSZ_OFFSET_BYTES } = CapPutLayout.values;
   const view = new DataView(encoded.buffer, encoded.byteOffset, encoded.byteLength);
-  const first = 1 + view.getUint32(1, true);
-  const next = 1 + view.getUint32(5, true); // the endpoints list's offset ends the code
+  const first = SELECTOR_BYTES + view.getUint32(SELECTOR_BYTES, true);
+  const next = SELECTOR_BYTES + view.getUint32(SELECTOR_BYTES + SSZ_OFFSET_BYTES, true); // the endpoints list's offset ends the code
   if (next - first !== codeLen) throw new NubError('Internal', 'the Image cap encoding does not start with its code');
   return first;
 }
