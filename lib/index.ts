@@ -14,5 +14,5 @@ export {
   Exit, exitName, invokeLocal, runMachine, localEngine,
   type Engine, type InvokeResult, type MemoryView, type HostCall, type ExitCode,
 } from './machine/index.js';
-export { ImmutableMapping, Snapshot, VmCache, saveSnapshot, loadSnapshot, type RestoreStats } from './snapshot/index.js';
-export { GuestVm, type GuestCacheReader } from './guest/index.js';
+export { ImmutableMapping, Snapshot, VmCache, type RestoreStats } from './snapshot/index.js';
+export { GuestVm, saveSnapshot, loadSnapshot, type GuestCacheReader } from './guest/index.js';

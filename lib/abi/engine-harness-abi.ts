@@ -2,7 +2,7 @@
  * Byte layout of the engine test harness (guest/engine/harness): one request on
  * stdin, one response on stdout. Declared once here; the C header
  * `guest/engine/harness/harness_abi.h` is generated from it by
- * `scripts/gen-engine-tables.mjs`, and `test/unit/engine-harness.ts` encodes and
+ * `scripts/gen-engine-tables.mjs`, and `test/support/engine-harness.ts` encodes and
  * decodes with the same declaration.
  *
  * Request:  EngineRequest, then `code_len` code bytes, then `mapping_count` times

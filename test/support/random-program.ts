@@ -8,7 +8,7 @@ import { DATA_BASE, Gas, PHI_X_REGISTERS, xToPhi } from '../../lib/machine/abi.j
 import { ImageBuilder } from '../../lib/image/index.js';
 import { dataCapOf, KernelOp } from '../../lib/machine/index.js';
 import type { HostFunction, SandboxResult } from '../../lib/sandbox/index.js';
-import { A, assemble, C, X, type Encoded } from '../unit/machine-asm.js';
+import { A, assemble, C, X, type Encoded } from './machine-asm.js';
 import { SeededRandom } from '../unit/seeded-random.js';
 
 export const RO_PAGE = DATA_BASE;

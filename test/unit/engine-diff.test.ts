@@ -12,8 +12,8 @@ import { CODE_BASE, DATA_BASE, Exit, PAGE_SIZE } from '../../lib/machine/abi.js'
 import { invokeLocal, isBlockStart, prepareProgram, runMachine, type MappingSpec } from '../../lib/machine/index.js';
 import { decodeAt } from '../../lib/machine/decoder.js';
 import { ISA } from '../../lib/machine/isa.js';
-import { exampleImages, exampleInput, harnessBuilt, runEngine, type EngineInput, type EngineResult } from './engine-harness.js';
-import { A, assemble as assembleEncoded, X } from './machine-asm.js';
+import { exampleImages, exampleInput, harnessBuilt, runEngine, type EngineInput, type EngineResult } from '../support/engine-harness.js';
+import { A, assemble as assembleEncoded, X } from '../support/machine-asm.js';
 import { SeededRandom } from './seeded-random.js';
 
 // ---- a tiny RV64 assembler (the encodings of the RISC-V ISA manual) ----

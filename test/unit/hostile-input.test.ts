@@ -17,7 +17,7 @@ import { CODE_BASE, Exit } from '../../lib/machine/abi.js';
 import { prepareProgram } from '../../lib/machine/program.js';
 import { ImmutableMapping } from '../../lib/snapshot/immutable-mapping.js';
 import { expectNubError } from '../support/nub-error.js';
-import { A, assemble } from './machine-asm.js';
+import { A, assemble } from '../support/machine-asm.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 

@@ -1,6 +1,6 @@
 /** Shared set-up for the machine tests: run hand-assembled code and read registers by x number. */
 import { NUM_REGS, runMachine, xToPhi, type InvokeResult, type MachineInput } from '../../lib/machine/index.js';
-import { assemble, type Encoded } from './machine-asm.js';
+import { assemble, type Encoded } from '../support/machine-asm.js';
 
 /** φ index of register x`n`. */
 export function phiOf(x: number): number {

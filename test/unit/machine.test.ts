@@ -9,7 +9,7 @@ import {
   CODE_BASE, DATA_BASE, Exit, Gas, decodeAt, disassemble, invokeLocal, isBlockStart, prepareProgram, runMachine,
 } from '../../lib/machine/index.js';
 import { isNubError } from '../../lib/errors.js';
-import { A, C, X, assemble, rType, iType, type Encoded } from './machine-asm.js';
+import { A, C, X, assemble, rType, iType, type Encoded } from '../support/machine-asm.js';
 import { run } from './machine-helpers.js';
 
 const { a0, a1, a2, a6, gp, tp, t6, s2, sp, ra } = X;

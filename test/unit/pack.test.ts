@@ -15,7 +15,7 @@ import { Image } from '../../lib/image/schema.js';
 import { admitImage } from '../../lib/image/index.js';
 import { Exit, invokeLocal } from '../../lib/machine/index.js';
 import { nub } from '../support/cli.js';
-import { compileForPvm, missingTools } from '../../bench/support/qemu-harness.js';
+import { compileForPvm, missingTools } from '../support/qemu-harness.js';
 import { SeededRandom } from './seeded-random.js';
 import { expectNubError as packError } from '../support/nub-error.js';
 
