@@ -319,7 +319,8 @@ _Static_assert(offsetof(struct nub_prepare, code_va) == 64, "nub_prepare.code_va
 /* An INVOKE request and its result. */
 struct nub_invoke {
     uint32_t image_id;
-    uint32_t entry;
+    uint32_t _pad0;
+    uint64_t entry;
     uint64_t gas;
     uint64_t regs[13];
     uint32_t pc;
@@ -331,19 +332,20 @@ struct nub_invoke {
     uint32_t slot_count;
     uint32_t result_count;
 };
-_Static_assert(sizeof(struct nub_invoke) == 160, "nub_invoke size");
+_Static_assert(sizeof(struct nub_invoke) == 168, "nub_invoke size");
 _Static_assert(offsetof(struct nub_invoke, image_id) == 0, "nub_invoke.image_id offset");
-_Static_assert(offsetof(struct nub_invoke, entry) == 4, "nub_invoke.entry offset");
-_Static_assert(offsetof(struct nub_invoke, gas) == 8, "nub_invoke.gas offset");
-_Static_assert(offsetof(struct nub_invoke, regs) == 16, "nub_invoke.regs offset");
-_Static_assert(offsetof(struct nub_invoke, pc) == 120, "nub_invoke.pc offset");
-_Static_assert(offsetof(struct nub_invoke, exit) == 124, "nub_invoke.exit offset");
-_Static_assert(offsetof(struct nub_invoke, exit_arg) == 128, "nub_invoke.exit_arg offset");
-_Static_assert(offsetof(struct nub_invoke, instructions) == 136, "nub_invoke.instructions offset");
-_Static_assert(offsetof(struct nub_invoke, host_reply) == 144, "nub_invoke.host_reply offset");
-_Static_assert(offsetof(struct nub_invoke, engine) == 148, "nub_invoke.engine offset");
-_Static_assert(offsetof(struct nub_invoke, slot_count) == 152, "nub_invoke.slot_count offset");
-_Static_assert(offsetof(struct nub_invoke, result_count) == 156, "nub_invoke.result_count offset");
+_Static_assert(offsetof(struct nub_invoke, _pad0) == 4, "nub_invoke._pad0 offset");
+_Static_assert(offsetof(struct nub_invoke, entry) == 8, "nub_invoke.entry offset");
+_Static_assert(offsetof(struct nub_invoke, gas) == 16, "nub_invoke.gas offset");
+_Static_assert(offsetof(struct nub_invoke, regs) == 24, "nub_invoke.regs offset");
+_Static_assert(offsetof(struct nub_invoke, pc) == 128, "nub_invoke.pc offset");
+_Static_assert(offsetof(struct nub_invoke, exit) == 132, "nub_invoke.exit offset");
+_Static_assert(offsetof(struct nub_invoke, exit_arg) == 136, "nub_invoke.exit_arg offset");
+_Static_assert(offsetof(struct nub_invoke, instructions) == 144, "nub_invoke.instructions offset");
+_Static_assert(offsetof(struct nub_invoke, host_reply) == 152, "nub_invoke.host_reply offset");
+_Static_assert(offsetof(struct nub_invoke, engine) == 156, "nub_invoke.engine offset");
+_Static_assert(offsetof(struct nub_invoke, slot_count) == 160, "nub_invoke.slot_count offset");
+_Static_assert(offsetof(struct nub_invoke, result_count) == 164, "nub_invoke.result_count offset");
 
 /* One memory mapping of a PREPARE. */
 struct nub_invoke_mapping {

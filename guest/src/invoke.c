@@ -37,7 +37,6 @@ struct root_slot {
 struct prepared_image {
     struct pvm_program *program;
     struct pvm_memory *memory;
-    uint32_t code_len;
     bool translation_tried; /* pvm_compile ran (on the first recompiler invoke); pvm_compiled_size says if it worked */
     bool reserved_slots;    /* every CALL of it is REFUSED */
     uint32_t arg_mapping_count;
@@ -194,7 +193,6 @@ static uint32_t build_image(const struct nub_directory_entry *e, volatile struct
         }};
     }
     for (uint64_t i = 0; i < endpoints; i++) memcpy(&image->endpoints[i], (const void *)&endpoint_records[i], sizeof image->endpoints[i]);
-    image->code_len = (uint32_t)len;
     *out = image;
     return NUB_STATUS_OK;
 }
@@ -483,15 +481,13 @@ static uint32_t call(void *ctx, struct pvm_frame *caller, struct pvm_cap *cap, u
     const uint8_t *was_arg = image->arg_mapping_count ? image->arg_mappings[0].mapped : NULL;
     uint64_t was_arg_len = image->arg_mapping_count ? image->arg_mappings[0].mapped_len : 0;
     show_writable(image, memory_of(next));
-    struct pvm_state st = {.gas = *gas, .pc = PVM_CODE_BASE + (uint32_t)ep->entry};
+    struct pvm_state st = {.gas = *gas};
     memcpy(st.regs, ep->regs, sizeof st.regs);
     st.regs[7] = args[0], st.regs[8] = args[1], st.regs[9] = args[2];
     uint32_t mapped = NUB_STATUS_OK;
     for (uint32_t i = 0; i < image->arg_mapping_count && mapped == NUB_STATUS_OK; i++) mapped = map_arg(image, &image->arg_mappings[i], arg->enc, arg->len);
     if (mapped != NUB_STATUS_OK) {
         f->failed = 1;
-    } else if (ep->entry >= image->code_len || !pvm_is_block_start(image->program, st.pc)) {
-        st.exit = PVM_EXIT_PANIC; /* as at a host invoke: nothing runs, nothing is charged */
     } else {
         enum pvm_engine engine = invoke_engine;
         if (engine == PVM_ENGINE_RECOMPILER && !image->translation_tried) {
@@ -499,7 +495,7 @@ static uint32_t call(void *ctx, struct pvm_frame *caller, struct pvm_cap *cap, u
             pvm_compile(image->program, &code_arena);
         }
         if (!pvm_compiled_size(image->program)) engine = PVM_ENGINE_INTERPRETER;
-        pvm_execute(image->program, image->memory, &st, engine, f); /* a child's host call ends it: nested frames have no host functions */
+        pvm_enter(image->program, image->memory, &st, ep->entry, engine, f); /* a child's host call ends it: nested frames have no host functions */
     }
     show_writable(image, was_shown);
     for (uint32_t i = 0; was_arg && i < image->arg_mapping_count; i++) map_arg(image, &image->arg_mappings[i], was_arg, was_arg_len);
@@ -542,11 +538,11 @@ static void write_results(volatile struct nub_result_cap *out, uint32_t count) {
     }
 }
 
-/* Runs until an exit the host does not handle; a handled host call is one exit on NUB_PORT_HOST_CALL. */
-static void run(const struct prepared_image *image, volatile struct nub_invoke *inv, struct pvm_state *st, enum pvm_engine engine) {
+/* Runs from `entry` until an exit the host does not handle; a handled host call is one exit on NUB_PORT_HOST_CALL. */
+static void run(const struct prepared_image *image, volatile struct nub_invoke *inv, struct pvm_state *st, uint64_t entry, enum pvm_engine engine) {
     uint64_t instructions = 0;
+    pvm_enter(image->program, image->memory, st, entry, engine, &frame);
     for (;;) {
-        pvm_execute(image->program, image->memory, st, engine, &frame);
         instructions += st->instructions;
         st->instructions = instructions; /* the whole invoke's, across host calls */
         if (st->exit != PVM_EXIT_HOST_CALL || !host_handles(st->exit_arg)) return;
@@ -555,13 +551,15 @@ static void run(const struct prepared_image *image, volatile struct nub_invoke *
         compiler_barrier();
         /* RESUME: the host has written φ7 into the record, that is into the state. ABORT: the invoke ends at the call. */
         if (inv->host_reply != NUB_HOST_REPLY_RESUME) return;
+        pvm_execute(image->program, image->memory, st, engine, &frame);
     }
 }
 
 uint32_t handle_invoke(volatile struct nub_mailbox *mb, uint8_t *payload) {
     volatile struct nub_invoke *inv = (volatile struct nub_invoke *)payload;
     if (mb->payload_len < sizeof(struct nub_invoke)) return NUB_STATUS_BAD_ARGS;
-    uint32_t id = inv->image_id, entry = inv->entry, wanted = inv->engine, slot_count = inv->slot_count, result_count = inv->result_count;
+    uint32_t id = inv->image_id, wanted = inv->engine, slot_count = inv->slot_count, result_count = inv->result_count;
+    uint64_t entry = inv->entry;
     if (slot_count > PVM_SLOT_SLOT_REFS || result_count > PVM_SLOT_SLOT_REFS - PVM_SLOT_ARG_BASE ||
         mb->payload_len != sizeof(struct nub_invoke) + slot_count * sizeof(struct nub_frame_slot) + result_count * sizeof(struct nub_result_cap))
         return NUB_STATUS_BAD_ARGS;
@@ -587,15 +585,7 @@ uint32_t handle_invoke(volatile struct nub_mailbox *mb, uint8_t *payload) {
 
     compiler_barrier(); /* the record is the state from here on */
     struct pvm_state *st = (struct pvm_state *)(payload + offsetof(struct nub_invoke, gas));
-    st->pc = PVM_CODE_BASE + entry;
-    if (entry >= image->code_len || !pvm_is_block_start(image->program, st->pc)) {
-        /* A bad entry runs nothing and charges nothing: the registers and gas stay as the host wrote them. */
-        st->exit = PVM_EXIT_PANIC;
-        st->exit_arg = 0;
-        st->instructions = 0;
-    } else {
-        run(image, inv, st, engine);
-    }
+    run(image, inv, st, entry, engine);
     frame_heap_end = heap_mark();
     if (frame.failed) return NUB_STATUS_NO_MEMORY;
     write_results(results, result_count);

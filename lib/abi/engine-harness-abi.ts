@@ -22,14 +22,15 @@ export const EngineRequest = defineStruct('pvm_harness_request', 'One engine run
   magic: 'u32',
   code_len: 'u32',
   mapping_count: 'u32',
-  /** PVM pc to start at (CODE_BASE + offset); not a block start = PANIC there, as for an endpoint. */
-  pc: 'u32',
+  _pad0: 'u32',
+  /** Byte offset of the entry in the code (pvm_enter: not a block start = PANIC there, as for an endpoint). */
+  entry: 'u64',
   gas: 'u64',
   /** φ0..φ12, u64 each. */
   regs: ['u64', NUM_REGS],
   /** enum pvm_engine: 0 interpreter, 1 recompiler (translated by pvm_compile before the run). */
   engine: 'u32',
-  _pad0: 'u32',
+  _pad1: 'u32',
 });
 
 export const EngineMapping = defineStruct('pvm_harness_mapping', 'One memory mapping of a request.', {

@@ -401,8 +401,9 @@ export const Prepare = defineStruct('nub_prepare', 'A PREPARE request and its re
 export const Invoke = defineStruct('nub_invoke', 'An INVOKE request and its result.', {
   /** From PREPARE. */
   image_id: 'u32',
-  /** Byte offset of the entry point in the code. */
-  entry: 'u32',
+  _pad0: 'u32',
+  /** Byte offset of the entry point in the code (pvm_enter: not a block start = PANIC there). */
+  entry: 'u64',
   /** In: gas for the invocation. Out: gas left. */
   gas: 'u64',
   /** In: φ0..φ12 at entry. Out: at the stop. */

@@ -10,9 +10,8 @@ export { disassemble, registerName } from './disasm.js';
 export { prepareProgram, isBlockStart, gasFrom, type Program } from './program.js';
 export type { MappingSpec } from './memory.js';
 export {
-  runMachine, invokeLocal, endpointInput, programOf, resultCapsOf,
-  type MachineInput, type InvokeResult, type InvokeOptions, type HostCall, type MemoryView, type ResultCap,
+  runMachine, invokeLocal, endpointInput, findEndpoint, programOf, resultCapsOf, MAX_ARGS,
+  type MachineInput, type InvokeResult, type MachineStop, type InvokeOptions, type HostFunction, type MemoryView, type ResultCap,
 } from './invoke.js';
 export { frameSpec, resolveMappings, mappingSource, dataCapOf, type ArgCap, type FrameCap, type FrameSpec, type FrameSlotSpec, type RootData } from './frame.js';
 export { KernelOp, KernelStatus, KernelGas, SlotRef } from './kernel-ops.js';
-export { localEngine, type Engine } from './engine.js';

@@ -15,28 +15,30 @@
  */
 import { CapPutLayout } from '../abi/guest-abi.js';
 import { Layout } from '../abi/guest-abi.js';
-import { capHash, DataCap, decodeCap, encodeCap, encodedCapLength, keysEqual, toHex, toKey, type CapValue, type KeyLike } from '../caps/index.js';
+import { capHash, DataCap, decodeCap, encodeCap, encodedCapLength, toHex, type CapValue, type KeyLike } from '../caps/index.js';
 import { CapSelector, type InstanceCapValue } from '../caps/schema.js';
 import { NubError, isNubError } from '../errors.js';
 import { CAP_HASH_BYTES, GuestVm, type StoredCap } from '../guest/index.js';
 import type { CapToStore } from '../guest/guest-vm.js';
 import {
-  invokeInGuest, invokeInGuestAsync, panicAtEntry, prepareInGuest, MAX_PREPARE_MAPPINGS,
-  type GuestFrameSlot, type GuestHostCall, type GuestImageSpec, type GuestInstance, type GuestInvokeOutcome, type GuestInvokeRequest, type GuestMapping,
-  type PreparedGuestImage, type KvmEngine,
+  invokeInGuest, invokeInGuestAsync, prepareInGuest, MAX_PREPARE_MAPPINGS,
+  type GuestFrameSlot, type GuestImageSpec, type GuestInstance, type GuestInvokeOutcome, type GuestInvokeRequest, type GuestMapping,
+  type GuestInvokeOptions, type PreparedGuestImage, type KvmEngine,
 } from '../guest/invoke.js';
 import { admitImage, ImageBuilder, isAdmittedImage, mappingIsPinned, type AdmittedImage } from '../image/index.js';
 import { DEFAULT_LOAD_TIMEOUT_MS, DEFAULT_SANDBOX_MEMORY, MAX_IMAGES } from '../limits.js';
 import { Exit, HOST_CALL_MAX, HOST_CALL_MIN, NUM_REGS, PAGE_SIZE, type ExitCode } from '../machine/abi.js';
 import { instanceValue, spawnInstance, type InstanceRun, type RunnableImage } from '../machine/instance.js';
 import { dataCapOf, frameSpec, mappingSource, resolveMappings, rootSlotSpecs, type ArgCap, type FrameCap, type FrameSlotSpec, type FrameSpec } from '../machine/frame.js';
-import { endpointInput, invokeLocal, resultCapsOf, type InvokeResult, type MemoryView, type ResultCap } from '../machine/invoke.js';
+import {
+  endpointInput, findEndpoint, invokeLocal, MAX_ARGS, resultCapsOf, type HostFunction as MachineHostFunction, type InvokeResult, type MemoryView, type ResultCap,
+} from '../machine/invoke.js';
 import { checkMappings } from '../machine/memory.js';
 import { PROGRAM_BYTES_PER_CODE_BYTE } from '../machine/program.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import { probeKvm } from '../native/index.js';
 import type { VmCache } from '../snapshot/vm-cache.js';
-import * as check from './arguments.js';
+import * as check from '../arguments.js';
 import { LocalThread } from './local-thread.js';
 
 export type EngineName = 'kvm' | 'local';
@@ -102,15 +104,14 @@ export interface InvokeOptions {
 export type CapArgument = Uint8Array | DataCap | { readonly hash: Uint8Array };
 
 /**
- * A host function for `ecalli number`: gets φ0..φ12 and the invocation's memory
- * (bounds-checked, addresses mod 2^32) and returns φ7's new value; execution goes on
- * at the next instruction. Returning undefined ends the invoke with HOST_CALL;
- * throwing ends it with 'HostFunctionFailed'. On async `invoke` it may return a promise
- * (the machine waits, the event loop runs; a rejection is 'HostFunctionFailed');
+ * A host function for `ecalli number` (lib/machine's HostFunction): gets φ0..φ12 and the
+ * invocation's memory (bounds-checked, addresses mod 2^32) and returns φ7's new value;
+ * execution goes on at the next instruction. Returning undefined ends the invoke with
+ * HOST_CALL; throwing ends it with 'HostFunctionFailed'. On async `invoke` it may return
+ * a promise (the machine waits, the event loop runs; a rejection is 'HostFunctionFailed');
  * `invokeSync` fails such a call with 'HostFunctionFailed' (cause 'BadArgument').
  */
-export type HostFunction = (regs: bigint[], memory: MemoryView, number: number) =>
-  bigint | number | undefined | PromiseLike<bigint | number | undefined>;
+export type HostFunction = MachineHostFunction<bigint | number | undefined | PromiseLike<bigint | number | undefined>>;
 
 /** An image loaded into a sandbox. */
 export interface LoadedImage {
@@ -577,7 +578,6 @@ export class Sandbox {
     this.#idle();
     const call = this.#prepareCall(image, endpoint, opts);
     if (call.signal !== undefined) throw check.badArgument('signal', 'invokeSync cannot be cancelled: use invoke() for a signal');
-    if (call.early) return this.#settle(call, call.early);
     this.#activity = 'running';
     try {
       this.#storeArgs(call.newCaps);
@@ -611,7 +611,6 @@ export class Sandbox {
   async #invokeNow(image: LoadedImage | Uint8Array, endpoint: KeyLike, opts: InvokeOptions): Promise<SandboxResult> {
     this.#idle();
     const call = this.#prepareCall(image, endpoint, opts);
-    if (call.early) return this.#settle(call, call.early);
     this.#activity = 'running';
     try {
       this.#storeArgs(call.newCaps);
@@ -887,7 +886,7 @@ export class Sandbox {
   #prepareCall(image: LoadedImage | Uint8Array, endpoint: KeyLike, options: InvokeOptions) {
     const opts = check.options(options, 'options');
     const hash = this.#imageHash(image);
-    const args = check.args(opts.args, 4);
+    const args = check.args(opts.args, MAX_ARGS);
     const gas = check.gas(opts.gas, DEFAULT_GAS);
     const timeoutMs = check.timeoutMs(opts.timeoutMs);
     const signal = check.signal(opts.signal);
@@ -899,14 +898,8 @@ export class Sandbox {
       throw new NubError('UnknownImage', `the image of Instance ${hex} is no longer loaded in this sandbox`);
     }
     const imageCap = prepared.loaded.admitted.imageCap;
-    let key: Uint8Array;
-    try {
-      key = toKey(endpoint);
-    } catch (cause) {
-      throw new NubError('BadArgument', `endpoint: ${(cause as Error).message}`, { path: 'endpoint', cause });
-    }
-    const ep = imageCap.endpoints.find((e) => keysEqual(e.key, key));
-    if (ep === undefined) throw new NubError('UnknownEndpoint', `the image has no endpoint [${Array.from(key).join(',')}]`);
+    const ep = findEndpoint(imageCap, endpoint);
+    const key = ep.key;
     if (opts.caps !== undefined && !Array.isArray(opts.caps)) throw check.badArgument('caps', 'is not an array');
     const newCaps: CapToStore[] = [];
     const caps = (opts.caps ?? []).map((c, i) => this.#argCap(c, i, newCaps));
@@ -920,20 +913,15 @@ export class Sandbox {
     }
     if (signal?.aborted) throw new NubError('Cancelled', 'the invoke was cancelled before it started', { cause: signal.reason });
     const common = { prepared, key, args, gas, timeoutMs, signal, caps, newCaps, frame, instance, hash };
-    if (this.#local) return { ...common, local: true as const, early: undefined, request: undefined };
+    if (this.#local) return { ...common, local: true as const, request: undefined };
 
     const regs = ep.initialRegs.slice(0, NUM_REGS);
     args.forEach((v, i) => { regs[7 + i] = v; });
-    if (ep.entryPc >= 1n << 32n) {
-      // The Invoke record's entry is a u32: the host answers (a PANIC at the entry), as the reference does.
-      const state = panicAtEntry(ep.entryPc, regs, gas);
-      return { ...common, local: false as const, early: this.#result({ state, memory: this.#entryMemory(prepared, instance), results: [] }, gas, frame, this.#epoch), request: undefined };
-    }
     const request = {
-      image: prepared.guest!, entry: Number(ep.entryPc), regs, gas, engine: this.#options.kvmEngine ?? 'recompiler', resultCount: frame.argSlots,
+      image: prepared.guest!, entry: ep.entryPc, regs, gas, engine: this.#options.kvmEngine ?? 'recompiler', resultCount: frame.argSlots,
       ...(instance === undefined ? {} : { memory: instance.memory }),
     };
-    return { ...common, local: false as const, early: undefined, request };
+    return { ...common, local: false as const, request };
   }
 
   /** A loaded image by content or Image cap hash ('UnknownImage'). */
@@ -1010,22 +998,11 @@ export class Sandbox {
     return prepared?.runnable === image ? prepared : undefined;
   }
 
-  /** The writable mappings as a PANIC at the entry leaves them: their initial bytes, or the Instance's (what the reference reports). */
-  #entryMemory(prepared: PreparedImage, instance: InstanceState | undefined): { writableMappings(): { start: number; bytes: Uint8Array }[] } {
-    return {
-      writableMappings: () => prepared.spec.mappings.filter((m) => m.writable).sort((a, b) => a.start - b.start).map((m) => {
-        const bytes = new Uint8Array(m.size);
-        bytes.set(instance?.memory.get(m.start) ?? m.initial ?? new Uint8Array(0));
-        return { start: m.start, bytes };
-      }),
-    };
-  }
-
-  #guestOptions(call: { timeoutMs: number | undefined; signal: AbortSignal | undefined }, async: boolean): { timeoutMs?: number; signal?: AbortSignal; hostCall: GuestHostCall } {
+  #guestOptions(call: { timeoutMs: number | undefined; signal: AbortSignal | undefined }, async: boolean): GuestInvokeOptions {
     return {
       ...(call.timeoutMs === undefined ? {} : { timeoutMs: call.timeoutMs }),
       ...(call.signal === undefined ? {} : { signal: call.signal }),
-      hostCall: (n, regs, memory) => this.#callHostFunction(n, regs, memory, async),
+      hostFunction: (regs, memory, n) => this.#callHostFunction(regs, memory, n, async),
     };
   }
 
@@ -1033,7 +1010,7 @@ export class Sandbox {
    * Runs host function `n`: φ7's new value (or, when `async`, maybe a promise of it),
    * undefined to end the invoke. Synchronously, a promise is the function's mistake ('BadArgument').
    */
-  #callHostFunction(n: number, regs: bigint[], memory: MemoryView, async: boolean): bigint | undefined | Promise<bigint | undefined> {
+  #callHostFunction(regs: bigint[], memory: MemoryView, n: number, async: boolean): bigint | undefined | Promise<bigint | undefined> {
     const fn = this.#hostFunctions.get(n);
     if (fn === undefined) return undefined;
     // Usable until the sandbox closes (on kvm also until the next invoke: 'StaleMemory').
@@ -1060,7 +1037,7 @@ export class Sandbox {
     return this.#thread.run({
       input: { ...input, gas: call.gas },
       hostNumbers: [...this.#hostFunctions.keys()],
-      hostCall: (n, regs, memory) => this.#callHostFunction(n, regs, memory, true),
+      hostFunction: (regs, memory, n) => this.#callHostFunction(regs, memory, n, true),
       ...(call.timeoutMs === undefined ? {} : { deadline: performance.now() + call.timeoutMs, timeoutMs: call.timeoutMs }),
       ...(call.signal === undefined ? {} : { signal: call.signal }),
     });
@@ -1075,10 +1052,10 @@ export class Sandbox {
       if (performance.now() > deadline) throw timeout;
     };
     let failure: unknown;
-    const hostCall = (n: number, regs: bigint[], memory: MemoryView): bigint | undefined => {
+    const hostFunction = (regs: bigint[], memory: MemoryView, n: number): bigint | undefined => {
       let value;
       try {
-        value = this.#callHostFunction(n, regs, memory, false) as bigint | undefined;
+        value = this.#callHostFunction(regs, memory, n, false) as bigint | undefined;
       } catch (err) {
         failure = err ?? new Error('undefined was thrown');
         throw failure;
@@ -1089,7 +1066,7 @@ export class Sandbox {
     this.#epoch++;
     try {
       return invokeLocal(admitted.imageCap, admitted, key, {
-        args, caps, gas, hostCall, spawnable: prepared.runnable.spawnable, ...(instance === undefined ? {} : { memory: instance.memory }), ...(checkDeadline ? { checkpoint: checkDeadline } : {}),
+        args, caps, gas, hostFunction, spawnable: prepared.runnable.spawnable, ...(instance === undefined ? {} : { memory: instance.memory }), ...(checkDeadline ? { checkpoint: checkDeadline } : {}),
       });
     } catch (err) {
       if (failure !== undefined && err === failure) {

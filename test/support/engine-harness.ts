@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EngineMapping, EngineRequest, EngineResponse, HarnessMagic } from '../../lib/abi/engine-harness-abi.js';
 import type { AdmittedImage } from '../../lib/image/index.js';
-import { CODE_BASE, NUM_REGS } from '../../lib/machine/abi.js';
+import { NUM_REGS } from '../../lib/machine/abi.js';
 import { endpointInput, type MappingSpec } from '../../lib/machine/index.js';
 
 /** Compiled into <dist>/test/unit/, so the checkout is three levels up. */
@@ -61,7 +61,7 @@ export function encodeRequest(input: EngineInput): Uint8Array {
   EngineRequest.set(view, 0, 'magic', HarnessMagic.values.REQUEST_MAGIC);
   EngineRequest.set(view, 0, 'code_len', input.code.length);
   EngineRequest.set(view, 0, 'mapping_count', input.mappings.length);
-  EngineRequest.set(view, 0, 'pc', (CODE_BASE + input.entry) >>> 0);
+  EngineRequest.set(view, 0, 'entry', BigInt(input.entry));
   EngineRequest.set(view, 0, 'gas', input.gas);
   EngineRequest.set(view, 0, 'engine', ENGINE_KINDS[input.engine ?? 'interpreter']);
   for (let i = 0; i < NUM_REGS; i++) view.setBigUint64(EngineRequest.offsets.regs + 8 * i, BigInt.asUintN(64, input.regs[i] ?? 0n), true);

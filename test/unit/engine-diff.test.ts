@@ -317,6 +317,15 @@ describeEngine('engine vs reference interpreter', function () {
     }
   });
 
+  it('applies the entry rule to a 64-bit entry: past 2^32 is a PANIC even where CODE_BASE + entry wraps to a block start', () => {
+    const code = assembleEncoded(A.addi(X.a0, 0, 7), A.ecalli(0));
+    assert.equal(agree({ code, mappings: [], entry: 0, regs: [], gas: 1000n }, 'entry 0').exit, Exit.HALT);
+    for (const entry of [2 ** 32, 2 ** 32 + 4, 3, 8]) {
+      const r = agree({ code, mappings: [], entry, regs: [], gas: 1000n }, `entry ${entry}`);
+      assert.deepEqual([r.exit, r.pc, r.gasLeft, r.instructions], [Exit.PANIC, (CODE_BASE + entry) % 2 ** 32, 1000n, 0], `entry ${entry}`);
+    }
+  });
+
   it('agrees when gas runs out at the exact boundary', () => {
     let boundaries = 0;
     for (let seed = 1000; seed < 1150; seed++) {

@@ -15,21 +15,23 @@ struct pvm_harness_request {
     uint32_t magic;
     uint32_t code_len;
     uint32_t mapping_count;
-    uint32_t pc;
+    uint32_t _pad0;
+    uint64_t entry;
     uint64_t gas;
     uint64_t regs[13];
     uint32_t engine;
-    uint32_t _pad0;
+    uint32_t _pad1;
 };
-_Static_assert(sizeof(struct pvm_harness_request) == 136, "pvm_harness_request size");
+_Static_assert(sizeof(struct pvm_harness_request) == 144, "pvm_harness_request size");
 _Static_assert(offsetof(struct pvm_harness_request, magic) == 0, "pvm_harness_request.magic offset");
 _Static_assert(offsetof(struct pvm_harness_request, code_len) == 4, "pvm_harness_request.code_len offset");
 _Static_assert(offsetof(struct pvm_harness_request, mapping_count) == 8, "pvm_harness_request.mapping_count offset");
-_Static_assert(offsetof(struct pvm_harness_request, pc) == 12, "pvm_harness_request.pc offset");
-_Static_assert(offsetof(struct pvm_harness_request, gas) == 16, "pvm_harness_request.gas offset");
-_Static_assert(offsetof(struct pvm_harness_request, regs) == 24, "pvm_harness_request.regs offset");
-_Static_assert(offsetof(struct pvm_harness_request, engine) == 128, "pvm_harness_request.engine offset");
-_Static_assert(offsetof(struct pvm_harness_request, _pad0) == 132, "pvm_harness_request._pad0 offset");
+_Static_assert(offsetof(struct pvm_harness_request, _pad0) == 12, "pvm_harness_request._pad0 offset");
+_Static_assert(offsetof(struct pvm_harness_request, entry) == 16, "pvm_harness_request.entry offset");
+_Static_assert(offsetof(struct pvm_harness_request, gas) == 24, "pvm_harness_request.gas offset");
+_Static_assert(offsetof(struct pvm_harness_request, regs) == 32, "pvm_harness_request.regs offset");
+_Static_assert(offsetof(struct pvm_harness_request, engine) == 136, "pvm_harness_request.engine offset");
+_Static_assert(offsetof(struct pvm_harness_request, _pad1) == 140, "pvm_harness_request._pad1 offset");
 
 /* One memory mapping of a request. */
 struct pvm_harness_mapping {
