@@ -19,6 +19,7 @@ const steps = [
   ['guest kernel', [process.execPath, zx, 'scripts/build-guest.mjs']],
   ['PVM engine test harness', [process.execPath, zx, 'scripts/build-engine-harness.mjs'], { testOnly: true }],
   ['native error codes', [process.execPath, zx, 'scripts/gen-errors.mjs']],
+  ['native vCPU field lists', [process.execPath, zx, 'scripts/gen-vcpu-fields.mjs']],
   ['native addon', [process.execPath, zx, 'scripts/build-addon.mjs']],
 ];
 const forPackage = process.argv.includes('--package');
