@@ -76,105 +76,89 @@ Napi::Uint8Array BytesToJs(Napi::Env env, const void* data, size_t size) {
 #define NUB_WRITE_U8_OPTIONAL NUB_WRITE_U32
 #define NUB_WRITE_BYTES(env, v) BytesToJs(env, v, sizeof v)
 
-Napi::Object SegmentToJs(Napi::Env env, const kvm_segment& seg) {
+// One field of a vcpu_fields.h list: from the kvm struct `from` into the JS object `obj`,
+// and from `obj` (at `where`) into the kvm struct `to`.
+#define NUB_FIELD_TO_JS(js, member, type) obj.Set(#js, NUB_WRITE_##type(env, from.member));
+#define NUB_FIELD_FROM_JS(js, member, type) NUB_SET_##type(to.member, obj, #js, where);
+
+Napi::Object SegmentToJs(Napi::Env env, const kvm_segment& from) {
   Napi::Object obj = Napi::Object::New(env);
-#define X(js, member, type) obj.Set(#js, NUB_WRITE_##type(env, seg.member));
-  NUB_SEGMENT_FIELDS(X)
-#undef X
+  NUB_SEGMENT_FIELDS(NUB_FIELD_TO_JS)
   return obj;
 }
 
-kvm_segment SegmentFromJs(Napi::Object parent, const char* key, const std::string& path) {
-  std::string where = path + "." + key;
-  Napi::Object obj = ExpectObject(parent.Get(key), where);
-  kvm_segment seg{};
-#define X(js, member, type) NUB_SET_##type(seg.member, obj, #js, where);
-  NUB_SEGMENT_FIELDS(X)
-#undef X
-  return seg;
-}
-
-Napi::Object TableToJs(Napi::Env env, const kvm_dtable& table) {
+Napi::Object TableToJs(Napi::Env env, const kvm_dtable& from) {
   Napi::Object obj = Napi::Object::New(env);
-#define X(js, member, type) obj.Set(#js, NUB_WRITE_##type(env, table.member));
-  NUB_DTABLE_FIELDS(X)
-#undef X
+  NUB_DTABLE_FIELDS(NUB_FIELD_TO_JS)
   return obj;
 }
 
-kvm_dtable TableFromJs(Napi::Object parent, const char* key, const std::string& path) {
+// A kvm struct nested in `parent` (a segment, a descriptor table); `fields` reads each field.
+template <typename T, typename Fields>
+T NestedFromJs(Napi::Object parent, const char* key, const std::string& path, Fields fields) {
   std::string where = path + "." + key;
   Napi::Object obj = ExpectObject(parent.Get(key), where);
-  kvm_dtable table{};
-#define X(js, member, type) NUB_SET_##type(table.member, obj, #js, where);
-  NUB_DTABLE_FIELDS(X)
-#undef X
-  return table;
+  T to{};
+  fields(obj, where, to);
+  return to;
 }
 
 }  // namespace
 
-Napi::Object RegsToJs(Napi::Env env, const kvm_regs& regs) {
+Napi::Object RegsToJs(Napi::Env env, const kvm_regs& from) {
   Napi::Object obj = Napi::Object::New(env);
-#define X(js, member, type) obj.Set(#js, NUB_WRITE_##type(env, regs.member));
-  NUB_REGS(X)
-#undef X
+  NUB_REGS(NUB_FIELD_TO_JS)
   return obj;
 }
 
 kvm_regs RegsFromJs(Napi::Value value) {
-  Napi::Object obj = ExpectObject(value, "regs");
-  kvm_regs regs{};
-#define X(js, member, type) NUB_SET_##type(regs.member, obj, #js, "regs");
-  NUB_REGS(X)
-#undef X
-  return regs;
+  const std::string where = "regs";
+  Napi::Object obj = ExpectObject(value, where);
+  kvm_regs to{};
+  NUB_REGS(NUB_FIELD_FROM_JS)
+  return to;
 }
 
-Napi::Object SregsToJs(Napi::Env env, const kvm_sregs& sregs) {
+Napi::Object SregsToJs(Napi::Env env, const kvm_sregs& from) {
   Napi::Object obj = Napi::Object::New(env);
-#define X(name) obj.Set(#name, SegmentToJs(env, sregs.name));
+#define X(name) obj.Set(#name, SegmentToJs(env, from.name));
   NUB_SEGMENTS(X)
 #undef X
-#define X(name) obj.Set(#name, TableToJs(env, sregs.name));
+#define X(name) obj.Set(#name, TableToJs(env, from.name));
   NUB_DTABLES(X)
 #undef X
-#define X(js, member, type) obj.Set(#js, NUB_WRITE_##type(env, sregs.member));
-  NUB_CONTROL(X)
-#undef X
+  NUB_CONTROL(NUB_FIELD_TO_JS)
   return obj;
 }
 
 kvm_sregs SregsFromJs(Napi::Value value) {
-  Napi::Object obj = ExpectObject(value, "sregs");
-  kvm_sregs sregs{};
-#define X(name) sregs.name = SegmentFromJs(obj, #name, "sregs");
+  const std::string where = "sregs";
+  Napi::Object obj = ExpectObject(value, where);
+  kvm_sregs to{};
+#define X(name) \
+  to.name = NestedFromJs<kvm_segment>(obj, #name, where, [](Napi::Object obj, const std::string& where, kvm_segment& to) { NUB_SEGMENT_FIELDS(NUB_FIELD_FROM_JS) });
   NUB_SEGMENTS(X)
 #undef X
-#define X(name) sregs.name = TableFromJs(obj, #name, "sregs");
+#define X(name) \
+  to.name = NestedFromJs<kvm_dtable>(obj, #name, where, [](Napi::Object obj, const std::string& where, kvm_dtable& to) { NUB_DTABLE_FIELDS(NUB_FIELD_FROM_JS) });
   NUB_DTABLES(X)
 #undef X
-#define X(js, member, type) NUB_SET_##type(sregs.member, obj, #js, "sregs");
-  NUB_CONTROL(X)
-#undef X
-  return sregs;
+  NUB_CONTROL(NUB_FIELD_FROM_JS)
+  return to;
 }
 
-Napi::Object FpuToJs(Napi::Env env, const kvm_fpu& fpu) {
+Napi::Object FpuToJs(Napi::Env env, const kvm_fpu& from) {
   Napi::Object obj = Napi::Object::New(env);
-#define X(js, member, type) obj.Set(#js, NUB_WRITE_##type(env, fpu.member));
-  NUB_FPU_FIELDS(X)
-#undef X
+  NUB_FPU_FIELDS(NUB_FIELD_TO_JS)
   return obj;
 }
 
 kvm_fpu FpuFromJs(Napi::Value value) {
-  Napi::Object obj = ExpectObject(value, "fpu");
-  kvm_fpu fpu{};
-#define X(js, member, type) NUB_SET_##type(fpu.member, obj, #js, "fpu");
-  NUB_FPU_FIELDS(X)
-#undef X
-  return fpu;
+  const std::string where = "fpu";
+  Napi::Object obj = ExpectObject(value, where);
+  kvm_fpu to{};
+  NUB_FPU_FIELDS(NUB_FIELD_FROM_JS)
+  return to;
 }
 
 }  // namespace nub
