@@ -13,7 +13,7 @@ import { DataCap } from '../lib/caps/index.js';
 import { ImageBuilder } from '../lib/image/index.js';
 import { DATA_BASE, KernelOp, SlotRef } from '../lib/machine/index.js';
 import { Sandbox, type EngineName } from '../lib/sandbox/index.js';
-import { A, assemble, X } from '../test/unit/machine-asm.js';
+import { A, assemble, X } from '../test/support/machine-asm.js';
 import { median, nowNs } from './support/baseline.js';
 
 /** Pages of the argument caps that are passed and read, and of the minted cap. */

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { GuestCacheReader } from '../lib/guest/cache-reader.js';
-import { DirectoryWriter, type SyntheticGuestOptions } from '../lib/guest/directory-writer.js';
+import { DirectoryWriter, type SyntheticGuestOptions } from '../test/support/directory-writer.js';
 
 const ENTRIES = 10_000;
 const CAPACITY = 16_384;

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { admitImage } from '../lib/image/index.js';
 import { Exit } from '../lib/machine/abi.js';
 import { prepareProgram, runMachine } from '../lib/machine/index.js';
-import { exampleImages, exampleInput, harnessBuilt, runEngine } from '../test/unit/engine-harness.js';
+import { exampleImages, exampleInput, harnessBuilt, runEngine } from '../test/support/engine-harness.js';
 
 if (!harnessBuilt()) {
   console.error('bench/engine: guest/build/engine-harness is not built (run `zx scripts/build-engine-harness.mjs`)');

@@ -16,8 +16,8 @@ import { readFileSync } from 'node:fs';
 import { admitImage, ImageBuilder } from '../lib/image/index.js';
 import { Vm } from '../lib/native/index.js';
 import { Sandbox } from '../lib/sandbox/index.js';
-import { A, assemble } from '../test/unit/machine-asm.js';
-import { exampleImages, exampleInput, harnessBuilt, runEngine } from '../test/unit/engine-harness.js';
+import { A, assemble } from '../test/support/machine-asm.js';
+import { exampleImages, exampleInput, harnessBuilt, runEngine } from '../test/support/engine-harness.js';
 import { median, nowNs, runRawBaseline, usSince } from './support/baseline.js';
 
 const ROUNDS = 5;

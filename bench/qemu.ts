@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { admitImage } from '../lib/image/index.js';
 import { Exit, exitName, invokeLocal } from '../lib/machine/index.js';
-import { best, buildLinuxExamples, loadExamples, measureQemu, missingTools, type Example, type ExampleCase } from './support/qemu-harness.js';
+import { best, buildLinuxExamples, loadExamples, measureQemu, missingTools, type Example, type ExampleCase } from '../test/support/qemu-harness.js';
 
 const GAS = 1n << 62n;
 

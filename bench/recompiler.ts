@@ -20,8 +20,8 @@ import { parseArgs } from 'node:util';
 import { admitImage } from '../lib/image/index.js';
 import { Exit } from '../lib/machine/abi.js';
 import { prepareProgram } from '../lib/machine/index.js';
-import { exampleInput, harnessBuilt, runEngine, type EngineKind } from '../test/unit/engine-harness.js';
-import { best, buildLinuxExamples, buildNativeExamples, loadExamples, measureQemu, missingTools, runNative, runUnderQemuCpu, type Example } from './support/qemu-harness.js';
+import { exampleInput, harnessBuilt, runEngine, type EngineKind } from '../test/support/engine-harness.js';
+import { best, buildLinuxExamples, buildNativeExamples, loadExamples, measureQemu, missingTools, runNative, runUnderQemuCpu, type Example } from '../test/support/qemu-harness.js';
 
 function measureEngine(example: Example, engine: EngineKind, repeat: number) {
   const admitted = admitImage(new Uint8Array(readFileSync(example.imagePath)));

@@ -78,11 +78,6 @@ export const ERROR_CODES = {
   'Builder.DuplicateEndpoint': code('ImageBuilder: an endpoint added twice', 'none'),
   'Builder.DuplicateSlot': code('ImageBuilder: a slot used twice', 'none'),
   // The reference machine (engine local), whose mapping rules both engines apply
-  'Machine.NoSuchEndpoint': code('runMachine/invokeLocal: no such endpoint', 'none'),
-  'Machine.TooManyArgs': code('more than four arguments', 'none'),
-  'Machine.TooManyRegisters': code('more than 13 registers', 'none'),
-  'Machine.BadGas': code('gas is not a u64', 'none'),
-  'Machine.ValueOutOfRange': code('a register value does not fit in 64 bits', 'none'),
   'Machine.UnresolvedMapping': code('no Data cap at a mapping source', 'usable'),
   'Machine.TooManyCaps': code("more argument caps than the endpoint's arg_cnode_size", 'usable'),
   'Machine.MissingCap': code('a mapping shows an argument cap that was not passed', 'usable'),

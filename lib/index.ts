@@ -3,7 +3,7 @@
  * build and admit images, and work with caps. See README.md ("Using nub from Node").
  */
 export {
-  Sandbox, SandboxSnapshot, SandboxPool, kvmEngine, DEFAULT_GAS, DEFAULT_SANDBOX_MEMORY,
+  Sandbox, SandboxSnapshot, SandboxPool, DEFAULT_GAS, DEFAULT_SANDBOX_MEMORY,
   type SandboxOptions, type SandboxPoolOptions, type FromSnapshotOptions, type InvokeOptions, type HostFunction, type LoadedImage, type CapReader, type SandboxResult,
   type EngineName,
 } from './sandbox/index.js';
@@ -11,8 +11,8 @@ export { NubError, isNubError, ERROR_CODES, isNubErrorCode, type NubErrorCode, t
 export { admitImage, ImageBuilder, decodeImage, encodeImage, type AdmittedImage, type EndpointSpec } from './image/index.js';
 export { capHash, encodeCap, decodeCap, DataCap, toKey, toHex, type CapValue, type KeyLike, type ImageCap } from './caps/index.js';
 export {
-  Exit, exitName, invokeLocal, runMachine, localEngine,
-  type Engine, type InvokeResult, type MemoryView, type HostCall, type ExitCode,
+  Exit, exitName, invokeLocal, runMachine,
+  type InvokeResult, type MemoryView, type ExitCode,
 } from './machine/index.js';
-export { ImmutableMapping, Snapshot, VmCache, saveSnapshot, loadSnapshot, type RestoreStats } from './snapshot/index.js';
-export { GuestVm, type GuestCacheReader } from './guest/index.js';
+export { ImmutableMapping, Snapshot, VmCache, type RestoreStats } from './snapshot/index.js';
+export { GuestVm, saveSnapshot, loadSnapshot, type GuestCacheReader } from './guest/index.js';

@@ -14,7 +14,7 @@ export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 /** How long a `loadImage` may keep the guest (PUT_CAPS and PREPARE together) when the caller sets no `timeoutMs`. */
 export const DEFAULT_LOAD_TIMEOUT_MS = 120_000;
 
-/** Images one sandbox holds at once; the guest kernel's `MAX_IMAGES` (guest/src/invoke.c) is the same number. */
+/** Images one sandbox holds at once; the guest kernel holds as many (NUB_MAX_IMAGES, generated from this). */
 export const MAX_IMAGES = 1024;
 
 /** Default memory budget of a sandbox, and the default guest RAM: room for the examples' largest mapping (8 MiB) stored once and copied once per invoke. */

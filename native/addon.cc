@@ -1,5 +1,5 @@
 // The N-API surface: kvmInfo(), the NativeVm class, the kvm_run layout as this compiler
-// sees it, and setErrorClass(). Typed in lib/native/binding.d.ts; loaded only by
+// sees it, and setErrorClass(). Typed in lib/native/binding.ts; loaded only by
 // lib/native/index.ts.
 #include <napi.h>
 
@@ -562,7 +562,7 @@ Napi::Value KvmInfo(const Napi::CallbackInfo& info) {
 }
 
 // Offsets and sizes in struct kvm_run as compiled against this machine's linux/kvm.h,
-// for the test that checks lib/native/kvm-run.ts against them.
+// for the test that checks lib/native/exits.ts against them.
 Napi::Object KvmRunLayout(Napi::Env env) {
   Napi::Object o = Napi::Object::New(env);
 #define F(name, expr) o.Set(name, Napi::Number::New(env, static_cast<double>(expr)))

@@ -45,7 +45,6 @@ void RemapCopyOnWrite(GuestMemory& mem, int fd) {
   if (mapped == MAP_FAILED) ThrowErrno("mmap", nullptr, "cannot map guest memory copy-on-write");
   if (mem.memfd >= 0 && mem.memfd != fd) close(mem.memfd);
   mem.memfd = -1;
-  mem.copyOnWrite = true;
 }
 
 void DiscardPages(const Mapping& mapping, const uint8_t* bitmap, size_t bitmapLen) {

@@ -30,11 +30,10 @@ class Mapping {
 
 // Guest memory: a memfd of `size` bytes mapped MAP_SHARED over a reserved VA range.
 // Reserving first keeps the range ours, so a snapshot can remap a memfd copy-on-write
-// (MAP_PRIVATE) at the same address: `copyOnWrite` is then true, `memfd` is -1 and the
-// VM holds the snapshot's sealed base file instead, which guest writes no longer reach.
+// (MAP_PRIVATE) at the same address: `memfd` is then -1 and the VM holds the snapshot's
+// sealed base file instead, which guest writes no longer reach.
 struct GuestMemory {
   int memfd = -1;                    // owned by the VM; closed on close()
-  bool copyOnWrite = false;
   std::shared_ptr<Mapping> mapping;
 };
 GuestMemory CreateGuestMemory(size_t size);

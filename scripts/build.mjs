@@ -2,7 +2,7 @@
 // Builds everything nub needs, in dependency order: TypeScript (the ABI declaration
 // lives there), the generated guest ABI header, the guest kernel, the native addon.
 // `--package` leaves out what only the tests use (scripts/prepack.mjs).
-import { chmodSync, existsSync, readFileSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { pruneDist } from './prune-dist.mjs';
 
@@ -19,17 +19,13 @@ const steps = [
   ['guest kernel', [process.execPath, zx, 'scripts/build-guest.mjs']],
   ['PVM engine test harness', [process.execPath, zx, 'scripts/build-engine-harness.mjs'], { testOnly: true }],
   ['native error codes', [process.execPath, zx, 'scripts/gen-errors.mjs']],
+  ['native vCPU field lists', [process.execPath, zx, 'scripts/gen-vcpu-fields.mjs']],
   ['native addon', [process.execPath, zx, 'scripts/build-addon.mjs']],
 ];
 const forPackage = process.argv.includes('--package');
 
 for (const [name, [cmd, ...args], { testOnly = false } = {}] of steps) {
   if (testOnly && forPackage) continue;
-  const script = args.find((a) => a.startsWith('scripts/'));
-  if (script && !existsSync(script)) {
-    console.log(`- ${name}: skipped (${script} not present)`);
-    continue;
-  }
   const started = Date.now();
   process.stdout.write(`- ${name} ... `);
   try {

@@ -15,7 +15,7 @@ const { values } = parseArgs({
 });
 const cases = Number(values.cases);
 const seed = Number(values.seed);
-const { runFuzz } = await import(pathToFileURL(resolve(values.dist, 'lib/image/fuzz.js')).href);
+const { runFuzz } = await import(pathToFileURL(resolve(values.dist, 'test/support/image-fuzz.js')).href);
 
 const started = performance.now();
 function progress(done) {

@@ -3,7 +3,8 @@
 // addon throws codes drawn from the same names, and the table of docs/errors.md (between
 // its `generated` markers). Run after `tsc`; `--check` fails if either is stale.
 import { fileURLToPath } from 'node:url';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeOrCheck } from './c-header.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const { ERROR_CODES } = await import(`${root}dist/lib/errors.js`);
@@ -42,16 +43,4 @@ if (from < 0 || to < from) {
 }
 const docsText = docs.slice(0, from) + table + docs.slice(to + END.length);
 
-const outputs = [[headerPath, text], [docsPath, docsText]];
-if (process.argv.includes('--check')) {
-  for (const [path, wanted] of outputs) {
-    let current = '';
-    try { current = readFileSync(path, 'utf8'); } catch {}
-    if (current !== wanted) {
-      console.error(`${path} is stale: run \`npx zx scripts/gen-errors.mjs\``);
-      process.exitCode = 1;
-    }
-  }
-} else {
-  for (const [path, wanted] of outputs) writeFileSync(path, wanted);
-}
+writeOrCheck([[headerPath, text], [docsPath, docsText]], 'npx zx scripts/gen-errors.mjs');

@@ -12,8 +12,8 @@
 #define PVM_SINK_SLOT 16
 #define PVM_REG_SLOTS 17
 
-/* φ0..φ12 are x1, x2, x5..x15. */
-static const uint8_t pvm_phi_slot[PVM_NUM_REGS] = {1, 2, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+/* The x register each φ register lives in. */
+static const uint8_t pvm_phi_slot[PVM_NUM_REGS] = PVM_PHI_X_REGISTERS;
 
 /*
  * Internal exit of both engines at an `ecalli` (pc = the ecalli, exit_arg = its number):
@@ -134,8 +134,8 @@ static inline uint8_t *pvm_host_byte(uintptr_t e, uint32_t addr) {
 }
 
 /*
- * Accesses that straddle pages or fault take these byte-wise paths. They return 0 on
- * success, else 1 with *fault = the lowest address (mod 2^32, so a wrapping access's
+ * Accesses that straddle pages or fault take these byte-wise paths. Like the inline
+ * accesses they return 1 on success, else 0 with *fault = the lowest address (mod 2^32, so a wrapping access's
  * low end counts as lowest) lacking the permission; a faulting store writes nothing.
  */
 #define PVM_HIDDEN __attribute__((visibility("hidden"))) /* generated code takes their addresses: no GOT */

@@ -178,7 +178,7 @@ static void emit_thunk(struct jit *j, int store) {
     x_enc(e, 0, 0xff, 1, 2, x_reg(RAX), 0); /* call rax */
     for (int i = 0; i < CALLER_SAVED_HOMES; i++) x_mov_r_rm(e, X_W, home_regs[i], x_mem(RSP, bias + F_SAVED + 8 * i));
     x_test_rm_r(e, 0, x_reg(RAX), RAX);
-    uint32_t fault = x_jcc(e, CC_NE);
+    uint32_t fault = x_jcc(e, CC_E); /* 0: the access faulted */
     if (!store) x_mov_r_rm(e, X_W, RAX, x_mem(RSP, bias + F_VALUE));
     x_alu_imm(e, X_W, ALU_ADD, x_reg(RSP), 8);
     x_b(e, 0xc3);

@@ -107,16 +107,16 @@ static int check_bytes(const struct pvm_memory *mem, uint32_t addr, unsigned siz
 
 int pvm_load_slow(const struct pvm_memory *mem, uint32_t addr, unsigned size, uint64_t *value, uint32_t *fault) {
     uint8_t *bytes[8];
-    if (!check_bytes(mem, addr, size, PVM_PERM_READ, bytes, fault)) return 1;
+    if (!check_bytes(mem, addr, size, PVM_PERM_READ, bytes, fault)) return 0;
     uint64_t v = 0;
     for (unsigned i = 0; i < size; i++) v |= (uint64_t)*bytes[i] << (8 * i);
     *value = v;
-    return 0;
+    return 1;
 }
 
 int pvm_store_slow(struct pvm_memory *mem, uint32_t addr, unsigned size, uint64_t value, uint32_t *fault) {
     uint8_t *bytes[8];
-    if (!check_bytes(mem, addr, size, PVM_PERM_WRITE, bytes, fault)) return 1;
+    if (!check_bytes(mem, addr, size, PVM_PERM_WRITE, bytes, fault)) return 0;
     for (unsigned i = 0; i < size; i++) *bytes[i] = (uint8_t)(value >> (8 * i));
-    return 0;
+    return 1;
 }

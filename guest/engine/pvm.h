@@ -164,7 +164,7 @@ int pvm_prepare(const struct pvm_allocator *alloc, const uint8_t *code, uint32_t
 void pvm_program_free(struct pvm_program *prog);
 /* The code length the program was prepared from. */
 uint32_t pvm_program_code_len(const struct pvm_program *prog);
-/* Whether `pc` starts a basic block: an invocation's entry must (else it is a PANIC at that pc). */
+/* Whether `pc` starts a basic block (pvm_enter's entry rule). */
 int pvm_is_block_start(const struct pvm_program *prog, uint32_t pc);
 
 /* An empty address space with the program's code readable at CODE_BASE (its length rounded up to a page, the tail zero). */
@@ -198,6 +198,13 @@ size_t pvm_compiled_size(const struct pvm_program *prog);
  * with frame NULL every one is a PANIC.
  */
 uint32_t pvm_execute(const struct pvm_program *prog, struct pvm_memory *mem, struct pvm_state *st, enum pvm_engine engine, struct pvm_frame *frame);
+/*
+ * Starts an invocation at byte `entry` of the code: the entry rule, in one place for
+ * every caller. st->pc = PVM_CODE_BASE + entry (mod 2^32); an entry that is no block
+ * start (past the code, odd, inside a block) is a PANIC there with nothing run or
+ * charged, else it is pvm_execute. Returns st->exit.
+ */
+uint32_t pvm_enter(const struct pvm_program *prog, struct pvm_memory *mem, struct pvm_state *st, uint64_t entry, enum pvm_engine engine, struct pvm_frame *frame);
 /* pvm_execute with the interpreter and no frame. */
 uint32_t pvm_run(const struct pvm_program *prog, struct pvm_memory *mem, struct pvm_state *st);
 

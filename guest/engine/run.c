@@ -28,7 +28,7 @@ static inline int load(const struct pvm_memory *mem, uint32_t addr, unsigned siz
             return 1;
         }
     }
-    return !pvm_load_slow(mem, addr, size, value, fault);
+    return pvm_load_slow(mem, addr, size, value, fault);
 }
 
 static inline int store(struct pvm_memory *mem, uint32_t addr, unsigned size, uint64_t value, uint32_t *fault) {
@@ -45,7 +45,7 @@ static inline int store(struct pvm_memory *mem, uint32_t addr, unsigned size, ui
             return 1;
         }
     }
-    return !pvm_store_slow(mem, addr, size, value, fault);
+    return pvm_store_slow(mem, addr, size, value, fault);
 }
 
 /* Semantics of the register-register and register-immediate operations (b is rs2 or the immediate). */
@@ -148,7 +148,7 @@ static uint32_t interpret(const struct pvm_program *prog, struct pvm_memory *mem
     uint64_t gas = st->gas, instructions = 0, exit_arg = 0;
     uint32_t exit, fault = 0;
 
-    /* (A new invocation's entry must be a block start: the caller checks it with pvm_is_block_start.) */
+    /* pvm_enter applies the entry rule; this only keeps a pc that starts no instruction from indexing past the program. */
     uint32_t entry = pvm_entry_index(prog, st->pc);
     if (entry == PVM_NO_TARGET) {
         st->exit = PVM_EXIT_PANIC;
@@ -376,6 +376,17 @@ uint32_t pvm_execute(const struct pvm_program *prog, struct pvm_memory *mem, str
     }
     st->instructions = engine == PVM_ENGINE_RECOMPILER ? 0 : instructions; /* generated code does not count */
     return st->exit;
+}
+
+uint32_t pvm_enter(const struct pvm_program *prog, struct pvm_memory *mem, struct pvm_state *st, uint64_t entry, enum pvm_engine engine, struct pvm_frame *frame) {
+    st->pc = (uint32_t)(PVM_CODE_BASE + entry);
+    if (entry >= prog->code_len || !pvm_is_block_start(prog, st->pc)) {
+        st->exit = PVM_EXIT_PANIC;
+        st->exit_arg = 0;
+        st->instructions = 0;
+        return PVM_EXIT_PANIC;
+    }
+    return pvm_execute(prog, mem, st, engine, frame);
 }
 
 uint32_t pvm_run(const struct pvm_program *prog, struct pvm_memory *mem, struct pvm_state *st) {

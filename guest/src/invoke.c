@@ -12,13 +12,6 @@
 #include "kernel.h"
 #include "pvm.h"
 
-/* The Cap union selectors of the two kinds used here; a Data cap's encoding starts with its selector, then offset 4. */
-#define CAP_KIND_IMAGE 1u
-#define CAP_KIND_DATA 2u
-#define DATA_CAP_FIRST_OFFSET 4u
-#define ADDRESS_SPACE ((uint64_t)1 << 32)
-#define MAX_IMAGES 1024u
-
 /* A mapping that shows an argument cap: mapped at every INVOKE onto that invoke's cap (and at a CALL onto the child's). */
 struct arg_mapping {
     uint32_t start, size, arg_slot;
@@ -44,7 +37,6 @@ struct root_slot {
 struct prepared_image {
     struct pvm_program *program;
     struct pvm_memory *memory;
-    uint32_t code_len;
     bool translation_tried; /* pvm_compile ran (on the first recompiler invoke); pvm_compiled_size says if it worked */
     bool reserved_slots;    /* every CALL of it is REFUSED */
     uint32_t arg_mapping_count;
@@ -58,7 +50,7 @@ struct prepared_image {
     struct nub_endpoint *endpoints;
 };
 
-static struct prepared_image *images[MAX_IMAGES];
+static struct prepared_image *images[NUB_MAX_IMAGES];
 static uint32_t image_count;
 static uint8_t *zero_page; /* shared by every read-only page past a Data cap's end; never written */
 
@@ -105,8 +97,8 @@ _Static_assert(NUB_ENGINE_INTERPRETER == PVM_ENGINE_INTERPRETER && NUB_ENGINE_RE
 static const struct pvm_code_arena code_arena = {arena_alloc, arena_seal, arena_free, NULL, NUB_CODE_ARENA_SIZE};
 
 static const struct nub_directory_entry *find(const volatile uint8_t *volatile_hash) {
-    uint8_t hash[32];
-    for (int i = 0; i < 32; i++) hash[i] = volatile_hash[i];
+    uint8_t hash[NUB_HASH_BYTES];
+    for (uint32_t i = 0; i < NUB_HASH_BYTES; i++) hash[i] = volatile_hash[i];
     return directory_find(hash);
 }
 
@@ -116,75 +108,67 @@ static uint8_t *shared_zero_page(void) {
     return zero_page;
 }
 
-/* Lays one mapping into the address space and reports its backing memory to the host. */
-static uint32_t map_one(struct prepared_image *image, volatile struct nub_invoke_mapping *m, uint64_t *writable_offset) {
+/*
+ * Checks one mapping and the Data cap behind it, allocating nothing. For map_one it
+ * leaves the cap's pages and their length in backing_va and backed_len (both 0 for an
+ * argument mapping, mapped at INVOKE); the host reads them only after a PREPARE succeeded.
+ */
+static uint32_t check_mapping(volatile struct nub_invoke_mapping *m) {
     uint64_t start = m->start, size = m->size;
-    if (size == 0 || start % NUB_PAGE_SIZE || size % NUB_PAGE_SIZE || start + size > ADDRESS_SPACE) return NUB_STATUS_BAD_ARGS;
-    if (m->arg_slot != NUB_FRAME_NO_ARG_SLOT) {
-        if (m->writable || m->arg_slot >= PVM_SLOT_SLOT_REFS - PVM_SLOT_ARG_BASE) return NUB_STATUS_BAD_ARGS;
-        image->arg_mappings[image->arg_mapping_count++] = (struct arg_mapping){(uint32_t)start, (uint32_t)size, m->arg_slot, NULL, 0};
-        m->backing_va = 0;
-        m->backed_len = 0;
-        return NUB_STATUS_OK;
-    }
+    m->backing_va = 0;
+    m->backed_len = 0;
+    if (size == 0 || start % NUB_PAGE_SIZE || size % NUB_PAGE_SIZE || start + size > PVM_ADDRESS_SPACE) return NUB_STATUS_BAD_ARGS;
+    if (m->arg_slot != NUB_FRAME_NO_ARG_SLOT)
+        return m->writable || m->arg_slot >= PVM_SLOT_SLOT_REFS - PVM_SLOT_ARG_BASE ? NUB_STATUS_BAD_ARGS : NUB_STATUS_OK;
     const struct nub_directory_entry *e = find(m->data_hash);
     if (e == NULL) return NUB_STATUS_CAP_MISSING;
     const uint8_t *cap = (const uint8_t *)(uintptr_t)e->data_va;
     uint32_t first_offset;
-    if (e->kind != CAP_KIND_DATA || e->len < NUB_CAP_PUT_DATA_PAGES_OFFSET || cap[0] != CAP_KIND_DATA) return NUB_STATUS_BAD_CAP;
-    memcpy(&first_offset, cap + 1, sizeof first_offset);
+    if (e->kind != PVM_CAP_DATA || e->len < NUB_CAP_PUT_DATA_PAGES_OFFSET || cap[0] != PVM_CAP_DATA) return NUB_STATUS_BAD_CAP;
+    memcpy(&first_offset, cap + NUB_CAP_PUT_SELECTOR_BYTES, sizeof first_offset);
     uint64_t cap_bytes = e->len - NUB_CAP_PUT_DATA_PAGES_OFFSET;
-    if (first_offset != DATA_CAP_FIRST_OFFSET || cap_bytes % NUB_PAGE_SIZE) return NUB_STATUS_BAD_CAP;
-    uint8_t *cap_pages = (uint8_t *)cap + NUB_CAP_PUT_DATA_PAGES_OFFSET;
-    uint64_t shown = cap_bytes < size ? cap_bytes : size; /* the cap's part of the mapping; zeros beyond */
+    if (first_offset != NUB_CAP_PUT_DATA_FIRST_OFFSET || cap_bytes % NUB_PAGE_SIZE) return NUB_STATUS_BAD_CAP;
+    m->backing_va = VA(cap + NUB_CAP_PUT_DATA_PAGES_OFFSET);
+    m->backed_len = cap_bytes;
+    return NUB_STATUS_OK;
+}
 
+/* Lays one checked mapping into the address space and reports its backing memory to the host. */
+static uint32_t map_one(struct prepared_image *image, volatile struct nub_invoke_mapping *m, uint64_t *writable_offset) {
+    uint32_t start = m->start, size = m->size;
+    if (m->arg_slot != NUB_FRAME_NO_ARG_SLOT) {
+        image->arg_mappings[image->arg_mapping_count++] = (struct arg_mapping){start, size, m->arg_slot, NULL, 0};
+        return NUB_STATUS_OK;
+    }
+    uint8_t *cap_pages = (uint8_t *)(uintptr_t)m->backing_va;
+    uint64_t shown = m->backed_len < size ? m->backed_len : size; /* the cap's part of the mapping; zeros beyond */
     uint8_t *backing = cap_pages;
     if (m->writable) {
         if (size > image->writable_len - *writable_offset) return NUB_STATUS_BAD_ARGS; /* the host changed the record */
-        image->writables[image->writable_count++] = (struct writable_mapping){(uint32_t)start, (uint32_t)size, *writable_offset, cap_pages, shown};
+        image->writables[image->writable_count++] = (struct writable_mapping){start, size, *writable_offset, cap_pages, shown};
         backing = image->writable_block + *writable_offset; /* the host fills it before every INVOKE */
         *writable_offset += size;
         shown = size;
-    } else if (shown < size && shared_zero_page() == NULL) {
-        return NUB_STATUS_NO_MEMORY;
     }
     m->backing_va = VA(backing);
     m->backed_len = shown;
-    int err = pvm_map_linear(image->memory, (uint32_t)start, (uint32_t)size, backing, shown, zero_page, m->writable != 0);
+    int err = pvm_map_linear(image->memory, start, size, backing, shown, zero_page, m->writable != 0);
     if (err == PVM_ERR_NO_MEMORY) return NUB_STATUS_NO_MEMORY;
     return err == PVM_OK ? NUB_STATUS_OK : NUB_STATUS_BAD_ARGS;
 }
 
-uint32_t handle_prepare(volatile struct nub_mailbox *mb, uint8_t *payload) {
-    volatile struct nub_prepare *req = (volatile struct nub_prepare *)payload;
-    volatile struct nub_invoke_mapping *maps = (volatile struct nub_invoke_mapping *)(payload + sizeof(struct nub_prepare));
-    if (mb->payload_len < sizeof(struct nub_prepare)) return NUB_STATUS_BAD_ARGS;
+/* Builds a checked image: decodes the code and lays out its address space, all on the heap. */
+static uint32_t build_image(const struct nub_directory_entry *e, volatile struct nub_prepare *req, volatile struct nub_invoke_mapping *maps,
+                            volatile struct nub_frame_slot *root_records, volatile struct nub_endpoint *endpoint_records,
+                            uint64_t writable_len, uint64_t writable_count, struct prepared_image **out) {
     uint64_t count = req->mapping_count, roots = req->root_slot_count, endpoints = req->endpoint_count;
-    volatile struct nub_frame_slot *root_records = (volatile struct nub_frame_slot *)(maps + count);
-    volatile struct nub_endpoint *endpoint_records = (volatile struct nub_endpoint *)(root_records + roots);
-    if (roots >= PVM_SLOT_ARG_BASE || endpoints > 256 ||
-        mb->payload_len != sizeof(struct nub_prepare) + count * sizeof(struct nub_invoke_mapping) + roots * sizeof(struct nub_frame_slot) +
-                               endpoints * sizeof(struct nub_endpoint))
-        return NUB_STATUS_BAD_ARGS;
-    if (image_count == MAX_IMAGES) return NUB_STATUS_NO_MEMORY;
-
-    const struct nub_directory_entry *e = find(req->image_hash);
-    if (e == NULL) return NUB_STATUS_CAP_MISSING;
     uint64_t offset = req->code_offset, len = req->code_len;
-    if (e->kind != CAP_KIND_IMAGE || offset > e->len || len > e->len - offset) return NUB_STATUS_BAD_CAP;
     struct prepared_image *image = heap_alloc(sizeof *image, 8);
     if (image == NULL) return NUB_STATUS_NO_MEMORY;
     int err = pvm_prepare(&heap_allocator, (const uint8_t *)(uintptr_t)(e->data_va + offset), (uint32_t)len, &image->program);
     if (err != PVM_OK) return err == PVM_ERR_CODE_TOO_LARGE ? NUB_STATUS_BAD_CAP : NUB_STATUS_NO_MEMORY;
     if (pvm_memory_create(&heap_allocator, image->program, &image->memory) != PVM_OK) return NUB_STATUS_NO_MEMORY;
     /* The writable mappings share one block, so an Instance's memory is one copy of it. */
-    uint64_t writable_len = 0, writable_count = 0;
-    for (uint64_t i = 0; i < count; i++) {
-        if (!maps[i].writable) continue;
-        uint64_t size = maps[i].size;
-        if (size % NUB_PAGE_SIZE || size > ADDRESS_SPACE) return NUB_STATUS_BAD_ARGS;
-        writable_len += size, writable_count++;
-    }
     image->writable_len = writable_len;
     if (writable_len && (image->writable_block = heap_alloc(writable_len, NUB_PAGE_SIZE)) == NULL) return NUB_STATUS_NO_MEMORY;
     image->shown = image->writable_block;
@@ -202,16 +186,59 @@ uint32_t handle_prepare(volatile struct nub_mailbox *mb, uint8_t *payload) {
     if ((image->root_slots = heap_alloc(roots * sizeof *image->root_slots, 8)) == NULL) return NUB_STATUS_NO_MEMORY;
     if ((image->endpoints = heap_alloc(endpoints * sizeof *image->endpoints, 8)) == NULL) return NUB_STATUS_NO_MEMORY;
     for (uint64_t i = 0; i < roots; i++) {
-        uint32_t ref = root_records[i].ref;
-        if (ref == 0 || ref >= PVM_SLOT_ARG_BASE) return NUB_STATUS_BAD_ARGS;
         /* Not from an INVOKE's frame records: no origin the host could look up. */
-        image->root_slots[i] = (struct root_slot){ref, {
+        image->root_slots[i] = (struct root_slot){root_records[i].ref, {
             .enc = (const uint8_t *)(uintptr_t)root_records[i].data_va, .len = root_records[i].len, .kind = root_records[i].kind,
             .origin = PVM_NO_ORIGIN, .pinned = root_records[i].pinned != 0, .image = root_records[i].image,
         }};
     }
     for (uint64_t i = 0; i < endpoints; i++) memcpy(&image->endpoints[i], (const void *)&endpoint_records[i], sizeof image->endpoints[i]);
-    image->code_len = (uint32_t)len;
+    *out = image;
+    return NUB_STATUS_OK;
+}
+
+/*
+ * Validate, then act: every check runs before the first allocation, and a build that
+ * still fails (out of memory) gives back all it took, since the heap frees nothing
+ * else. So a refused PREPARE leaves the guest as it was.
+ */
+uint32_t handle_prepare(volatile struct nub_mailbox *mb, uint8_t *payload) {
+    volatile struct nub_prepare *req = (volatile struct nub_prepare *)payload;
+    volatile struct nub_invoke_mapping *maps = (volatile struct nub_invoke_mapping *)(payload + sizeof(struct nub_prepare));
+    if (mb->payload_len < sizeof(struct nub_prepare)) return NUB_STATUS_BAD_ARGS;
+    uint64_t count = req->mapping_count, roots = req->root_slot_count, endpoints = req->endpoint_count;
+    volatile struct nub_frame_slot *root_records = (volatile struct nub_frame_slot *)(maps + count);
+    volatile struct nub_endpoint *endpoint_records = (volatile struct nub_endpoint *)(root_records + roots);
+    if (roots >= PVM_SLOT_ARG_BASE || endpoints > 256 ||
+        mb->payload_len != sizeof(struct nub_prepare) + count * sizeof(struct nub_invoke_mapping) + roots * sizeof(struct nub_frame_slot) +
+                               endpoints * sizeof(struct nub_endpoint))
+        return NUB_STATUS_BAD_ARGS;
+    if (image_count == NUB_MAX_IMAGES) return NUB_STATUS_NO_MEMORY;
+
+    const struct nub_directory_entry *e = find(req->image_hash);
+    if (e == NULL) return NUB_STATUS_CAP_MISSING;
+    uint64_t offset = req->code_offset, len = req->code_len;
+    if (e->kind != PVM_CAP_IMAGE || offset > e->len || len > e->len - offset) return NUB_STATUS_BAD_CAP;
+    uint64_t writable_len = 0, writable_count = 0;
+    bool wants_zero_page = false;
+    for (uint64_t i = 0; i < count; i++) {
+        uint32_t status = check_mapping(&maps[i]);
+        if (status != NUB_STATUS_OK) return status;
+        if (maps[i].writable) writable_len += maps[i].size, writable_count++;
+        else wants_zero_page |= maps[i].backing_va && maps[i].backed_len < maps[i].size;
+    }
+    for (uint64_t i = 0; i < roots; i++)
+        if (root_records[i].ref == 0 || root_records[i].ref >= PVM_SLOT_ARG_BASE) return NUB_STATUS_BAD_ARGS;
+    /* The zero page is shared and kept, so it comes before the mark. */
+    if (wants_zero_page && shared_zero_page() == NULL) return NUB_STATUS_NO_MEMORY;
+
+    uint64_t mark = heap_mark();
+    struct prepared_image *image;
+    uint32_t status = build_image(e, req, maps, root_records, endpoint_records, writable_len, writable_count, &image);
+    if (status != NUB_STATUS_OK) {
+        heap_release(mark);
+        return status;
+    }
     req->code_va = e->data_va + offset;
     req->image_id = image_count;
     images[image_count++] = image;
@@ -305,7 +332,7 @@ static uint32_t load_frame(struct prepared_image *image, volatile struct nub_fra
         struct arg_mapping *m = &image->arg_mappings[i];
         const struct pvm_cap *c = &frame.slots[PVM_SLOT_ARG_BASE + m->arg_slot];
         /* The host refuses a missing or non-Data argument before it sends the INVOKE. */
-        if (c->gen != frame.gen || c->kind != CAP_KIND_DATA || c->len < NUB_CAP_PUT_DATA_PAGES_OFFSET) return NUB_STATUS_BAD_ARGS;
+        if (c->gen != frame.gen || c->kind != PVM_CAP_DATA || c->len < NUB_CAP_PUT_DATA_PAGES_OFFSET) return NUB_STATUS_BAD_ARGS;
         uint32_t status = map_arg(image, m, c->enc, c->len);
         if (status != NUB_STATUS_OK) return status;
     }
@@ -454,15 +481,13 @@ static uint32_t call(void *ctx, struct pvm_frame *caller, struct pvm_cap *cap, u
     const uint8_t *was_arg = image->arg_mapping_count ? image->arg_mappings[0].mapped : NULL;
     uint64_t was_arg_len = image->arg_mapping_count ? image->arg_mappings[0].mapped_len : 0;
     show_writable(image, memory_of(next));
-    struct pvm_state st = {.gas = *gas, .pc = PVM_CODE_BASE + (uint32_t)ep->entry};
+    struct pvm_state st = {.gas = *gas};
     memcpy(st.regs, ep->regs, sizeof st.regs);
     st.regs[7] = args[0], st.regs[8] = args[1], st.regs[9] = args[2];
     uint32_t mapped = NUB_STATUS_OK;
     for (uint32_t i = 0; i < image->arg_mapping_count && mapped == NUB_STATUS_OK; i++) mapped = map_arg(image, &image->arg_mappings[i], arg->enc, arg->len);
     if (mapped != NUB_STATUS_OK) {
         f->failed = 1;
-    } else if (ep->entry >= image->code_len || !pvm_is_block_start(image->program, st.pc)) {
-        st.exit = PVM_EXIT_PANIC; /* as at a host invoke: nothing runs, nothing is charged */
     } else {
         enum pvm_engine engine = invoke_engine;
         if (engine == PVM_ENGINE_RECOMPILER && !image->translation_tried) {
@@ -470,7 +495,7 @@ static uint32_t call(void *ctx, struct pvm_frame *caller, struct pvm_cap *cap, u
             pvm_compile(image->program, &code_arena);
         }
         if (!pvm_compiled_size(image->program)) engine = PVM_ENGINE_INTERPRETER;
-        pvm_execute(image->program, image->memory, &st, engine, f); /* a child's host call ends it: nested frames have no host functions */
+        pvm_enter(image->program, image->memory, &st, ep->entry, engine, f); /* a child's host call ends it: nested frames have no host functions */
     }
     show_writable(image, was_shown);
     for (uint32_t i = 0; was_arg && i < image->arg_mapping_count; i++) map_arg(image, &image->arg_mappings[i], was_arg, was_arg_len);
@@ -513,11 +538,11 @@ static void write_results(volatile struct nub_result_cap *out, uint32_t count) {
     }
 }
 
-/* Runs until an exit the host does not handle; a handled host call is one exit on NUB_PORT_HOST_CALL. */
-static void run(const struct prepared_image *image, volatile struct nub_invoke *inv, struct pvm_state *st, enum pvm_engine engine) {
+/* Runs from `entry` until an exit the host does not handle; a handled host call is one exit on NUB_PORT_HOST_CALL. */
+static void run(const struct prepared_image *image, volatile struct nub_invoke *inv, struct pvm_state *st, uint64_t entry, enum pvm_engine engine) {
     uint64_t instructions = 0;
+    pvm_enter(image->program, image->memory, st, entry, engine, &frame);
     for (;;) {
-        pvm_execute(image->program, image->memory, st, engine, &frame);
         instructions += st->instructions;
         st->instructions = instructions; /* the whole invoke's, across host calls */
         if (st->exit != PVM_EXIT_HOST_CALL || !host_handles(st->exit_arg)) return;
@@ -526,13 +551,15 @@ static void run(const struct prepared_image *image, volatile struct nub_invoke *
         compiler_barrier();
         /* RESUME: the host has written φ7 into the record, that is into the state. ABORT: the invoke ends at the call. */
         if (inv->host_reply != NUB_HOST_REPLY_RESUME) return;
+        pvm_execute(image->program, image->memory, st, engine, &frame);
     }
 }
 
 uint32_t handle_invoke(volatile struct nub_mailbox *mb, uint8_t *payload) {
     volatile struct nub_invoke *inv = (volatile struct nub_invoke *)payload;
     if (mb->payload_len < sizeof(struct nub_invoke)) return NUB_STATUS_BAD_ARGS;
-    uint32_t id = inv->image_id, entry = inv->entry, wanted = inv->engine, slot_count = inv->slot_count, result_count = inv->result_count;
+    uint32_t id = inv->image_id, wanted = inv->engine, slot_count = inv->slot_count, result_count = inv->result_count;
+    uint64_t entry = inv->entry;
     if (slot_count > PVM_SLOT_SLOT_REFS || result_count > PVM_SLOT_SLOT_REFS - PVM_SLOT_ARG_BASE ||
         mb->payload_len != sizeof(struct nub_invoke) + slot_count * sizeof(struct nub_frame_slot) + result_count * sizeof(struct nub_result_cap))
         return NUB_STATUS_BAD_ARGS;
@@ -558,15 +585,7 @@ uint32_t handle_invoke(volatile struct nub_mailbox *mb, uint8_t *payload) {
 
     compiler_barrier(); /* the record is the state from here on */
     struct pvm_state *st = (struct pvm_state *)(payload + offsetof(struct nub_invoke, gas));
-    st->pc = PVM_CODE_BASE + entry;
-    if (entry >= image->code_len || !pvm_is_block_start(image->program, st->pc)) {
-        /* A bad entry runs nothing and charges nothing: the registers and gas stay as the host wrote them. */
-        st->exit = PVM_EXIT_PANIC;
-        st->exit_arg = 0;
-        st->instructions = 0;
-    } else {
-        run(image, inv, st, engine);
-    }
+    run(image, inv, st, entry, engine);
     frame_heap_end = heap_mark();
     if (frame.failed) return NUB_STATUS_NO_MEMORY;
     write_results(results, result_count);

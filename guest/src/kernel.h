@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "nub_abi.h"
+#include "params.h"
 
 /* Guest-physical address -> pointer through the kernel's linear map. */
 #define PHYS(gpa) ((void *)(uintptr_t)(NUB_GUEST_VA_BASE + (uint64_t)(gpa)))
@@ -59,9 +60,9 @@ void heap_release(uint64_t mark);
 /* directory.c */
 bool directory_init(uint64_t memory_size);
 struct nub_directory *directory_header(void);
-uint32_t directory_put(const uint8_t hash[32], uint32_t kind, const uint8_t *bytes, uint64_t len, bool *inserted);
-uint32_t directory_reserve(const uint8_t hash[32], uint32_t kind, uint64_t len, uint32_t page_offset, void **bytes);
-const struct nub_directory_entry *directory_find(const uint8_t hash[32]);
+uint32_t directory_put(const uint8_t hash[NUB_HASH_BYTES], uint32_t kind, const uint8_t *bytes, uint64_t len, bool *inserted);
+uint32_t directory_reserve(const uint8_t hash[NUB_HASH_BYTES], uint32_t kind, uint64_t len, uint32_t page_offset, void **bytes);
+const struct nub_directory_entry *directory_find(const uint8_t hash[NUB_HASH_BYTES]);
 
 /* invoke.c */
 uint32_t handle_prepare(volatile struct nub_mailbox *mb, uint8_t *payload);

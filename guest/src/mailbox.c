@@ -5,17 +5,14 @@
  */
 #include "kernel.h"
 
-#define MAILBOX_PAYLOAD_CAPACITY (NUB_MAILBOX_PAGES * NUB_PAGE_SIZE - sizeof(struct nub_mailbox))
-#define HASH_BYTES 32
-
 static uint32_t handle_put(volatile struct nub_mailbox *mb, const uint8_t *payload) {
     uint64_t kind = mb->args[0], len = mb->args[1], payload_len = mb->payload_len;
-    if (kind > UINT32_MAX || payload_len > MAILBOX_PAYLOAD_CAPACITY || len != payload_len - HASH_BYTES ||
-        payload_len < HASH_BYTES) {
+    if (kind > UINT32_MAX || payload_len > NUB_MAILBOX_PAYLOAD_CAPACITY || len != payload_len - NUB_HASH_BYTES ||
+        payload_len < NUB_HASH_BYTES) {
         return NUB_STATUS_BAD_ARGS;
     }
     bool inserted;
-    uint32_t status = directory_put(payload, (uint32_t)kind, payload + HASH_BYTES, len, &inserted);
+    uint32_t status = directory_put(payload, (uint32_t)kind, payload + NUB_HASH_BYTES, len, &inserted);
     mb->results[0] = inserted;
     return status;
 }
@@ -23,7 +20,7 @@ static uint32_t handle_put(volatile struct nub_mailbox *mb, const uint8_t *paylo
 /* Reserves room for each cap; the host writes the bytes after this request (see NUB_OP_PUT_CAPS). */
 static uint32_t handle_put_caps(volatile struct nub_mailbox *mb, uint8_t *payload) {
     uint64_t count = mb->args[0];
-    if (count > MAILBOX_PAYLOAD_CAPACITY / sizeof(struct nub_cap_put) || mb->payload_len != count * sizeof(struct nub_cap_put)) {
+    if (count > NUB_MAILBOX_PAYLOAD_CAPACITY / sizeof(struct nub_cap_put) || mb->payload_len != count * sizeof(struct nub_cap_put)) {
         return NUB_STATUS_BAD_ARGS;
     }
     struct nub_cap_put *records = (struct nub_cap_put *)payload;

@@ -2,7 +2,7 @@
  * Byte layout of the engine test harness (guest/engine/harness): one request on
  * stdin, one response on stdout. Declared once here; the C header
  * `guest/engine/harness/harness_abi.h` is generated from it by
- * `scripts/gen-engine-tables.mjs`, and `test/unit/engine-harness.ts` encodes and
+ * `scripts/gen-engine-tables.mjs`, and `test/support/engine-harness.ts` encodes and
  * decodes with the same declaration.
  *
  * Request:  EngineRequest, then `code_len` code bytes, then `mapping_count` times
@@ -10,6 +10,7 @@
  * Response: EngineResponse, then the final `size` bytes of every writable mapping,
  *           in request order.
  */
+import { NUM_REGS } from '../caps/constants.js';
 import { defineConstants, defineStruct } from './struct.js';
 
 export const HarnessMagic = defineConstants('PVM_HARNESS', 'Engine harness framing.', {
@@ -21,14 +22,15 @@ export const EngineRequest = defineStruct('pvm_harness_request', 'One engine run
   magic: 'u32',
   code_len: 'u32',
   mapping_count: 'u32',
-  /** PVM pc to start at (CODE_BASE + offset); not a block start = PANIC there, as for an endpoint. */
-  pc: 'u32',
+  _pad0: 'u32',
+  /** Byte offset of the entry in the code (pvm_enter: not a block start = PANIC there, as for an endpoint). */
+  entry: 'u64',
   gas: 'u64',
   /** φ0..φ12, u64 each. */
-  regs: ['u64', 13],
+  regs: ['u64', NUM_REGS],
   /** enum pvm_engine: 0 interpreter, 1 recompiler (translated by pvm_compile before the run). */
   engine: 'u32',
-  _pad0: 'u32',
+  _pad1: 'u32',
 });
 
 export const EngineMapping = defineStruct('pvm_harness_mapping', 'One memory mapping of a request.', {
@@ -46,7 +48,7 @@ export const EngineResponse = defineStruct('pvm_harness_response', 'How the run 
   _pad0: 'u32',
   exit_arg: 'u64',
   gas: 'u64',
-  regs: ['u64', 13],
+  regs: ['u64', NUM_REGS],
   /** CPU time (this thread's) spent inside pvm_execute only (no process start-up, no decoding). */
   run_ns: 'u64',
   /** CPU time spent in pvm_prepare. */

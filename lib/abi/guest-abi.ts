@@ -6,7 +6,12 @@
  * The memory map, the ring map and the entry state are MEMORY_MAP below (the generated
  * header carries it too, for the guest's developers).
  */
+import { NUM_REGS } from '../caps/constants.js';
+import { MAX_IMAGES } from '../limits.js';
 import { defineConstants, defineStruct } from './struct.js';
+
+/** A cap hash (SHA-256 output): the directory's key. */
+export const HASH_BYTES = 32;
 
 /** How guest memory is laid out and what the host sets up before the first run; emitted as the generated header's opening comment. */
 export const MEMORY_MAP = `
@@ -83,6 +88,9 @@ export const Layout = defineConstants('NUB', 'Guest memory map and boot paramete
   CODE_ARENA_SIZE: 0x10_0000,
   /** Where ring 3 executes the code arena (read-only there; written through the linear map). */
   CODE_ALIAS_VA: 0x20_0000_0000n,
+  HASH_BYTES,
+  /** Images one guest holds prepared (the host keeps a sandbox to as many: lib/limits.ts). */
+  MAX_IMAGES,
 });
 
 /** Port numbers of the guest's `out` instructions; each is one VM exit the host decodes. */
@@ -185,7 +193,7 @@ export const DirectoryEntryState = defineConstants('NUB_DIR_ENTRY', 'DirectoryEn
 });
 
 export const DirectoryEntry = defineStruct('nub_directory_entry', 'One cap directory slot.', {
-  hash: ['u8', 32],
+  hash: ['u8', HASH_BYTES],
   state: 'u32',
   /** The cap's kind: the `Cap` union selector (Instance 0, Image 1, Data 2, CNode 3, Type 4). */
   kind: 'u32',
@@ -295,6 +303,9 @@ export const MailboxStatus = defineConstants('NUB_STATUS', 'Mailbox response sta
   BAD_CAP: 6,
 });
 
+/** Mailbox.args and Mailbox.results hold this many u64s each. */
+export const MAILBOX_ARG_COUNT = 6;
+
 export const Mailbox = defineStruct('nub_mailbox', 'Host <-> guest request block at MAILBOX_GPA.', {
   /** Incremented by the host for every request; echoed in `done_seq` by the guest. */
   seq: 'u64',
@@ -304,8 +315,8 @@ export const Mailbox = defineStruct('nub_mailbox', 'Host <-> guest request block
   status: 'u32',
   /** Bytes of request payload that follow the header. */
   payload_len: 'u64',
-  args: ['u64', 6],
-  results: ['u64', 6],
+  args: ['u64', MAILBOX_ARG_COUNT],
+  results: ['u64', MAILBOX_ARG_COUNT],
   /**
    * Host-written: 0, the guest rings the doorbell (one exit) after every request; else the
    * guest first spins this many TSC ticks on `seq` for the next request and serves it
@@ -314,19 +325,30 @@ export const Mailbox = defineStruct('nub_mailbox', 'Host <-> guest request block
   idle_spin_tsc: 'u64',
 });
 
-export const CapPutLayout = defineConstants('NUB_CAP_PUT', 'Where PUT_CAPS places stored bytes.', {
+/** Bytes of request payload that fit after the mailbox header. */
+export const MailboxPayload = defineConstants('NUB_MAILBOX_PAYLOAD', 'The mailbox payload, after the header.', {
+  GPA: Layout.values.MAILBOX_GPA + Mailbox.size,
+  CAPACITY: Layout.values.MAILBOX_PAGES * Layout.values.PAGE_SIZE - Mailbox.size,
+});
+
+/** A stored cap's encoding (SSZ): the `Cap` union selector, then its container, whose variable fields are found by 4-byte offsets. */
+const SELECTOR_BYTES = 1;
+const SSZ_OFFSET_BYTES = 4;
+
+export const CapPutLayout = defineConstants('NUB_CAP_PUT', 'Where PUT_CAPS places stored bytes, and the cap encodings the guest reads.', {
   /** `page_offset` value: no page alignment wanted (the bytes are 8-byte aligned). */
   NO_PAGE_OFFSET: 0xffff_ffff,
-  /**
-   * A Data cap's encoding is the union selector (1 byte) and the container's one
-   * offset (4 bytes), then its pages: they start at this offset of the stored bytes.
-   */
-  DATA_PAGES_OFFSET: 5,
+  SELECTOR_BYTES,
+  SSZ_OFFSET_BYTES,
+  /** A Data cap's container has one field, its pages, so its one offset is this. */
+  DATA_FIRST_OFFSET: SSZ_OFFSET_BYTES,
+  /** A Data cap's pages start at this offset of the stored bytes (after the selector and the one offset). */
+  DATA_PAGES_OFFSET: SELECTOR_BYTES + SSZ_OFFSET_BYTES,
 });
 
 /** One cap of a PUT_CAPS request. */
 export const CapPut = defineStruct('nub_cap_put', 'One cap of a PUT_CAPS request.', {
-  hash: ['u8', 32],
+  hash: ['u8', HASH_BYTES],
   /** The cap's kind (its `Cap` union selector). */
   kind: 'u32',
   /** The guest places byte `page_offset` of the cap on a page boundary (NO_PAGE_OFFSET: none), so pinned pages map without copying. */
@@ -353,7 +375,7 @@ export const InvokeEngine = defineConstants('NUB_ENGINE', 'Invoke.engine: the PV
 /** The PREPARE record, at the start of the payload; InvokeMapping records follow it. */
 export const Prepare = defineStruct('nub_prepare', 'A PREPARE request and its result.', {
   /** The Image cap's hash in the directory. */
-  image_hash: ['u8', 32],
+  image_hash: ['u8', HASH_BYTES],
   /** Where the code is inside the stored Image cap bytes. */
   code_offset: 'u32',
   code_len: 'u32',
@@ -379,12 +401,13 @@ export const Prepare = defineStruct('nub_prepare', 'A PREPARE request and its re
 export const Invoke = defineStruct('nub_invoke', 'An INVOKE request and its result.', {
   /** From PREPARE. */
   image_id: 'u32',
-  /** Byte offset of the entry point in the code. */
-  entry: 'u32',
+  _pad0: 'u32',
+  /** Byte offset of the entry point in the code (pvm_enter: not a block start = PANIC there). */
+  entry: 'u64',
   /** In: gas for the invocation. Out: gas left. */
   gas: 'u64',
   /** In: φ0..φ12 at entry. Out: at the stop. */
-  regs: ['u64', 13],
+  regs: ['u64', NUM_REGS],
   /** Out: the PVM pc of the stop. */
   pc: 'u32',
   /** Out: the PVM exit (lib/machine Exit numbers). */
@@ -437,7 +460,7 @@ export const Endpoint = defineStruct('nub_endpoint', 'One endpoint of a PREPARE.
   /** Byte offset of its entry in the code (anything not a block start PANICs, as at a host invoke). */
   entry: 'u64',
   /** φ0..φ12 at entry (initial_regs; a CALL puts its arguments in φ7..φ9). */
-  regs: ['u64', 13],
+  regs: ['u64', NUM_REGS],
 });
 
 /**
@@ -452,7 +475,7 @@ export const InstanceRecord = defineStruct('nub_instance', 'An Instance made in 
   memory_va: 'u64',
   memory_len: 'u64',
   gas: 'u64',
-  regs: ['u64', 13],
+  regs: ['u64', NUM_REGS],
 });
 
 /** One argument slot after the run (guest-written after the FrameSlots): the endpoint's result caps. */
@@ -477,7 +500,7 @@ export const InvokeMapping = defineStruct('nub_invoke_mapping', 'One memory mapp
   /** FrameLayout.NO_ARG_SLOT, or the argument slot whose cap the mapping shows (read-only, mapped at each INVOKE; data_hash unused). */
   arg_slot: 'u32',
   /** The Data cap shown at `start`: its first `size` bytes, zeros beyond the cap. */
-  data_hash: ['u8', 32],
+  data_hash: ['u8', HASH_BYTES],
   /**
    * Out: guest-virtual address of the memory behind the mapping's first `backed_len`
    * bytes, which are contiguous (the rest reads as zero and is not writable). A writable
@@ -491,6 +514,6 @@ export const InvokeMapping = defineStruct('nub_invoke_mapping', 'One memory mapp
 /** Everything `scripts/gen-abi.mjs` emits into the C header, in order. */
 export const GUEST_ABI = {
   overview: MEMORY_MAP,
-  constants: [Layout, Ports, Exceptions, BootMagic, DirectoryEntryState, MailboxOp, SelftestFault, MailboxStatus, CapPutLayout, InvokeReply, InvokeEngine, FrameLayout],
+  constants: [Layout, Ports, Exceptions, BootMagic, DirectoryEntryState, MailboxOp, SelftestFault, MailboxStatus, MailboxPayload, CapPutLayout, InvokeReply, InvokeEngine, FrameLayout],
   structs: [KernelHeader, BootInfo, DirectoryHeader, DirectoryEntry, FaultRecord, Mailbox, CapPut, Prepare, Invoke, InvokeMapping, FrameSlot, Endpoint, InstanceRecord, ResultCap],
 };

@@ -108,13 +108,16 @@ export function writeScalar(view: DataView, at: number, scalar: ScalarType, valu
   }
 }
 
-/** A named group of integer constants shared with C (emitted as `#define PREFIX_NAME value`). */
-export interface ConstantGroup<C extends Record<string, number | bigint>> {
+/** A constant shared with C: an integer, or a table of them (emitted as a brace initializer). */
+export type ConstantValue = number | bigint | readonly number[];
+
+/** A named group of constants shared with C (emitted as `#define PREFIX_NAME value`). */
+export interface ConstantGroup<C extends Record<string, ConstantValue>> {
   readonly prefix: string;
   readonly doc: string;
   readonly values: C;
 }
 
-export function defineConstants<C extends Record<string, number | bigint>>(prefix: string, doc: string, values: C): ConstantGroup<C> {
+export function defineConstants<C extends Record<string, ConstantValue>>(prefix: string, doc: string, values: C): ConstantGroup<C> {
   return { prefix, doc, values };
 }

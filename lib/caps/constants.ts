@@ -4,6 +4,8 @@
 export const PAGE_SIZE = 4096;
 /** Registers φ[0..12]. */
 export const NUM_REGS = 13;
+/** The RISC-V register x-number of each φ register: φ0 = x1 (ra), φ1 = x2 (sp), φ2..φ12 = x5..x15 (SPEC section 5). */
+export const PHI_X_REGISTERS: readonly number[] = [1, 2, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
 /** PVM PC = CODE_BASE + byte offset into code; `[0, CODE_BASE)` is never mapped. */
 export const CODE_BASE = 0x0040_0000;
 /** First address a memory mapping may use. */

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { BOOT_INFO_LAYOUT_VERSION, Exceptions, KERNEL_HEADER_MAGIC, KernelHeader, Layout, Ports } from '../abi/guest-abi.js';
 import { NubError } from '../errors.js';
 import type { Regs, Segment, Sregs } from '../native/binding.js';
+import { zeroRegs } from '../native/vcpu-layout.js';
 import { GuestMemory, hex } from './guest-memory.js';
 import { BumpTableAllocator, map, type MappingKind } from './vmem.js';
 
@@ -280,7 +281,7 @@ export function prepareBoot(vm: BootTarget, kernel: KernelImage): void {
     efer: EFER_LME | EFER_LMA | EFER_NXE,
   });
   vm.setRegs({
-    rax: 0n, rbx: 0n, rcx: 0n, rdx: 0n, rsi: 0n, rbp: 0n, r8: 0n, r9: 0n, r10: 0n, r11: 0n, r12: 0n, r13: 0n, r14: 0n, r15: 0n,
+    ...zeroRegs(),
     rdi: BigInt(mem.size),
     rsp: BigInt(kernel.stackTopVa),
     rip: BigInt(kernel.entryVa),

@@ -12,7 +12,7 @@
  * re-validates it.
  */
 import {
-  BOOT_INFO_LAYOUT_VERSION, BOOT_INFO_MAGIC, BootInfo, DIRECTORY_LAYOUT_ID, DirectoryEntry, DirectoryEntryState, DirectoryHeader, Layout,
+  BOOT_INFO_LAYOUT_VERSION, BOOT_INFO_MAGIC, BootInfo, DIRECTORY_LAYOUT_ID, DirectoryEntry, DirectoryEntryState, DirectoryHeader, HASH_BYTES, Layout,
 } from '../abi/guest-abi.js';
 import { CapSelector, decodeCap, type CapValue } from '../caps/index.js';
 import { NubError } from '../errors.js';
@@ -20,7 +20,7 @@ import { GuestMemory, hex } from './guest-memory.js';
 import { canonicalVa, PAGE_SIZE, PageWalkCache, readVirtual, VA_LIMIT, virtToPhys } from './vmem.js';
 
 /** Bytes in a cap hash (the directory key). */
-export const CAP_HASH_BYTES = DirectoryEntry.fields.find((f) => f.name === 'hash')!.size;
+export const CAP_HASH_BYTES = HASH_BYTES;
 
 /** A stored cap as the guest holds it: the Cap union selector and its encoded bytes (a copy). */
 export interface StoredCap {

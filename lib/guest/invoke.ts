@@ -13,14 +13,13 @@
  */
 import { CapPutLayout, Endpoint, FrameLayout, FrameSlot, InstanceRecord, Invoke, InvokeEngine, InvokeMapping, InvokeReply, MailboxOp, Prepare, ResultCap } from '../abi/guest-abi.js';
 import { NubError } from '../errors.js';
-import { CODE_BASE, Exit, HOST_CALL_MAX, HOST_CALL_MIN, PAGE_SIZE } from '../machine/abi.js';
-import { memoryAccess, memoryWrite, type MemoryView } from '../machine/invoke.js';
+import { CODE_BASE, Exit, HOST_CALL_MAX, HOST_CALL_MIN, NUM_REGS, PAGE_SIZE, type ExitCode } from '../machine/abi.js';
+import { memoryAccess, memoryWrite, type HostFunction, type MachineStop, type MemoryView } from '../machine/invoke.js';
 import { SlotRef } from '../machine/kernel-ops.js';
 import { CapSelector } from '../caps/schema.js';
 import type { GuestVm } from './guest-vm.js';
 import { type GuestStop, MAILBOX_PAYLOAD_CAPACITY, MAILBOX_PAYLOAD_GPA } from './mailbox.js';
 
-const NUM_REGS = 13;
 const I = Invoke.offsets;
 const INVOKE_GPA = MAILBOX_PAYLOAD_GPA;
 const MAPPINGS_GPA = MAILBOX_PAYLOAD_GPA + Prepare.size;
@@ -105,8 +104,8 @@ export interface GuestInstance {
 
 export interface GuestInvokeRequest {
   image: PreparedGuestImage;
-  /** Byte offset of the entry point in the code (below 2^32). */
-  entry: number;
+  /** Byte offset of the entry point in the code (the guest's pvm_enter applies the entry rule). */
+  entry: bigint;
   /** φ0..φ12. */
   regs: readonly bigint[];
   gas: bigint;
@@ -123,32 +122,19 @@ export interface GuestInvokeRequest {
 export type KvmEngine = 'recompiler' | 'interpreter';
 const ENGINE_VALUES: Record<KvmEngine, number> = { recompiler: InvokeEngine.values.RECOMPILER, interpreter: InvokeEngine.values.INTERPRETER };
 
-export interface GuestInvokeState {
-  exit: number;
-  exitArg: bigint;
-  regs: bigint[];
-  pc: number;
-  gasLeft: bigint;
-  instructions: number;
-}
-
-/**
- * Handles `ecalli number`: φ7's new value, or undefined to end the invoke with HOST_CALL.
- * Throwing (or rejecting) ends it too. A promise is awaited by the async driver only.
- */
-export type GuestHostCall = (number: number, regs: bigint[], memory: MemoryView) => bigint | undefined | PromiseLike<bigint | undefined>;
 
 export interface GuestInvokeOptions {
   /** Per invoke, across all its entries and host calls. */
   timeoutMs?: number;
   /** Async only: aborting kicks the vCPU. */
   signal?: AbortSignal;
-  /** Called for the numbers set in the guest's host-function bitmap. */
-  hostCall?: GuestHostCall;
+  /** Called for the numbers set in the guest's host-function bitmap; throwing (or rejecting) ends the invoke. A promise is awaited by the async driver only. */
+  hostFunction?: HostFunction<bigint | undefined | PromiseLike<bigint | undefined>>;
 }
 
 export interface GuestInvokeOutcome {
-  state: GuestInvokeState;
+  /** As the guest reported it, checked by resultLie. */
+  state: MachineStop;
   /** The invocation's memory in the guest; valid until the guest's next INVOKE. */
   memory: GuestInvocationMemory;
   /** The filled argument slots; a minted cap's pages stay valid until the guest's next INVOKE. */
@@ -361,7 +347,7 @@ class InvokeCall {
     mem.check(INVOKE_GPA, length);
     const view = mem.view;
     view.setUint32(INVOKE_GPA + I.image_id, req.image.id, true);
-    view.setUint32(INVOKE_GPA + I.entry, req.entry, true);
+    view.setBigUint64(INVOKE_GPA + I.entry, req.entry, true);
     view.setBigUint64(INVOKE_GPA + I.gas, req.gas, true);
     for (let i = 0; i < NUM_REGS; i++) view.setBigUint64(INVOKE_GPA + I.regs + 8 * i, req.regs[i] ?? 0n, true);
     mem.u8s.fill(0, INVOKE_GPA + I.pc, INVOKE_GPA + Invoke.size); // the outputs and host_reply of the previous call
@@ -383,7 +369,7 @@ class InvokeCall {
     guest.reader.invalidate();
     if (stop === 'interrupted') throw this.stopped();
     if (stop === 'hostCall') {
-      // The sync driver's hostCall answers synchronously (invokeInGuest's contract).
+      // The sync driver's host function answers synchronously (invokeInGuest's contract).
       this.#finishHostCall(this.#startHostCall() as bigint | undefined);
       return true;
     }
@@ -514,11 +500,11 @@ class InvokeCall {
   /** Calls the host function; a throw is recorded (the invoke then ends at the call) and reads as undefined. */
   #startHostCall(): bigint | undefined | PromiseLike<bigint | undefined> {
     const state = this.#readState();
-    if (this.#opts.hostCall === undefined) {
+    if (this.#opts.hostFunction === undefined) {
       throw this.#guest.mailbox.poison(new NubError('GuestProtocol', `the guest asked for host function ${state.exitArg}, which is not registered`));
     }
     try {
-      return this.#opts.hostCall(Number(state.exitArg), state.regs, this.#memory());
+      return this.#opts.hostFunction(state.regs, this.#memory(), Number(state.exitArg));
     } catch (err) {
       this.#hostError = err ?? new Error('undefined was thrown');
       return undefined;
@@ -537,14 +523,15 @@ class InvokeCall {
     mem.view.setUint32(INVOKE_GPA + I.host_reply, reply, true);
   }
 
-  #readState(): GuestInvokeState {
+  /** The record's state; its exit is any u32 until resultLie has checked it. */
+  #readState(): MachineStop {
     const mem = this.#guest.memory;
     const view = mem.view;
     mem.check(INVOKE_GPA, Invoke.size);
     const regs = new Array<bigint>(NUM_REGS);
     for (let i = 0; i < NUM_REGS; i++) regs[i] = view.getBigUint64(INVOKE_GPA + I.regs + 8 * i, true);
     return {
-      exit: view.getUint32(INVOKE_GPA + I.exit, true),
+      exit: view.getUint32(INVOKE_GPA + I.exit, true) as ExitCode,
       exitArg: view.getBigUint64(INVOKE_GPA + I.exit_arg, true),
       regs,
       pc: view.getUint32(INVOKE_GPA + I.pc, true),
@@ -562,12 +549,12 @@ const EXITS = new Set<number>(Object.values(Exit));
  * instructions than gas used (every instruction costs at least 1), a pc outside the
  * code (but for the entry's own PANIC), an exitArg its exit cannot have.
  */
-export function resultLie(state: GuestInvokeState, req: GuestInvokeRequest): string | undefined {
+export function resultLie(state: MachineStop, req: GuestInvokeRequest): string | undefined {
   const { exit, exitArg, pc, gasLeft, instructions } = state;
   if (!EXITS.has(exit)) return `exit ${exit}`;
   if (gasLeft > req.gas) return `${gasLeft} gas left of ${req.gas}`;
   if (!Number.isSafeInteger(instructions) || BigInt(instructions) > req.gas - gasLeft) return `${instructions} instructions for ${req.gas - gasLeft} gas`;
-  const entryPc = (CODE_BASE + req.entry) % TWO_POW_32;
+  const entryPc = Number(BigInt.asUintN(32, BigInt(CODE_BASE) + req.entry));
   const atEntry = pc === entryPc && instructions === 0 && gasLeft === req.gas;
   if (!atEntry && (pc < CODE_BASE || pc > CODE_BASE + req.image.codeLen)) return `pc 0x${pc.toString(16)} outside the ${req.image.codeLen}-byte code`;
   const arg = exit === Exit.HALT ? (exitArg === state.regs[7] ? undefined : 'a HALT whose exitArg is not φ7')
@@ -622,7 +609,3 @@ function isPromiseLike(v: unknown): v is PromiseLike<unknown> {
   return typeof (v as PromiseLike<unknown> | undefined)?.then === 'function';
 }
 
-/** Exit of an invoke the host resolves without the guest: an entry point at or past 2^32 (a PANIC there, nothing run). */
-export function panicAtEntry(entryPc: bigint, regs: readonly bigint[], gas: bigint): GuestInvokeState {
-  return { exit: Exit.PANIC, exitArg: 0n, regs: [...regs], pc: Number(BigInt.asUintN(32, BigInt(CODE_BASE) + entryPc)), gasLeft: gas, instructions: 0 };
-}

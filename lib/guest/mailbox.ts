@@ -13,7 +13,7 @@
  * a request crosses no VM exit. A guest idle for its budget rings the doorbell and the
  * next request enters it again.
  */
-import { EXCEPTIONS, FaultRecord, Layout, Mailbox as MailboxLayout, MailboxOp, MailboxStatus, Ports } from '../abi/guest-abi.js';
+import { EXCEPTIONS, FaultRecord, Layout, Mailbox as MailboxLayout, MAILBOX_ARG_COUNT, MailboxOp, MailboxPayload, MailboxStatus, Ports } from '../abi/guest-abi.js';
 import { NubError, type NubErrorCode } from '../errors.js';
 import { decodeExit, KVM_EXIT, KVM_EXIT_IO_OUT, KVM_RUN, KVM_RUN_MIN_SIZE, type PollCall, type VmExit } from '../native/index.js';
 import type { GuestMemory } from './guest-memory.js';
@@ -27,10 +27,10 @@ export interface RunnableVm {
   pollRunAsync?(call: PollCall): Promise<number>;
 }
 
-export const MAILBOX_PAYLOAD_GPA = Layout.values.MAILBOX_GPA + MailboxLayout.size;
+export const MAILBOX_PAYLOAD_GPA = MailboxPayload.values.GPA;
 /** Largest request payload, in bytes. */
-export const MAILBOX_PAYLOAD_CAPACITY = Layout.values.MAILBOX_PAGES * Layout.values.PAGE_SIZE - MailboxLayout.size;
-export const MAILBOX_ARG_COUNT = 6;
+export const MAILBOX_PAYLOAD_CAPACITY = MailboxPayload.values.CAPACITY;
+export { MAILBOX_ARG_COUNT };
 
 const M = MailboxLayout.offsets;
 const MAILBOX = Layout.values.MAILBOX_GPA;

@@ -356,14 +356,16 @@ function walkPage(mem: GuestMemory, root: number, va: number): Translation | nul
  * reached again (through a later root, or twice through one) is reported once as
  * an 'anotherSpace' link to where it was first seen instead of being walked again,
  * so shared kernel tables stay shared and no walk can revisit a table.
+ * `visitTable` is given the address of every table the walk reads (roots included).
  */
-export function walkVaSpaces(mem: GuestMemory, roots: number[]): WalkedSpace[] {
+export function walkVaSpaces(mem: GuestMemory, roots: number[], visitTable: (table: number) => void = () => {}): WalkedSpace[] {
   /** (table page, depth) -> where it was first seen. */
   const seen = new Map<number, { space: number; va: number }>();
   return roots.map((root) => {
     checkTable(mem, root);
+    visitTable(root);
     const mappings: SpaceAwareMapping[] = [];
-    walkTable(mem, { root, seen, mappings }, root, 0, 0, { writable: true, user: true, executable: true });
+    walkTable(mem, { root, seen, mappings, visitTable }, root, 0, 0, { writable: true, user: true, executable: true });
     return { root, mappings };
   });
 }
@@ -372,6 +374,7 @@ interface WalkState {
   root: number;
   seen: Map<number, { space: number; va: number }>;
   mappings: SpaceAwareMapping[];
+  visitTable: (table: number) => void;
 }
 
 interface Inherited {
@@ -405,6 +408,7 @@ function walkTable(mem: GuestMemory, st: WalkState, table: number, depth: number
     }
     st.seen.set(key, { space: st.root, va });
     checkTable(mem, addr);
+    st.visitTable(addr);
     walkTable(mem, st, addr, depth + 1, va, perms);
   }
 }

@@ -5,10 +5,20 @@
  * `lib/abi/guest-abi.ts`), so the two engines cannot drift apart.
  */
 import { defineConstants } from '../abi/struct.js';
-import { CODE_BASE, DATA_BASE, MAX_CODE_SIZE, NUM_REGS, PAGE_SIZE } from '../caps/constants.js';
+import { CODE_BASE, DATA_BASE, MAX_CODE_SIZE, NUM_REGS, PAGE_SIZE, PHI_X_REGISTERS } from '../caps/constants.js';
 import { KERNEL_CONSTANTS } from './kernel-ops.js';
 
-export { CODE_BASE, DATA_BASE, MAX_CODE_SIZE, NUM_REGS, PAGE_SIZE };
+export { CODE_BASE, DATA_BASE, MAX_CODE_SIZE, NUM_REGS, PAGE_SIZE, PHI_X_REGISTERS };
+
+/** Register x-number of φ[i]. */
+export function phiToX(i: number): number {
+  return PHI_X_REGISTERS[i]!;
+}
+
+/** φ index of register x`n`, or -1 for a register that is no φ register (x0, x3, x4, x16..x31). */
+export function xToPhi(x: number): number {
+  return PHI_X_REGISTERS.indexOf(x);
+}
 /** Guest addresses are taken mod 2^32. */
 export const ADDRESS_SPACE = 2 ** 32;
 
@@ -61,9 +71,12 @@ export const MACHINE_CONSTANTS = [
   defineConstants('PVM', 'PVM2 address space (SPEC section 1).', {
     PAGE_SIZE,
     NUM_REGS,
+    /** φ register i lives in x[PHI_X_REGISTERS[i]]. */
+    PHI_X_REGISTERS,
     CODE_BASE,
     DATA_BASE,
     MAX_CODE_SIZE,
+    ADDRESS_SPACE,
     HOST_CALL_MIN,
     HOST_CALL_MAX,
   }),

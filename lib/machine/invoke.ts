@@ -4,10 +4,11 @@
  * (what a differential test feeds both engines); `invokeLocal` builds that input
  * from an admitted image and one of its endpoints.
  */
-import { keysEqual, toKey, type ImageCap, type KeyLike } from '../caps/index.js';
+import * as check from '../arguments.js';
+import { keysEqual, toKey, type ImageCap, type ImageEndpointDef, type KeyLike } from '../caps/index.js';
 import { mappingIsPinned, type AdmittedImage } from '../image/index.js';
 import { NubError } from '../errors.js';
-import { CODE_BASE, Exit, NUM_REGS, type ExitCode } from './abi.js';
+import { CODE_BASE, Exit, NUM_REGS, phiToX, type ExitCode } from './abi.js';
 import { frameSpec, resolveMappings, type ArgCap, type FrameCap, type FrameSpec, type RootData } from './frame.js';
 import { execute, newMachineState, pairToBigInt } from './interpreter.js';
 import type { InstanceRun, RunnableImage } from './instance.js';
@@ -15,11 +16,6 @@ import { Frame, kernelOp, type FrameRun } from './kernel.js';
 import { KernelOutcome } from './kernel-ops.js';
 import { Memory, type MappingSpec } from './memory.js';
 import { isBlockStart, prepareProgram, type Program } from './program.js';
-
-/** Register x-number of φ[i]: φ0 = x1 (ra), φ1 = x2 (sp), φ2..φ12 = x5..x15. */
-export function phiToX(i: number): number {
-  return i < 2 ? i + 1 : i + 3;
-}
 
 /** What a host function sees of the machine's memory. */
 export interface MemoryView {
@@ -54,11 +50,13 @@ export function memoryWrite(address: unknown, bytes: unknown): { address: number
 }
 
 /**
- * A host function for `ecalli imm` (64..2047). `regs` is φ0..φ12 (unsigned) at the
- * call. Returning a value handles the call: φ7 = value and execution continues at
- * the next instruction. Returning undefined ends the run with HOST_CALL.
+ * A host function for `ecalli number` (64..2047), the one shape on every engine and
+ * layer: φ0..φ12 (unsigned) at the call and the invocation's memory. Returning a value
+ * handles the call: φ7 = value and execution continues at the next instruction.
+ * Returning undefined ends the run with HOST_CALL. `R` is what it may return: here a
+ * u64 or undefined; a Sandbox's may also be a number or, on async invoke, a promise.
  */
-export type HostCall = (imm: number, regs: bigint[], mem: MemoryView) => bigint | undefined;
+export type HostFunction<R = bigint | undefined> = (regs: bigint[], memory: MemoryView, number: number) => R;
 
 export interface MachineInput {
   /** The code, or its pre-decoded program (reused across runs). */
@@ -69,7 +67,7 @@ export interface MachineInput {
   /** φ0..φ12; missing ones are 0. */
   regs: readonly (bigint | number)[];
   gas: bigint | number;
-  hostCall?: HostCall;
+  hostFunction?: HostFunction;
   /**
    * Called after about every CHECKPOINT_GAS gas (at a block start) with the gas left and
    * the instructions so far; throwing stops the run with that error (a deadline, a cancel).
@@ -112,6 +110,9 @@ export function resultCapsOf(caps: readonly (FrameCap | undefined)[], bytesOf: (
   return out;
 }
 
+/** Where and how a run stopped: what every engine reports of it (the guest's INVOKE record, the engine harness). */
+export type MachineStop = Pick<InvokeResult, 'exit' | 'exitArg' | 'regs' | 'pc' | 'gasLeft' | 'instructions'>;
+
 export interface InvokeResult {
   exit: ExitCode;
   /** φ7 for HALT, the faulting address for PAGE_FAULT, the host-call number for HOST_CALL, else 0. */
@@ -130,19 +131,14 @@ export interface InvokeResult {
   caps: ResultCap[];
 }
 
-const U64_MAX = (1n << 64n) - 1n;
 /** Gas above this runs in chunks so the interpreter can keep it in a double. */
 const GAS_CHUNK = BigInt(Number.MAX_SAFE_INTEGER);
+/** Arguments go to φ7..φ10. */
+export const MAX_ARGS = 4;
 /** Gas between two checkpoints: well under a millisecond of the interpreter, and a refill costs next to nothing. */
 export const CHECKPOINT_GAS = 1n << 16n;
 
-function toU64(v: bigint | number, what: string): bigint {
-  const b = BigInt(v);
-  if (b < -(1n << 63n) || b > U64_MAX) throw new NubError('Machine.ValueOutOfRange', `${what} ${b} does not fit in 64 bits`);
-  return BigInt.asUintN(64, b);
-}
-
-/** Runs the machine on raw input. Bad input (not the guest's behaviour) throws a NubError. */
+/** Runs the machine on raw input. Bad input (not the guest's behaviour) throws a NubError ('BadArgument'). */
 export function runMachine(input: MachineInput): InvokeResult {
   return runFrame(input, 0).result;
 }
@@ -150,9 +146,8 @@ export function runMachine(input: MachineInput): InvokeResult {
 /** A run at nesting depth `depth` (0: the host's invoke; a CALL's child one deeper), with its frame. */
 function runFrame(input: MachineInput, depth: number): { result: InvokeResult; frame: Frame | undefined } {
   const program = input.program instanceof Uint8Array ? prepareProgram(input.program) : input.program;
-  if (input.regs.length > NUM_REGS) throw new NubError('Machine.TooManyRegisters', `${input.regs.length} registers given; there are ${NUM_REGS}`);
-  const gas = BigInt(input.gas);
-  if (gas < 0n || gas > U64_MAX) throw new NubError('Machine.BadGas', `gas ${gas} is not a u64`);
+  if (input.regs.length > NUM_REGS) throw check.badArgument('regs', `${input.regs.length} registers given; there are ${NUM_REGS}`);
+  const gas = check.gas(input.gas);
   const mem = new Memory(program.code, input.mappings);
 
   // The run goes in chunks of gas; each refill resumes exactly where the last ran out.
@@ -160,13 +155,13 @@ function runFrame(input: MachineInput, depth: number): { result: InvokeResult; f
   let reserve = gas > chunk ? gas - chunk : 0n;
   const state = newMachineState(program, 0, Number(gas - reserve));
   input.regs.forEach((v, i) => {
-    const u = toU64(v, `φ${i}`);
+    const u = check.u64(v, `regs[${i}]`);
     state.lo[phiToX(i)] = Number(BigInt.asIntN(32, u));
     state.hi[phiToX(i)] = Number(BigInt.asIntN(32, u >> 32n));
   });
   const phi = () => Array.from({ length: NUM_REGS }, (_, i) => BigInt.asUintN(64, pairToBigInt(state.lo[phiToX(i)], state.hi[phiToX(i)])));
 
-  const hook = input.hostCall && ((n: number): boolean => {
+  const hook = input.hostFunction && ((n: number): boolean => {
     const view: MemoryView = {
       read: (a, len) => {
         const access = memoryAccess(a, len);
@@ -179,9 +174,8 @@ function runFrame(input: MachineInput, depth: number): { result: InvokeResult; f
         return mem.writeBytes(access.address, access.bytes);
       },
     };
-    const result = input.hostCall!(n, phi(), view);
-    if (result === undefined) return false;
-    const v = toU64(result, 'host call result');
+    const v = check.hostResult(input.hostFunction!(phi(), view, n), n);
+    if (v === undefined) return false;
     state.lo[10] = Number(BigInt.asIntN(32, v));
     state.hi[10] = Number(BigInt.asIntN(32, v >> 32n));
     return true;
@@ -276,7 +270,7 @@ export interface InvokeOptions {
   /** The image's root Image slots that DERIVE_SPAWN can make Instances of (RunnableImage.spawnable). */
   spawnable?: ReadonlyMap<number, RunnableImage>;
   gas: bigint | number;
-  hostCall?: HostCall;
+  hostFunction?: HostFunction;
   checkpoint?: Checkpoint;
 }
 
@@ -285,7 +279,20 @@ export interface InvokeOptions {
  * the admitted image or its Data caps by slot (they back the root mappings).
  */
 export function invokeLocal(imageCap: ImageCap, data: AdmittedImage | RootData, endpointKey: KeyLike, opts: InvokeOptions): InvokeResult {
-  return runMachine({ ...endpointInput(imageCap, data, endpointKey, opts.args, opts.caps, opts.memory, opts.spawnable), gas: opts.gas, hostCall: opts.hostCall, checkpoint: opts.checkpoint });
+  return runMachine({ ...endpointInput(imageCap, data, endpointKey, opts.args, opts.caps, opts.memory, opts.spawnable), gas: opts.gas, hostFunction: opts.hostFunction, checkpoint: opts.checkpoint });
+}
+
+/** The endpoint `endpointKey` names ('BadArgument' for no key, 'UnknownEndpoint' for none of the image's). */
+export function findEndpoint(imageCap: ImageCap, endpointKey: unknown): ImageEndpointDef {
+  let key: Uint8Array;
+  try {
+    key = toKey(endpointKey as KeyLike);
+  } catch (cause) {
+    throw new NubError('BadArgument', `endpoint: ${(cause as Error).message}`, { path: 'endpoint', cause });
+  }
+  const endpoint = imageCap.endpoints.find((e) => keysEqual(e.key, key));
+  if (endpoint === undefined) throw new NubError('UnknownEndpoint', `the image has no endpoint [${Array.from(key).join(',')}]`);
+  return endpoint;
 }
 
 /**
@@ -297,11 +304,9 @@ export function invokeLocal(imageCap: ImageCap, data: AdmittedImage | RootData, 
 export function endpointInput(
   imageCap: ImageCap, data: AdmittedImage | RootData, endpointKey: KeyLike, args: readonly (bigint | number)[] = [], caps: readonly (ArgCap | FrameCap)[] = [],
   memory?: ReadonlyMap<number, Uint8Array>, spawnable?: ReadonlyMap<number, RunnableImage>,
-): Omit<MachineInput, 'gas' | 'hostCall'> & { program: Program; entry: bigint; regs: bigint[]; frame: FrameSpec } {
-  const key = toKey(endpointKey);
-  const endpoint = imageCap.endpoints.find((e) => keysEqual(e.key, key));
-  if (endpoint === undefined) throw new NubError('Machine.NoSuchEndpoint', `the image has no endpoint [${Array.from(key).join(',')}]`);
-  if (args.length > 4) throw new NubError('Machine.TooManyArgs', `${args.length} arguments given; at most 4 go to φ7..φ10`);
+): Omit<MachineInput, 'gas' | 'hostFunction'> & { program: Program; entry: bigint; regs: bigint[]; frame: FrameSpec } {
+  const endpoint = findEndpoint(imageCap, endpointKey);
+  const argValues = check.args(args, MAX_ARGS);
 
   const root = 'dataCaps' in data ? (data as AdmittedImage).dataCaps : (data as RootData);
   const frame = frameSpec(imageCap, endpoint, root, caps, spawnable);
@@ -315,6 +320,6 @@ export function endpointInput(
   });
 
   const regs: bigint[] = endpoint.initialRegs.slice(0, NUM_REGS);
-  args.forEach((v, i) => { regs[7 + i] = toU64(v, `argument ${i}`); });
+  argValues.forEach((v, i) => { regs[7 + i] = v; });
   return { program: programOf(imageCap), mappings, entry: endpoint.entryPc, regs, frame };
 }

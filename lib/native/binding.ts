@@ -8,35 +8,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NubError } from '../errors.js';
 
-/** General-purpose registers (struct kvm_regs). */
-export interface Regs {
-  rax: bigint; rbx: bigint; rcx: bigint; rdx: bigint; rsi: bigint; rdi: bigint; rsp: bigint; rbp: bigint;
-  r8: bigint; r9: bigint; r10: bigint; r11: bigint; r12: bigint; r13: bigint; r14: bigint; r15: bigint;
-  rip: bigint; rflags: bigint;
-}
+import type { Fpu, Regs, Sregs } from './vcpu-layout.js';
 
-/** A segment register (struct kvm_segment). `unusable` is optional when setting. */
-export interface Segment {
-  base: bigint; limit: number; selector: number; type: number;
-  present: number; dpl: number; db: number; s: number; l: number; g: number; avl: number;
-  unusable?: number;
-}
-
-/** A descriptor-table register (GDTR/IDTR). */
-export interface DescriptorTable { base: bigint; limit: number }
-
-/** Special registers (struct kvm_sregs; the pending-interrupt bitmap is not exposed). */
-export interface Sregs {
-  cs: Segment; ds: Segment; es: Segment; fs: Segment; gs: Segment; ss: Segment; tr: Segment; ldt: Segment;
-  gdt: DescriptorTable; idt: DescriptorTable;
-  cr0: bigint; cr2: bigint; cr3: bigint; cr4: bigint; cr8: bigint; efer: bigint; apicBase: bigint;
-}
-
-/** x87/SSE state (struct kvm_fpu): `fpr` is 8 × 16 bytes, `xmm` 16 × 16 bytes. */
-export interface Fpu {
-  fpr: Uint8Array; fcw: number; fsw: number; ftwx: number; lastOpcode: number;
-  lastIp: bigint; lastDp: bigint; xmm: Uint8Array; mxcsr: number;
-}
+export type { DescriptorTable, Fpu, Regs, Segment, Sregs } from './vcpu-layout.js';
 
 export interface KvmInfo {
   apiVersion: number;

@@ -6,16 +6,14 @@
  */
 import { Worker } from 'node:worker_threads';
 import { NubError } from '../errors.js';
-import type { InvokeResult, MemoryView } from '../machine/invoke.js';
+import type { HostFunction, InvokeResult, MemoryView } from '../machine/invoke.js';
 import { Command, CTRL, DATA_BYTES, DATA_OFFSET, inputToWire, PROGRESS_OFFSET, resultFromWire, sharedBuffer, State, VALUE_OFFSET, type LocalJob, type WorkerMessage } from './local-protocol.js';
-
-export type LocalHostCall = (number: number, regs: bigint[], memory: MemoryView) => bigint | undefined | PromiseLike<bigint | undefined>;
 
 export interface LocalRun {
   /** lib/machine's endpointInput for the call, and its gas. */
   input: Parameters<typeof inputToWire>[0];
   hostNumbers: number[];
-  hostCall: LocalHostCall;
+  hostFunction: HostFunction<bigint | undefined | PromiseLike<bigint | undefined>>;
   /** performance.now() after which the invoke fails with 'Timeout'. */
   deadline?: number;
   timeoutMs?: number;
@@ -71,7 +69,7 @@ export class LocalThread {
         const memory = this.#memoryView(worker);
         let value: bigint | undefined;
         try {
-          value = await run.hostCall(m.number, m.regs, memory.view);
+          value = await run.hostFunction(m.regs, memory.view, m.number);
         } catch (err) {
           const cause = err ?? new Error('undefined was thrown');
           return stop(new NubError('HostFunctionFailed', `host function ${m.number} threw: ${String(cause)}`, { cause }));

@@ -51,7 +51,7 @@ port.on('message', (job: LocalJob) => {
   try {
     const result = runMachine({
       ...inputFromWire(job.input),
-      hostCall: (number, regs, memory) => {
+      hostFunction: (regs, memory, number) => {
         if (!hostNumbers.has(number)) return undefined;
         post({ type: 'hostCall', number, regs });
         return serveHostCall(job.shared, memory);

@@ -12,7 +12,7 @@
 import { availableParallelism } from 'node:os';
 import { NubError } from '../errors.js';
 import type { KeyLike } from '../caps/index.js';
-import { Pool, type PoolStats } from '../snapshot/pool.js';
+import { Pool, type PoolStats } from './member-pool.js';
 import { VmCache } from '../snapshot/vm-cache.js';
 import { Sandbox, type InvokeOptions, type LoadedImage, type SandboxOptions, type SandboxResult, type SandboxSnapshot } from './sandbox.js';
 

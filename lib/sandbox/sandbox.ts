@@ -11,33 +11,34 @@
  * keeps about it; `Sandbox.fromSnapshot(snapshot, { vmCache })` starts a sandbox in that
  * state without booting; `sandbox.restore(snapshot)` puts one back (also after a fault).
  *
+ * The engine is a SandboxBackend (backend.ts), chosen once in the constructor; the
+ * Sandbox checks every call and keeps the host state, the backend runs it.
+ *
  * See docs/sandbox.md for the protocol and the error codes (errors.ts).
  */
 import { CapPutLayout } from '../abi/guest-abi.js';
-import { Layout } from '../abi/guest-abi.js';
-import { capHash, DataCap, decodeCap, encodeCap, encodedCapLength, keysEqual, toHex, toKey, type CapValue, type KeyLike } from '../caps/index.js';
+import { capHash, DataCap, encodeCap, encodedCapLength, toHex, type CapValue, type KeyLike } from '../caps/index.js';
 import { CapSelector, type InstanceCapValue } from '../caps/schema.js';
 import { NubError, isNubError } from '../errors.js';
 import { CAP_HASH_BYTES, GuestVm, type StoredCap } from '../guest/index.js';
 import type { CapToStore } from '../guest/guest-vm.js';
-import {
-  invokeInGuest, invokeInGuestAsync, panicAtEntry, prepareInGuest, MAX_PREPARE_MAPPINGS,
-  type GuestFrameSlot, type GuestHostCall, type GuestImageSpec, type GuestInstance, type GuestInvokeOutcome, type GuestInvokeRequest, type GuestMapping,
-  type PreparedGuestImage, type KvmEngine,
-} from '../guest/invoke.js';
+import { MAX_PREPARE_MAPPINGS, type GuestImageSpec, type GuestMapping, type KvmEngine } from '../guest/invoke.js';
 import { admitImage, ImageBuilder, isAdmittedImage, mappingIsPinned, type AdmittedImage } from '../image/index.js';
 import { DEFAULT_LOAD_TIMEOUT_MS, DEFAULT_SANDBOX_MEMORY, MAX_IMAGES } from '../limits.js';
-import { Exit, HOST_CALL_MAX, HOST_CALL_MIN, NUM_REGS, PAGE_SIZE, type ExitCode } from '../machine/abi.js';
+import { Exit, HOST_CALL_MAX, HOST_CALL_MIN, PAGE_SIZE } from '../machine/abi.js';
 import { instanceValue, spawnInstance, type InstanceRun, type RunnableImage } from '../machine/instance.js';
-import { dataCapOf, frameSpec, mappingSource, resolveMappings, rootSlotSpecs, type ArgCap, type FrameCap, type FrameSlotSpec, type FrameSpec } from '../machine/frame.js';
-import { endpointInput, invokeLocal, resultCapsOf, type InvokeResult, type MemoryView, type ResultCap } from '../machine/invoke.js';
+import { dataCapOf, frameSpec, mappingSource, resolveMappings, type ArgCap, type FrameCap } from '../machine/frame.js';
+import {
+  findEndpoint, MAX_ARGS, type HostFunction as MachineHostFunction, type InvokeResult, type MemoryView, type ResultCap,
+} from '../machine/invoke.js';
 import { checkMappings } from '../machine/memory.js';
-import { PROGRAM_BYTES_PER_CODE_BYTE } from '../machine/program.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import { probeKvm } from '../native/index.js';
 import type { VmCache } from '../snapshot/vm-cache.js';
-import * as check from './arguments.js';
-import { LocalThread } from './local-thread.js';
+import * as check from '../arguments.js';
+import { preparedOf, type HostState, type InstanceState, type PreparedCall, type PreparedImage, type SandboxBackend, type SandboxContext, type StoredEntry } from './backend.js';
+import { KvmBackend } from './kvm-backend.js';
+import { LocalBackend } from './local-backend.js';
 
 export type EngineName = 'kvm' | 'local';
 const ENGINE_CHOICES = ['kvm', 'local', 'auto'] as const;
@@ -102,15 +103,14 @@ export interface InvokeOptions {
 export type CapArgument = Uint8Array | DataCap | { readonly hash: Uint8Array };
 
 /**
- * A host function for `ecalli number`: gets φ0..φ12 and the invocation's memory
- * (bounds-checked, addresses mod 2^32) and returns φ7's new value; execution goes on
- * at the next instruction. Returning undefined ends the invoke with HOST_CALL;
- * throwing ends it with 'HostFunctionFailed'. On async `invoke` it may return a promise
- * (the machine waits, the event loop runs; a rejection is 'HostFunctionFailed');
+ * A host function for `ecalli number` (lib/machine's HostFunction): gets φ0..φ12 and the
+ * invocation's memory (bounds-checked, addresses mod 2^32) and returns φ7's new value;
+ * execution goes on at the next instruction. Returning undefined ends the invoke with
+ * HOST_CALL; throwing ends it with 'HostFunctionFailed'. On async `invoke` it may return
+ * a promise (the machine waits, the event loop runs; a rejection is 'HostFunctionFailed');
  * `invokeSync` fails such a call with 'HostFunctionFailed' (cause 'BadArgument').
  */
-export type HostFunction = (regs: bigint[], memory: MemoryView, number: number) =>
-  bigint | number | undefined | PromiseLike<bigint | number | undefined>;
+export type HostFunction = MachineHostFunction<bigint | number | undefined | PromiseLike<bigint | number | undefined>>;
 
 /** An image loaded into a sandbox. */
 export interface LoadedImage {
@@ -136,8 +136,6 @@ export interface CapReader {
  */
 export type SandboxResult = InvokeResult & { instance?: Uint8Array };
 
-/** The frame of a call without argument caps, per endpoint of an admitted image (immutable; see #prepareCall). */
-
 export const DEFAULT_GAS = 1_000_000_000n;
 export { DEFAULT_SANDBOX_MEMORY };
 
@@ -145,35 +143,12 @@ function isPromiseLike(v: unknown): v is PromiseLike<unknown> {
   return typeof (v as PromiseLike<unknown> | undefined)?.then === 'function';
 }
 
-/** An image as the sandbox keeps it: what the guest needs to prepare it, and (kvm) the guest's answer. */
-interface PreparedImage {
-  loaded: LoadedImage;
-  spec: GuestImageSpec;
-  guest: PreparedGuestImage | undefined;
-  /** Hex hashes of the caps it stored (its Image cap and Data caps). */
-  caps: string[];
-  /** Bytes of its address space (code pages and mappings), counted against the budget. */
-  spaceBytes: number;
-  /** What frames spawn Instances of (its Image slots resolved to the images loaded before it). */
-  runnable: RunnableImage;
-  /** The frame of each endpoint called without argument caps: checked once, then reused. */
-  capFreeFrames: Map<object, FrameSpec>;
-}
-
-/** A stored cap and who needs it: the images that stored it, and whether putCaps did (then it stays). */
-interface StoredEntry {
-  store: CapToStore;
-  images: number;
-  put: boolean;
-  /** Where the guest stores it, once an INVOKE's frame needed it (stored caps never move; a reboot forgets it). */
-  where?: { dataVa: bigint; len: number };
-}
-
 /** The Image cap's encoding: the union selector, then the container whose first field (the code) is variable-size. */
 function codeOffsetIn(encoded: Uint8Array, codeLen: number): number {
+  const { SELECTOR_BYTES, SSZ_OFFSET_BYTES } = CapPutLayout.values;
   const view = new DataView(encoded.buffer, encoded.byteOffset, encoded.byteLength);
-  const first = 1 + view.getUint32(1, true);
-  const next = 1 + view.getUint32(5, true); // the endpoints list's offset ends the code
+  const first = SELECTOR_BYTES + view.getUint32(SELECTOR_BYTES, true);
+  const next = SELECTOR_BYTES + view.getUint32(SELECTOR_BYTES + SSZ_OFFSET_BYTES, true); // the endpoints list's offset ends the code
   if (next - first !== codeLen) throw new NubError('Internal', 'the Image cap encoding does not start with its code');
   return first;
 }
@@ -184,67 +159,6 @@ function toStore(cap: CapValue, hash = capHash(cap)): CapToStore {
 }
 
 const pageRound = (n: number): number => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
-
-/** A CapReader over caps held in this process (engine local). */
-class LocalCapStore implements CapReader {
-  readonly #caps = new Map<string, StoredCap>();
-  put(c: CapToStore): boolean {
-    const key = toHex(c.hash);
-    if (this.#caps.has(key)) return false;
-    this.#caps.set(key, { kind: c.kind, bytes: c.bytes });
-    return true;
-  }
-  delete(key: string): void {
-    this.#caps.delete(key);
-  }
-  len(): number {
-    return this.#caps.size;
-  }
-  contains(hash: Uint8Array): boolean {
-    return this.#caps.has(toHex(hash));
-  }
-  get(hash: Uint8Array): StoredCap | undefined {
-    const c = this.#caps.get(toHex(hash));
-    return c && { kind: c.kind, bytes: c.bytes.slice() };
-  }
-  getCap(hash: Uint8Array): CapValue | undefined {
-    const c = this.#caps.get(toHex(hash));
-    return c && decodeCap(c.bytes);
-  }
-}
-
-/**
- * What the host keeps about a kvm sandbox's guest: images (with their guest ids), caps,
- * host functions, and what the guest still holds of unloaded images (`garbage`, in
- * bytes, and `guestImages`, the guest's count of prepared images) until a reboot frees it.
- */
-interface HostState {
-  images: Map<string, PreparedImage>;
-  caps: Map<string, StoredEntry>;
-  hostFunctions: Map<number, HostFunction>;
-  garbage: number;
-  guestImages: number;
-  /** Every Instance made (spawn, or a call that HALTed), by hex hash. Never mutated: a call makes a new one. */
-  instances: Map<string, InstanceState>;
-}
-
-/** An Instance the sandbox keeps: its image, its cap value and its writable memory by mapping start. */
-/** What engine local needs of a prepared call. */
-interface LocalCall {
-  prepared: PreparedImage;
-  key: Uint8Array;
-  args: bigint[];
-  caps: ArgCap[];
-  gas: bigint;
-  instance: InstanceState | undefined;
-  timeoutMs: number | undefined;
-}
-
-interface InstanceState {
-  readonly prepared: PreparedImage;
-  readonly value: InstanceCapValue;
-  readonly memory: ReadonlyMap<number, Uint8Array>;
-}
 
 /** A copy that later loadImage/reset calls on either side cannot change. */
 function copyHostState(state: HostState): HostState {
@@ -259,14 +173,6 @@ function copyHostState(state: HostState): HostState {
   const instances = new Map([...state.instances].map(([key, i]) => [key, { ...i, prepared: copies.get(i.prepared) ?? i.prepared }]));
   return { images, caps, hostFunctions: new Map(state.hostFunctions), garbage: state.garbage, guestImages: state.guestImages, instances };
 }
-
-/** Whether a local call's frame can spawn Instances (then it cannot cross to the worker thread). */
-function canSpawn(call: LocalCall): boolean {
-  return call.prepared.runnable.spawnable.size > 0 || call.caps.some((c) => c.kind === 'Image' && c.image !== undefined);
-}
-
-/** The guest's refusals that a reboot without the unloaded images can cure. */
-const GUEST_FULL = ['OutOfMemory', 'DirectoryFull'] as const;
 
 /**
  * A kvm sandbox as it was: its guest (memory and vCPU, a lib/snapshot Snapshot) and the
@@ -318,23 +224,16 @@ export class Sandbox {
   readonly kvmUnavailable: NubError | undefined;
   readonly #options: SandboxOptions;
   readonly #budget: number;
-  #guest: GuestVm | undefined;
-  readonly #local: LocalCapStore | undefined;
+  /** What runs the images: the one place that knows the engine. */
+  readonly #backend: SandboxBackend;
   #closed = false;
   #activity: Activity = 'idle';
   /** Async invokes run one after another: each waits for the one before. */
   #queue: Promise<unknown> = Promise.resolve();
   /** Counts invokes, so a result's guest memory knows when it has been reused. */
   #epoch = 0;
-  #images = new Map<string, PreparedImage>();
-  /** Every cap stored, by hex hash, to restore them into a rebooted guest. */
-  #caps = new Map<string, StoredEntry>();
-  #hostFunctions = new Map<number, HostFunction>();
-  #garbage = 0;
-  #guestImages = 0;
-  #instances = new Map<string, InstanceState>();
-  /** Engine local's async invokes run here (started on first use). */
-  #thread: LocalThread | undefined;
+  /** Images, caps (every one stored, by hex hash, to restore them into a rebooted guest), host functions, Instances. */
+  #host: HostState = { images: new Map(), caps: new Map(), hostFunctions: new Map(), garbage: 0, guestImages: 0, instances: new Map() };
 
   private constructor(options: SandboxOptions, engine: EngineName, restored?: { guest: GuestVm; host: HostState }, kvmUnavailable?: NubError) {
     this.#options = options;
@@ -343,11 +242,14 @@ export class Sandbox {
     const budget = options.memoryBudget ?? options.memorySize ?? DEFAULT_SANDBOX_MEMORY;
     if (!Number.isSafeInteger(budget) || budget <= 0) throw check.badArgument('memoryBudget', `${String(budget)} is not a positive number of bytes`);
     this.#budget = budget;
-    if (restored) {
-      this.#guest = restored.guest;
-      this.#setHostState(restored.host);
-    } else if (engine === 'kvm') this.#guest = this.#boot();
-    else this.#local = new LocalCapStore();
+    if (restored) this.#host = restored.host;
+    const ctx: SandboxContext = {
+      options,
+      host: () => this.#host,
+      epoch: () => this.#epoch,
+      callHostFunction: (regs, memory, n, async) => this.#callHostFunction(regs, memory, n, async),
+    };
+    this.#backend = engine === 'kvm' ? new KvmBackend(ctx, restored?.guest) : new LocalBackend(ctx);
   }
 
   /**
@@ -387,18 +289,18 @@ export class Sandbox {
   /** Engine kvm: the guest itself (raw mailbox requests, boot info, memory), for diagnostics and tests. */
   get guest(): GuestVm | undefined {
     this.#checkOpen();
-    return this.#guest;
+    return this.#backend.guest;
   }
 
   /** The error that made the guest unusable, if one did (engine kvm); `reset()` clears it. */
   get poisonedBy(): NubError | undefined {
-    return this.#guest?.mailbox.poisonedBy;
+    return this.#backend.poisonedBy;
   }
 
   /** Reads the stored caps: on kvm straight out of guest memory, without entering the guest. A hash is 32 bytes ('BadHash'). */
   get reader(): CapReader {
     this.#checkOpen();
-    const reader = this.#local ?? this.#guest!.reader;
+    const reader = this.#backend.reader;
     const hashOf = (hash: unknown): Uint8Array => {
       if (!(hash instanceof Uint8Array) || hash.length !== CAP_HASH_BYTES) throw new NubError('BadHash', `a cap hash is a ${CAP_HASH_BYTES}-byte Uint8Array`);
       return hash;
@@ -414,8 +316,8 @@ export class Sandbox {
   /** Bytes of the memory budget in use: stored caps plus the loaded images' address spaces. */
   get memoryUsed(): number {
     let used = 0;
-    for (const e of this.#caps.values()) used += e.store.bytes.length;
-    for (const p of new Set(this.#images.values())) used += p.spaceBytes;
+    for (const e of this.#host.caps.values()) used += e.store.bytes.length;
+    for (const p of new Set(this.#host.images.values())) used += p.spaceBytes;
     return used;
   }
 
@@ -438,9 +340,9 @@ export class Sandbox {
     const signal = check.signal(opts.signal);
     if (signal?.aborted) throw new NubError('Cancelled', 'the load was cancelled before it started', { cause: signal.reason });
     const admitted = this.#admit(image);
-    const known = this.#images.get(toHex(admitted.contentHash));
+    const known = this.#host.images.get(toHex(admitted.contentHash));
     if (known) return known.loaded;
-    if (new Set(this.#images.values()).size >= MAX_IMAGES) {
+    if (new Set(this.#host.images.values()).size >= MAX_IMAGES) {
       throw new NubError('TooManyImages', `a sandbox holds at most ${MAX_IMAGES} images; unloadImage() one first`);
     }
 
@@ -448,12 +350,10 @@ export class Sandbox {
     const mappings = this.#mappingsOf(admitted);
     const dataCaps = [...admitted.dataCaps.values()].map((d) => ({ cap: { kind: 'Data', value: d.cap } as CapValue, hash: d.hash }));
     const imageValue: CapValue = { kind: 'Image', value: imageCap };
-    // Engine local also keeps the pre-decoded program: a budget bounds it, not the image's code size.
-    const decoded = this.#local ? Math.ceil(imageCap.code.length * PROGRAM_BYTES_PER_CODE_BYTE) : 0;
-    const spaceBytes = pageRound(imageCap.code.length) + decoded + mappings.reduce((n, m) => n + m.size, 0);
+    const spaceBytes = pageRound(imageCap.code.length) + this.#backend.imageOverhead(imageCap) + mappings.reduce((n, m) => n + m.size, 0);
     // The budget is checked on sizes computed without encoding: a declared 4 GiB slot must cost nothing to refuse.
     const fresh = new Map<string, number>();
-    for (const { cap, hash } of dataCaps) if (!this.#caps.has(toHex(hash))) fresh.set(toHex(hash), encodedCapLength(cap));
+    for (const { cap, hash } of dataCaps) if (!this.#host.caps.has(toHex(hash))) fresh.set(toHex(hash), encodedCapLength(cap));
     const needed = spaceBytes + encodedCapLength(imageValue) + [...fresh.values()].reduce((a, b) => a + b, 0);
     this.#checkBudget(needed, 'this image');
 
@@ -470,7 +370,7 @@ export class Sandbox {
     };
     const spawnable = new Map<number, RunnableImage>();
     for (const p of imageCap.pinned) {
-      const child = p.slot.length === 1 && !admitted.dataCaps.has(toHex(p.slot)) ? this.#images.get(toHex(p.capHash)) : undefined;
+      const child = p.slot.length === 1 && !admitted.dataCaps.has(toHex(p.slot)) ? this.#host.images.get(toHex(p.capHash)) : undefined;
       if (child !== undefined) spawnable.set(p.slot[0]!, child.runnable);
     }
     const runnable: RunnableImage = { imageCap, rootData: admitted.dataCaps, imageHash: imageStore.hash, spawnable };
@@ -478,19 +378,16 @@ export class Sandbox {
     const deadline = performance.now() + timeoutMs;
     this.#activity = 'running';
     try {
-      this.#intoGuest(() => {
+      this.#backend.withRoom(() => {
         this.#putStores(caps, deadline);
-        if (this.#guest) {
-          prepared.guest = this.#checkImageId(prepareInGuest(this.#guest, spec, this.#rootSlotsInGuest(prepared), remaining(deadline)));
-          this.#guestImages++;
-        }
+        this.#backend.prepare(prepared, remaining(deadline));
       });
     } finally {
       this.#activity = 'idle';
     }
-    for (const c of caps) this.#caps.get(toHex(c.hash))!.images++;
-    this.#images.set(toHex(admitted.contentHash), prepared);
-    this.#images.set(toHex(imageStore.hash), prepared);
+    for (const c of caps) this.#host.caps.get(toHex(c.hash))!.images++;
+    this.#host.images.set(toHex(admitted.contentHash), prepared);
+    this.#host.images.set(toHex(imageStore.hash), prepared);
     return loaded;
   }
 
@@ -502,22 +399,22 @@ export class Sandbox {
    */
   unloadImage(image: LoadedImage | Uint8Array): boolean {
     this.#idle();
-    const prepared = this.#images.get(toHex(this.#imageHash(image)));
+    const prepared = this.#host.images.get(toHex(this.#imageHash(image)));
     if (prepared === undefined) return false;
-    const user = [...this.#images.values()].find((p) => [...p.runnable.spawnable.values()].includes(prepared.runnable));
+    const user = [...this.#host.images.values()].find((p) => [...p.runnable.spawnable.values()].includes(prepared.runnable));
     if (user !== undefined) {
       throw new NubError('ImageInUse', `image ${toHex(user.loaded.contentHash)} can spawn Instances of this one; unload it first`);
     }
-    this.#images.delete(toHex(prepared.loaded.contentHash));
-    this.#images.delete(toHex(prepared.loaded.imageHash));
+    this.#host.images.delete(toHex(prepared.loaded.contentHash));
+    this.#host.images.delete(toHex(prepared.loaded.imageHash));
+    const dropped: StoredEntry[] = [];
     for (const key of prepared.caps) {
-      const entry = this.#caps.get(key)!;
+      const entry = this.#host.caps.get(key)!;
       if (--entry.images > 0 || entry.put) continue;
-      this.#caps.delete(key);
-      this.#local?.delete(key);
-      this.#garbage += entry.store.bytes.length;
+      this.#host.caps.delete(key);
+      dropped.push(entry);
     }
-    if (this.#guest) this.#garbage += prepared.spaceBytes;
+    this.#backend.unload(prepared, dropped);
     return true;
   }
 
@@ -541,11 +438,11 @@ export class Sandbox {
     this.#activity = 'running';
     let inserted: number;
     try {
-      inserted = this.#intoGuest(() => this.#putStores(stores, performance.now() + DEFAULT_LOAD_TIMEOUT_MS));
+      inserted = this.#backend.withRoom(() => this.#putStores(stores, performance.now() + DEFAULT_LOAD_TIMEOUT_MS));
     } finally {
       this.#activity = 'idle';
     }
-    for (const s of stores) this.#caps.get(toHex(s.hash))!.put = true;
+    for (const s of stores) this.#host.caps.get(toHex(s.hash))!.put = true;
     return inserted;
   }
 
@@ -556,14 +453,14 @@ export class Sandbox {
       throw check.badArgument('number', `host function numbers are ${HOST_CALL_MIN}..${HOST_CALL_MAX}, not ${String(number)}`);
     }
     if (typeof fn !== 'function') throw check.badArgument('fn', 'a host function must be a function');
-    this.#hostFunctions.set(number, fn);
-    this.#writeHostFunctionBit(number, true);
+    this.#host.hostFunctions.set(number, fn);
+    this.#backend.hostFunctionChanged(number, true);
   }
 
   unregisterHostFunction(number: number): boolean {
     this.#checkOpen();
-    const had = this.#hostFunctions.delete(number);
-    if (had) this.#writeHostFunctionBit(number, false);
+    const had = this.#host.hostFunctions.delete(number);
+    if (had) this.#backend.hostFunctionChanged(number, false);
     return had;
   }
 
@@ -576,14 +473,10 @@ export class Sandbox {
     this.#idle();
     const call = this.#prepareCall(image, endpoint, opts);
     if (call.signal !== undefined) throw check.badArgument('signal', 'invokeSync cannot be cancelled: use invoke() for a signal');
-    if (call.early) return this.#settle(call, call.early);
     this.#activity = 'running';
     try {
       this.#storeArgs(call.newCaps);
-      if (call.local) return this.#settle(call, this.#invokeLocal(call));
-      const epoch = ++this.#epoch;
-      const outcome = invokeInGuest(this.#guest!, this.#guestRequest(call), this.#guestOptions(call, false), epoch, () => this.#epoch);
-      return this.#settle(call, this.#result(outcome, call.gas, call.frame, epoch));
+      return this.#settle(call, this.#backend.invokeSync({ ...call, epoch: ++this.#epoch }));
     } finally {
       this.#activity = 'idle';
     }
@@ -610,15 +503,10 @@ export class Sandbox {
   async #invokeNow(image: LoadedImage | Uint8Array, endpoint: KeyLike, opts: InvokeOptions): Promise<SandboxResult> {
     this.#idle();
     const call = this.#prepareCall(image, endpoint, opts);
-    if (call.early) return this.#settle(call, call.early);
     this.#activity = 'running';
     try {
       this.#storeArgs(call.newCaps);
-      // A frame that can spawn holds images and Instances the worker cannot be sent: it runs here.
-      if (call.local) return this.#settle(call, canSpawn(call) ? this.#invokeLocal(call) : await this.#invokeOnThread(call));
-      const epoch = ++this.#epoch;
-      const outcome = await invokeInGuestAsync(this.#guest!, this.#guestRequest(call), this.#guestOptions(call, true), epoch, () => this.#epoch);
-      return this.#settle(call, this.#result(outcome, call.gas, call.frame, epoch));
+      return this.#settle(call, await this.#backend.invoke({ ...call, epoch: ++this.#epoch }));
     } finally {
       this.#activity = 'idle';
     }
@@ -639,18 +527,18 @@ export class Sandbox {
   /** The InstanceCap value of an Instance this sandbox made ('UnknownInstance' otherwise). */
   instance(hash: Uint8Array): InstanceCapValue {
     this.#checkOpen();
-    const state = hash instanceof Uint8Array ? this.#instances.get(toHex(hash)) : undefined;
+    const state = hash instanceof Uint8Array ? this.#host.instances.get(toHex(hash)) : undefined;
     if (state === undefined) throw new NubError('UnknownInstance', 'no such Instance in this sandbox');
     return state.value;
   }
 
   /** Keeps an Instance so its hash can be invoked; undefined when its image is no longer loaded. */
   #keepInstance(run: InstanceRun): Uint8Array | undefined {
-    const prepared = this.#preparedOf(run.image);
+    const prepared = preparedOf(this.#host, run.image);
     if (prepared === undefined) return undefined;
     const value = instanceValue(run);
     const hash = capHash({ kind: 'Instance', value });
-    this.#instances.set(toHex(hash), { prepared, value, memory: run.memory });
+    this.#host.instances.set(toHex(hash), { prepared, value, memory: run.memory });
     return hash;
   }
 
@@ -683,8 +571,7 @@ export class Sandbox {
    */
   reset(): void {
     this.#idle();
-    if (this.#guest === undefined) return;
-    this.#reboot();
+    this.#backend.reset();
   }
 
   /**
@@ -694,11 +581,7 @@ export class Sandbox {
    */
   snapshot(): SandboxSnapshot {
     this.#idle();
-    if (this.#guest === undefined) throw new NubError('Unsupported', 'snapshots need engine kvm');
-    // A poisoned guest may be stopped mid-request: a snapshot of it could never be restored to anything usable.
-    const poison = this.poisonedBy;
-    if (poison) throw new NubError('Poisoned', `a poisoned sandbox cannot be snapshotted [${poison.code}]; reset() or restore() it first`, { cause: poison });
-    return new SandboxSnapshot(this.#guest.snapshot(), copyHostState(this.#hostState()), this.#options);
+    return new SandboxSnapshot(this.#backend.snapshot(), copyHostState(this.#host), this.#options);
   }
 
   /**
@@ -710,9 +593,8 @@ export class Sandbox {
   restore(snapshot: SandboxSnapshot): void {
     this.#idle();
     if (!(snapshot instanceof SandboxSnapshot)) throw check.badArgument('snapshot', 'is not a SandboxSnapshot');
-    if (this.#guest === undefined) throw new NubError('Unsupported', 'snapshots need engine kvm');
-    this.#guest.restore(snapshot.guest);
-    this.#setHostState(copyHostState(snapshot.host));
+    this.#backend.restore(snapshot.guest);
+    this.#host = copyHostState(snapshot.host);
     this.#epoch++;
   }
 
@@ -722,7 +604,7 @@ export class Sandbox {
    * the guest keeps these counts to itself until the invoke ends.
    */
   progress(): { gasLeft: number; instructions: number } | undefined {
-    return this.#thread?.progress();
+    return this.#backend.progress();
   }
 
   /**
@@ -734,8 +616,7 @@ export class Sandbox {
     if (this.#activity === 'hostCall') throw reentrant('close');
     this.#closed = true;
     this.#epoch++; // results' memory views end here
-    this.#guest?.close();
-    this.#thread?.close();
+    this.#backend.close();
   }
 
   [Symbol.dispose](): void {
@@ -744,67 +625,6 @@ export class Sandbox {
 
   async [Symbol.asyncDispose](): Promise<void> {
     this.close();
-  }
-
-  #boot(): GuestVm {
-    const o = this.#options;
-    return GuestVm.boot({
-      memorySize: o.memorySize ?? DEFAULT_SANDBOX_MEMORY,
-      ...(o.kvmPath === undefined ? {} : { kvmPath: o.kvmPath }),
-      ...(o.polling === undefined ? {} : { polling: o.polling }),
-      ...(o.kernelPath === undefined ? {} : { kernelPath: o.kernelPath }),
-    });
-  }
-
-  /** A fresh guest with every cap, image and host function the host keeps (and nothing unloaded). */
-  #reboot(): void {
-    this.#guest!.close();
-    this.#guest = undefined;
-    const guest = this.#boot();
-    this.#guest = guest;
-    this.#garbage = 0;
-    this.#guestImages = 0;
-    guest.putCaps([...this.#caps.values()].map((e) => e.store));
-    for (const e of this.#caps.values()) delete e.where;
-    for (const prepared of new Set(this.#images.values())) {
-      prepared.guest = prepareInGuest(guest, prepared.spec, this.#rootSlotsInGuest(prepared));
-      this.#guestImages++;
-    }
-    for (const n of this.#hostFunctions.keys()) this.#writeHostFunctionBit(n, true);
-  }
-
-  /** Runs a guest request; when the guest is full of what unloadImage dropped, reboots it without and tries once more. */
-  #intoGuest<T>(request: () => T): T {
-    if (this.#guest && this.#garbage > 0 && this.#guestImages >= MAX_IMAGES) this.#reboot();
-    try {
-      return request();
-    } catch (err) {
-      if (!(this.#guest && this.#garbage > 0 && GUEST_FULL.some((c) => isNubError(err, c)))) throw err;
-      this.#reboot();
-      return request();
-    }
-  }
-
-  /** A guest that hands out an image id it already gave another live image, or one past its table, is lying: poison. */
-  #checkImageId(image: PreparedGuestImage): PreparedGuestImage {
-    const taken = [...this.#images.values()].some((p) => p.guest?.id === image.id);
-    if (taken || image.id >= MAX_IMAGES) {
-      throw this.#guest!.mailbox.poison(new NubError('GuestProtocol', `the guest named image id ${image.id}, which ${taken ? 'another loaded image has' : 'is past its image table'}`));
-    }
-    return image;
-  }
-
-  #hostState(): HostState {
-    return { images: this.#images, caps: this.#caps, hostFunctions: this.#hostFunctions, garbage: this.#garbage, guestImages: this.#guestImages, instances: this.#instances };
-  }
-
-  #setHostState(state: HostState): void {
-    this.#images = state.images;
-    this.#caps = state.caps;
-    this.#hostFunctions = state.hostFunctions;
-    this.#garbage = state.garbage;
-    this.#guestImages = state.guestImages;
-    this.#instances = state.instances;
   }
 
   #checkOpen(): void {
@@ -841,12 +661,10 @@ export class Sandbox {
   }
 
   #putStores(caps: CapToStore[], deadline: number): number {
-    let inserted: number;
-    if (this.#local) inserted = caps.filter((c) => this.#local!.put(c)).length;
-    else inserted = this.#guest!.putCaps(caps, remaining(deadline));
+    const inserted = this.#backend.putCaps(caps, remaining(deadline));
     for (const store of caps) {
       const key = toHex(store.hash);
-      if (!this.#caps.has(key)) this.#caps.set(key, { store, images: 0, put: false });
+      if (!this.#host.caps.has(key)) this.#host.caps.set(key, { store, images: 0, put: false });
     }
     return inserted;
   }
@@ -883,29 +701,22 @@ export class Sandbox {
     return hash;
   }
 
-  #prepareCall(image: LoadedImage | Uint8Array, endpoint: KeyLike, options: InvokeOptions) {
+  #prepareCall(image: LoadedImage | Uint8Array, endpoint: KeyLike, options: InvokeOptions): Omit<PreparedCall, 'epoch'> & { newCaps: CapToStore[]; hash: Uint8Array } {
     const opts = check.options(options, 'options');
     const hash = this.#imageHash(image);
-    const args = check.args(opts.args, 4);
+    const args = check.args(opts.args, MAX_ARGS);
     const gas = check.gas(opts.gas, DEFAULT_GAS);
     const timeoutMs = check.timeoutMs(opts.timeoutMs);
     const signal = check.signal(opts.signal);
     const hex = toHex(hash);
-    const instance = this.#instances.get(hex);
-    const prepared = instance?.prepared ?? this.#images.get(hex);
+    const instance = this.#host.instances.get(hex);
+    const prepared = instance?.prepared ?? this.#host.images.get(hex);
     if (prepared === undefined) throw new NubError('UnknownImage', `no image or Instance ${hex} is in this sandbox`);
-    if (instance !== undefined && this.#images.get(toHex(prepared.loaded.contentHash)) !== prepared) {
+    if (instance !== undefined && this.#host.images.get(toHex(prepared.loaded.contentHash)) !== prepared) {
       throw new NubError('UnknownImage', `the image of Instance ${hex} is no longer loaded in this sandbox`);
     }
     const imageCap = prepared.loaded.admitted.imageCap;
-    let key: Uint8Array;
-    try {
-      key = toKey(endpoint);
-    } catch (cause) {
-      throw new NubError('BadArgument', `endpoint: ${(cause as Error).message}`, { path: 'endpoint', cause });
-    }
-    const ep = imageCap.endpoints.find((e) => keysEqual(e.key, key));
-    if (ep === undefined) throw new NubError('UnknownEndpoint', `the image has no endpoint [${Array.from(key).join(',')}]`);
+    const ep = findEndpoint(imageCap, endpoint);
     if (opts.caps !== undefined && !Array.isArray(opts.caps)) throw check.badArgument('caps', 'is not an array');
     const newCaps: CapToStore[] = [];
     const caps = (opts.caps ?? []).map((c, i) => this.#argCap(c, i, newCaps));
@@ -918,27 +729,13 @@ export class Sandbox {
       if (caps.length === 0) prepared.capFreeFrames.set(ep, frame);
     }
     if (signal?.aborted) throw new NubError('Cancelled', 'the invoke was cancelled before it started', { cause: signal.reason });
-    const common = { prepared, key, args, gas, timeoutMs, signal, caps, newCaps, frame, instance, hash };
-    if (this.#local) return { ...common, local: true as const, early: undefined, request: undefined };
-
-    const regs = ep.initialRegs.slice(0, NUM_REGS);
-    args.forEach((v, i) => { regs[7 + i] = v; });
-    if (ep.entryPc >= 1n << 32n) {
-      // The Invoke record's entry is a u32: the host answers (a PANIC at the entry), as the reference does.
-      const state = panicAtEntry(ep.entryPc, regs, gas);
-      return { ...common, local: false as const, early: this.#result({ state, memory: this.#entryMemory(prepared, instance), results: [] }, gas, frame, this.#epoch), request: undefined };
-    }
-    const request = {
-      image: prepared.guest!, entry: Number(ep.entryPc), regs, gas, engine: this.#options.kvmEngine ?? 'recompiler', resultCount: frame.argSlots,
-      ...(instance === undefined ? {} : { memory: instance.memory }),
-    };
-    return { ...common, local: false as const, early: undefined, request };
+    return { prepared, endpoint: ep, args, gas, timeoutMs, signal, caps, newCaps, frame, instance, hash };
   }
 
   /** A loaded image by content or Image cap hash ('UnknownImage'). */
   #loadedImage(image: unknown): PreparedImage {
     const hash = this.#imageHash(image);
-    const prepared = this.#images.get(toHex(hash));
+    const prepared = this.#host.images.get(toHex(hash));
     if (prepared === undefined) throw new NubError('UnknownImage', `no image or Instance ${toHex(hash)} is in this sandbox`);
     return prepared;
   }
@@ -948,16 +745,16 @@ export class Sandbox {
     if (c instanceof Uint8Array || c instanceof DataCap) {
       const data = c instanceof DataCap ? c : dataCapOf(c);
       const cap: FrameCap = { kind: 'Data', data, hash: data.hash() };
-      if (!this.#caps.has(toHex(cap.hash))) newCaps.push(toStore({ kind: 'Data', value: data }, cap.hash));
+      if (!this.#host.caps.has(toHex(cap.hash))) newCaps.push(toStore({ kind: 'Data', value: data }, cap.hash));
       return cap;
     }
     const hash = (c as { hash?: unknown } | null)?.hash;
     if (!(hash instanceof Uint8Array) || hash.length !== CAP_HASH_BYTES) throw check.badArgument(`caps[${i}]`, 'is neither bytes, a DataCap nor { hash } of a stored cap');
-    const selector = this.#caps.get(toHex(hash))?.store.kind;
+    const selector = this.#host.caps.get(toHex(hash))?.store.kind;
     if (selector === undefined) throw new NubError('UnknownCap', `caps[${i}]: no cap ${toHex(hash)} is stored in this sandbox`);
     const kind = (Object.keys(CapSelector) as (keyof typeof CapSelector)[]).find((k) => CapSelector[k] === selector)!;
     if (kind === 'Image') {
-      const image = this.#images.get(toHex(hash))?.runnable;
+      const image = this.#host.images.get(toHex(hash))?.runnable;
       return image === undefined ? { kind, hash } : { kind, hash, image };
     }
     if (kind !== 'Data') return { kind, hash };
@@ -971,69 +768,16 @@ export class Sandbox {
   #storeArgs(stores: CapToStore[]): void {
     if (stores.length === 0) return;
     this.#checkBudget(stores.reduce((n, c) => n + c.bytes.length, 0), 'the argument caps');
-    this.#intoGuest(() => this.#putStores(stores, performance.now() + DEFAULT_LOAD_TIMEOUT_MS));
-    for (const s of stores) this.#caps.get(toHex(s.hash))!.put = true;
-  }
-
-  /**
-   * The INVOKE request with the frame's slots: where the guest stores each cap, read
-   * through its directory the first time and remembered (reading the directory again
-   * after every entry was most of a trivial invoke's host time).
-   */
-  #guestRequest(call: { request: Omit<GuestInvokeRequest, 'slots'> | undefined; prepared: PreparedImage; frame: FrameSpec }): GuestInvokeRequest {
-    // The image as the guest knows it now: storing the argument caps may have rebooted a full guest, which renumbers its images.
-    return { ...call.request!, image: call.prepared.guest!, slots: this.#guestSlots(call.frame.slots) };
-  }
-
-  /** The image's root slots as a CALL's child frame starts from them, for its PREPARE. */
-  #rootSlotsInGuest(prepared: PreparedImage): GuestFrameSlot[] {
-    const { imageCap, rootData, spawnable } = prepared.runnable;
-    return this.#guestSlots(rootSlotSpecs(imageCap, rootData, spawnable));
-  }
-
-  /** Frame slots as the guest takes them: where it stores each cap, and an Image cap's prepared image. */
-  #guestSlots(slots: readonly FrameSlotSpec[]): GuestFrameSlot[] {
-    return slots.map((s) => {
-      const stored = this.#caps.get(toHex(s.cap.hash));
-      const where = stored?.where ?? this.#guest!.reader.entry(s.cap.hash);
-      if (stored !== undefined && where !== undefined) stored.where = { dataVa: where.dataVa, len: where.len };
-      if (where === undefined && s.cap.kind === 'Data') throw new NubError('Internal', `Data cap ${toHex(s.cap.hash)} of slot ${s.ref} is not stored in the guest`);
-      const image = s.cap.kind === 'Image' && s.cap.image !== undefined ? this.#preparedOf(s.cap.image)?.guest : undefined;
-      return { ref: s.ref, kind: CapSelector[s.cap.kind], pinned: s.pinned, dataVa: where?.dataVa ?? 0n, len: where?.len ?? 0, image: image === undefined ? 0 : image.id + 1 };
-    });
-  }
-
-  /** The loaded image a RunnableImage belongs to. */
-  #preparedOf(image: RunnableImage): PreparedImage | undefined {
-    const prepared = this.#images.get(toHex(image.imageHash));
-    return prepared?.runnable === image ? prepared : undefined;
-  }
-
-  /** The writable mappings as a PANIC at the entry leaves them: their initial bytes, or the Instance's (what the reference reports). */
-  #entryMemory(prepared: PreparedImage, instance: InstanceState | undefined): { writableMappings(): { start: number; bytes: Uint8Array }[] } {
-    return {
-      writableMappings: () => prepared.spec.mappings.filter((m) => m.writable).sort((a, b) => a.start - b.start).map((m) => {
-        const bytes = new Uint8Array(m.size);
-        bytes.set(instance?.memory.get(m.start) ?? m.initial ?? new Uint8Array(0));
-        return { start: m.start, bytes };
-      }),
-    };
-  }
-
-  #guestOptions(call: { timeoutMs: number | undefined; signal: AbortSignal | undefined }, async: boolean): { timeoutMs?: number; signal?: AbortSignal; hostCall: GuestHostCall } {
-    return {
-      ...(call.timeoutMs === undefined ? {} : { timeoutMs: call.timeoutMs }),
-      ...(call.signal === undefined ? {} : { signal: call.signal }),
-      hostCall: (n, regs, memory) => this.#callHostFunction(n, regs, memory, async),
-    };
+    this.#backend.withRoom(() => this.#putStores(stores, performance.now() + DEFAULT_LOAD_TIMEOUT_MS));
+    for (const s of stores) this.#host.caps.get(toHex(s.hash))!.put = true;
   }
 
   /**
    * Runs host function `n`: φ7's new value (or, when `async`, maybe a promise of it),
    * undefined to end the invoke. Synchronously, a promise is the function's mistake ('BadArgument').
    */
-  #callHostFunction(n: number, regs: bigint[], memory: MemoryView, async: boolean): bigint | undefined | Promise<bigint | undefined> {
-    const fn = this.#hostFunctions.get(n);
+  #callHostFunction(regs: bigint[], memory: MemoryView, n: number, async: boolean): bigint | undefined | Promise<bigint | undefined> {
+    const fn = this.#host.hostFunctions.get(n);
     if (fn === undefined) return undefined;
     // Usable until the sandbox closes (on kvm also until the next invoke: 'StaleMemory').
     const view: MemoryView = {
@@ -1048,134 +792,6 @@ export class Sandbox {
     } finally {
       this.#activity = 'running';
     }
-  }
-
-  /** Engine local, async: the interpreter on the sandbox's worker thread (local-thread.ts). */
-  #invokeOnThread(call: LocalCall & { signal: AbortSignal | undefined }): Promise<SandboxResult> {
-    const admitted = call.prepared.loaded.admitted;
-    const input = endpointInput(admitted.imageCap, admitted, call.key, call.args, call.caps, call.instance?.memory);
-    this.#thread ??= new LocalThread();
-    this.#epoch++;
-    return this.#thread.run({
-      input: { ...input, gas: call.gas },
-      hostNumbers: [...this.#hostFunctions.keys()],
-      hostCall: (n, regs, memory) => this.#callHostFunction(n, regs, memory, true),
-      ...(call.timeoutMs === undefined ? {} : { deadline: performance.now() + call.timeoutMs, timeoutMs: call.timeoutMs }),
-      ...(call.signal === undefined ? {} : { signal: call.signal }),
-    });
-  }
-
-  /** Engine local on this thread; a deadline is checked between slices of gas and after each host call. */
-  #invokeLocal({ prepared, key, args, caps, gas, instance, timeoutMs }: LocalCall): SandboxResult {
-    const admitted = prepared.loaded.admitted;
-    const deadline = timeoutMs === undefined ? undefined : performance.now() + timeoutMs;
-    const timeout = new NubError('Timeout', `the invoke did not finish within ${timeoutMs} ms`);
-    const checkDeadline = deadline === undefined ? undefined : () => {
-      if (performance.now() > deadline) throw timeout;
-    };
-    let failure: unknown;
-    const hostCall = (n: number, regs: bigint[], memory: MemoryView): bigint | undefined => {
-      let value;
-      try {
-        value = this.#callHostFunction(n, regs, memory, false) as bigint | undefined;
-      } catch (err) {
-        failure = err ?? new Error('undefined was thrown');
-        throw failure;
-      }
-      checkDeadline?.();
-      return value;
-    };
-    this.#epoch++;
-    try {
-      return invokeLocal(admitted.imageCap, admitted, key, {
-        args, caps, gas, hostCall, spawnable: prepared.runnable.spawnable, ...(instance === undefined ? {} : { memory: instance.memory }), ...(checkDeadline ? { checkpoint: checkDeadline } : {}),
-      });
-    } catch (err) {
-      if (failure !== undefined && err === failure) {
-        throw new NubError('HostFunctionFailed', `a host function threw: ${String(err)}`, { cause: err });
-      }
-      throw err;
-    }
-  }
-
-  #result(
-    outcome: { state: GuestInvokeOutcome['state']; memory: { writableMappings(): { start: number; bytes: Uint8Array }[] }; results: GuestInvokeOutcome['results'] },
-    gas: bigint, frame: FrameSpec, epoch: number,
-  ): SandboxResult {
-    const { state, memory, results } = outcome;
-    let bytes: { start: number; bytes: Uint8Array }[] | undefined;
-    return {
-      ...state,
-      exit: state.exit as ExitCode,
-      gasUsed: gas - state.gasLeft,
-      get memory() {
-        bytes ??= memory.writableMappings();
-        return bytes;
-      },
-      caps: state.exit === Exit.HALT ? this.#guestResultCaps(results, frame, epoch) : [],
-    };
-  }
-
-  /**
-   * Result caps of a kvm invoke: a cap the frame was given keeps its known hash; a
-   * minted one is read from guest memory (no exit) and hashed on the host when first
-   * asked, until the next invoke ('StaleMemory').
-   */
-  #guestResultCaps(results: GuestInvokeOutcome['results'], frame: FrameSpec, epoch: number): ResultCap[] {
-    const mem = this.#guest!.memory;
-    const slots: (FrameCap | undefined)[] = new Array(frame.argSlots);
-    const read = (gpa: number, len: number) => {
-      if (this.#epoch !== epoch) throw new NubError('StaleMemory', 'this result cap was made in guest memory that a later invoke reused');
-      return mem.bytes(gpa, len);
-    };
-    for (const r of results) {
-      if (r.origin !== undefined) { slots[r.slot] = frame.slots[r.origin]!.cap; continue; }
-      if (r.image !== undefined) { slots[r.slot] = this.#guestImageCap(r.image); continue; }
-      if (r.instance !== undefined) { slots[r.slot] = this.#guestInstanceCap(r.instance, read); continue; }
-      let data: DataCap | undefined;
-      slots[r.slot] = { kind: 'Data', get data() { return (data ??= dataCapOf(read(r.pagesGpa, r.pagesLen))); }, get hash() { return this.data.hash(); } };
-    }
-    return resultCapsOf(slots, (cap) => cap.data.bytes());
-  }
-
-  /** The loaded image with guest image id `id` ('GuestProtocol' when there is none: the guest lied). */
-  #preparedByGuestId(id: number): PreparedImage {
-    const prepared = [...this.#images.values()].find((p) => p.guest?.id === id);
-    if (prepared === undefined) throw this.#guest!.mailbox.poison(new NubError('GuestProtocol', `the guest named image id ${id}, which no loaded image has`));
-    return prepared;
-  }
-
-  #guestImageCap(id: number): FrameCap {
-    const prepared = this.#preparedByGuestId(id);
-    return { kind: 'Image', hash: prepared.loaded.contentHash, image: prepared.runnable };
-  }
-
-  /** An Instance the guest made: its memory is read (and split by mapping) only when its hash or state is needed. */
-  #guestInstanceCap(record: GuestInstance, read: (gpa: number, len: number) => Uint8Array): FrameCap {
-    const prepared = this.#preparedByGuestId(record.imageId);
-    const writable = prepared.spec.mappings.filter((m) => m.writable);
-    if (writable.reduce((n, m) => n + m.size, 0) !== record.memoryLen) {
-      throw this.#guest!.mailbox.poison(new NubError('GuestProtocol', `the guest returned an Instance with ${record.memoryLen} bytes of memory for an image with other writable mappings`));
-    }
-    let run: InstanceRun | undefined;
-    const state = (): InstanceRun => {
-      if (run !== undefined) return run;
-      const bytes = read(record.memoryGpa, record.memoryLen);
-      const memory = new Map<number, Uint8Array>();
-      let at = 0;
-      for (const m of writable) { memory.set(m.start, bytes.slice(at, at + m.size)); at += m.size; }
-      return (run = { image: prepared.runnable, memory, regs: record.regs, pc: record.pc, gas: record.gas });
-    };
-    let hash: Uint8Array | undefined;
-    return { kind: 'Instance', get run() { return state(); }, get hash() { return (hash ??= capHash({ kind: 'Instance', value: instanceValue(state()) })); } };
-  }
-
-  #writeHostFunctionBit(n: number, on: boolean): void {
-    if (this.#guest === undefined) return;
-    const gpa = Layout.values.HOST_FUNCTIONS_GPA + (n >> 3);
-    const mem = this.#guest.memory;
-    const byte = mem.u8(gpa);
-    mem.writeU8(gpa, on ? byte | (1 << (n & 7)) : byte & ~(1 << (n & 7)));
   }
 }
 

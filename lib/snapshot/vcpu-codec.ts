@@ -1,37 +1,13 @@
 /**
- * The byte layout of a saved vCPU state (regs, sregs, fpu), declared once with
- * defineStruct and used both ways. Field names are the JS property names, so encode
+ * The byte layout of a saved vCPU state (regs, sregs, fpu): lib/native's field lists
+ * (vcpu-layout.ts), used both ways. Field names are the JS property names, so encode
  * and decode are one loop each; `pad*` fields are written as zero and must read as zero.
  */
-import { defineStruct, readScalar, writeScalar, type FieldLayout } from '../abi/struct.js';
+import { readScalar, writeScalar, type FieldLayout } from '../abi/struct.js';
 import { NubError } from '../errors.js';
 import type { DescriptorTable, Fpu, Regs, Segment, Sregs } from '../native/index.js';
+import { ControlLayout, FpuLayout, RegsLayout, SEGMENTS, SegmentLayout, TABLES, TableLayout } from '../native/vcpu-layout.js';
 import type { VcpuState } from './snapshot.js';
-
-const RegsLayout = defineStruct('nub_snapshot_regs', 'kvm_regs', {
-  rax: 'u64', rbx: 'u64', rcx: 'u64', rdx: 'u64', rsi: 'u64', rdi: 'u64', rsp: 'u64', rbp: 'u64',
-  r8: 'u64', r9: 'u64', r10: 'u64', r11: 'u64', r12: 'u64', r13: 'u64', r14: 'u64', r15: 'u64',
-  rip: 'u64', rflags: 'u64',
-});
-
-const SegmentLayout = defineStruct('nub_snapshot_segment', 'kvm_segment', {
-  base: 'u64', limit: 'u32', selector: 'u16', type: 'u8', present: 'u8',
-  dpl: 'u8', db: 'u8', s: 'u8', l: 'u8', g: 'u8', avl: 'u8', unusable: 'u8', pad0: 'u8',
-});
-
-const TableLayout = defineStruct('nub_snapshot_dtable', 'kvm_dtable', { base: 'u64', limit: 'u16', pad0: 'u16', pad1: 'u32' });
-
-const ControlLayout = defineStruct('nub_snapshot_control', 'the scalar fields of kvm_sregs', {
-  cr0: 'u64', cr2: 'u64', cr3: 'u64', cr4: 'u64', cr8: 'u64', efer: 'u64', apicBase: 'u64',
-});
-
-const FpuLayout = defineStruct('nub_snapshot_fpu', 'kvm_fpu', {
-  fpr: ['u8', 128], fcw: 'u16', fsw: 'u16', ftwx: 'u8', pad0: 'u8', lastOpcode: 'u16',
-  lastIp: 'u64', lastDp: 'u64', xmm: ['u8', 256], mxcsr: 'u32', pad1: 'u32',
-});
-
-const SEGMENTS = ['cs', 'ds', 'es', 'fs', 'gs', 'ss', 'tr', 'ldt'] as const;
-const TABLES = ['gdt', 'idt'] as const;
 
 /** Bytes of an encoded VcpuState. */
 export const VCPU_STATE_SIZE =

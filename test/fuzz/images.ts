@@ -1,12 +1,12 @@
 /**
  * Mutated images through admission and both engines: the image fuzzer's cases
- * (lib/image/fuzz.ts) and bit-flipped example images. Admitted ones are loaded into a
+ * (test/support/image-fuzz.ts) and bit-flipped example images. Admitted ones are loaded into a
  * local and a kvm sandbox and each endpoint is invoked on both: results must be equal.
  */
 import { readFileSync } from 'node:fs';
-import { fuzzInput } from '../../lib/image/fuzz.js';
+import { fuzzInput } from '../support/image-fuzz.js';
 import type { LoadedImage } from '../../lib/sandbox/index.js';
-import { exampleImages } from '../unit/engine-harness.js';
+import { exampleImages } from '../support/engine-harness.js';
 import { EnginePair, FuzzRun, summary, type FuzzOptions, type FuzzReport } from './common.js';
 
 export async function fuzzImages(opts: FuzzOptions): Promise<FuzzReport> {

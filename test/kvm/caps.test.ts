@@ -11,7 +11,7 @@ import { DataCap } from '../../lib/caps/index.js';
 import { ImageBuilder } from '../../lib/image/index.js';
 import { DATA_BASE, Exit } from '../../lib/machine/abi.js';
 import { Sandbox } from '../../lib/sandbox/index.js';
-import { A, assemble, X } from '../unit/machine-asm.js';
+import { A, assemble, X } from '../support/machine-asm.js';
 import { nub } from '../support/cli.js';
 import { describeKvm } from './kvm-available.js';
 

@@ -5,7 +5,7 @@ import { readdirSync } from 'node:fs';
 import { ImageBuilder } from '../../lib/image/builder.js';
 import { Sandbox } from '../../lib/sandbox/index.js';
 import { VmCache } from '../../lib/snapshot/vm-cache.js';
-import { A, assemble, X } from '../unit/machine-asm.js';
+import { A, assemble, X } from '../support/machine-asm.js';
 
 const five = new ImageBuilder().setCode(assemble(A.addi(X.a0, X.zero, 5), A.ecalli(0))).addEndpoint(1, { entryPc: 0 }).addStack(9, 0x8000_0000, 0x1000);
 const { snapshot, hash } = (() => {

@@ -15,8 +15,8 @@ import { Exit } from '../../lib/machine/abi.js';
 import { ImageBuilder } from '../../lib/image/index.js';
 import { invokeLocal, KernelStatus } from '../../lib/machine/index.js';
 import { Sandbox, type InvokeOptions, type LoadedImage } from '../../lib/sandbox/index.js';
-import { exampleImages } from '../unit/engine-harness.js';
-import { A, assemble, X, type Encoded } from '../unit/machine-asm.js';
+import { exampleImages } from '../support/engine-harness.js';
+import { A, assemble, X, type Encoded } from '../support/machine-asm.js';
 import { childImage, dataArg, EDGES, mixer, observe, PHI_S0, R_OPS, randomImage, RW_PAGE, type Observed } from '../support/random-program.js';
 import { describeKvm } from './kvm-available.js';
 

@@ -9,6 +9,9 @@ import {
 import { NubError } from '../../lib/errors.js';
 import { loadKernelImage } from '../../lib/guest/boot.js';
 import { GuestVm, MAX_PUT_BYTES } from '../../lib/guest/guest-vm.js';
+import { prepareInGuest } from '../../lib/guest/invoke.js';
+import { CapSelector } from '../../lib/caps/index.js';
+import { DATA_BASE } from '../../lib/machine/abi.js';
 import { SeededRandom } from '../unit/seeded-random.js';
 import { describeKvm } from './kvm-available.js';
 import { expectNubError } from '../support/nub-error.js';
@@ -102,6 +105,22 @@ describeKvm('guest kernel', function () {
     expectNubError(() => guest.request(MailboxOp.values.SELFTEST_FAULT, [999]), 'GuestBadArgs');
     assert.equal(guest.reader.len(), 0);
     guest.ping();
+  });
+
+  it('refuses a bad PREPARE before it allocates: repeated ones do not exhaust the heap', () => {
+    using guest = GuestVm.boot({ memorySize: MEMORY_SIZE });
+    const rng = new SeededRandom(7);
+    const imageHash = randomBytes(rng, 32);
+    const dataHash = randomBytes(rng, 32);
+    guest.put(imageHash, CapSelector.Image, Uint8Array.of(0x0b, 0x20, 0x00, 0x00)); // code: ecalli 0
+    guest.put(dataHash, CapSelector.Data, Uint8Array.of(CapSelector.Data, 4, 0, 0, 0)); // a Data cap of no pages
+    const writable = { start: DATA_BASE, size: 1 << 20, writable: true, dataHash };
+    const spec = (mappings: { start: number; size: number; writable: boolean; dataHash: Uint8Array }[]) => ({ imageHash, codeOffset: 0, codeLen: 4, mappings, endpoints: [], reservedSlots: false });
+    // Each would lay out a 1 MiB writable mapping before finding the second mapping's cap missing: 30 MiB in all, twice the guest.
+    for (let i = 0; i < 30; i++) {
+      expectNubError(() => prepareInGuest(guest, spec([writable, { ...writable, start: DATA_BASE + (1 << 20), dataHash: randomBytes(rng, 32) }]), []), 'GuestCapMissing');
+    }
+    assert.equal(prepareInGuest(guest, spec([writable]), []).id, 0);
   });
 
   it('fills the directory to its load limit, then reports DirectoryFull', () => {

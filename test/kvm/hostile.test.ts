@@ -13,7 +13,7 @@ import { ImageBuilder } from '../../lib/image/index.js';
 import { DATA_BASE, Exit } from '../../lib/machine/abi.js';
 import { Sandbox, SandboxPool } from '../../lib/sandbox/index.js';
 import { expectNubError } from '../support/nub-error.js';
-import { A, assemble } from '../unit/machine-asm.js';
+import { A, assemble } from '../support/machine-asm.js';
 import { hostileSuite } from '../unit/hostile-suite.js';
 import { testImage } from '../unit/sandbox-suite.js';
 import { describeKvm } from './kvm-available.js';

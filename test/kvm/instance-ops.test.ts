@@ -5,7 +5,7 @@ import { toHex } from '../../lib/caps/index.js';
 import { isNubError } from '../../lib/errors.js';
 import { ImageBuilder } from '../../lib/image/index.js';
 import { KernelOp, SlotRef } from '../../lib/machine/kernel-ops.js';
-import { A, assemble, X } from '../unit/machine-asm.js';
+import { A, assemble, X } from '../support/machine-asm.js';
 import { Exit } from '../../lib/machine/abi.js';
 import { Sandbox, type LoadedImage } from '../../lib/sandbox/index.js';
 import { instanceOpsSuite } from '../unit/instance-ops-suite.js';

@@ -7,7 +7,7 @@ import { MailboxOp, SelftestFault } from '../../lib/abi/guest-abi.js';
 import { NubError } from '../../lib/errors.js';
 import { ImageBuilder } from '../../lib/image/builder.js';
 import { SandboxPool, type LoadedImage } from '../../lib/sandbox/index.js';
-import { A, assemble, X } from '../unit/machine-asm.js';
+import { A, assemble, X } from '../support/machine-asm.js';
 import { describeKvm } from './kvm-available.js';
 
 const FIB = new Uint8Array(readFileSync(fileURLToPath(new URL('../../../examples/fib/fib.ssz', import.meta.url))));

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ImageBuilder } from '../../lib/image/builder.js';
-import { fuzzInput } from '../../lib/image/fuzz.js';
+import { fuzzInput } from '../support/image-fuzz.js';
 import { Exit } from '../../lib/machine/abi.js';
 import { SeededRandom } from '../unit/seeded-random.js';
 import { describeKvm } from './kvm-available.js';

@@ -12,7 +12,7 @@ import { ImageBuilder } from '../../lib/image/builder.js';
 import { Exit } from '../../lib/machine/abi.js';
 import { BootInfo, Layout, MailboxOp, SelftestFault } from '../../lib/abi/guest-abi.js';
 import { Sandbox, type SandboxSnapshot } from '../../lib/sandbox/index.js';
-import { A, assemble, X } from '../unit/machine-asm.js';
+import { A, assemble, X } from '../support/machine-asm.js';
 import { describeKvm } from './kvm-available.js';
 import { expectNubError as rejectsWith } from '../support/nub-error.js';
 

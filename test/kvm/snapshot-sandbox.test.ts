@@ -8,7 +8,7 @@ import { ImageBuilder } from '../../lib/image/builder.js';
 import { Exit } from '../../lib/machine/abi.js';
 import { Sandbox, type SandboxSnapshot } from '../../lib/sandbox/index.js';
 import { VmCache } from '../../lib/snapshot/vm-cache.js';
-import { A, assemble, X } from '../unit/machine-asm.js';
+import { A, assemble, X } from '../support/machine-asm.js';
 import { counterImage } from '../unit/sandbox-suite.js';
 import { describeKvm } from './kvm-available.js';
 import { expectNubError as throwsCode } from '../support/nub-error.js';

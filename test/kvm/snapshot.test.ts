@@ -10,7 +10,7 @@ import { Layout, MailboxOp, SelftestFault } from '../../lib/abi/guest-abi.js';
 import { Vm } from '../../lib/native/index.js';
 import { ImmutableMapping } from '../../lib/snapshot/immutable-mapping.js';
 import { countPages } from '../../lib/snapshot/page-bitmap.js';
-import { loadSnapshot, saveSnapshot } from '../../lib/snapshot/snapshot-file.js';
+import { loadSnapshot, saveSnapshot } from '../../lib/guest/snapshot-file.js';
 import { Snapshot } from '../../lib/snapshot/snapshot.js';
 import { SeededRandom } from '../unit/seeded-random.js';
 import { describeKvm } from './kvm-available.js';
@@ -141,7 +141,7 @@ describeKvm('snapshots of the guest kernel', function () {
 
       const lib = (p: string) => new URL(`../../lib/${p}`, import.meta.url).href;
       const child = `
-        import { loadSnapshot } from '${lib('snapshot/snapshot-file.js')}';
+        import { loadSnapshot } from '${lib('guest/snapshot-file.js')}';
         import { GuestCacheReader } from '${lib('guest/cache-reader.js')}';
         import { GuestMemory } from '${lib('guest/guest-memory.js')}';
         import { Mailbox } from '${lib('guest/mailbox.js')}';

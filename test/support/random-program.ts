@@ -4,11 +4,11 @@
  * (test/fuzz/programs.ts).
  */
 import { toHex } from '../../lib/caps/index.js';
-import { DATA_BASE, Gas } from '../../lib/machine/abi.js';
+import { DATA_BASE, Gas, PHI_X_REGISTERS, xToPhi } from '../../lib/machine/abi.js';
 import { ImageBuilder } from '../../lib/image/index.js';
 import { dataCapOf, KernelOp } from '../../lib/machine/index.js';
 import type { HostFunction, SandboxResult } from '../../lib/sandbox/index.js';
-import { A, assemble, C, X, type Encoded } from '../unit/machine-asm.js';
+import { A, assemble, C, X, type Encoded } from './machine-asm.js';
 import { SeededRandom } from '../unit/seeded-random.js';
 
 export const RO_PAGE = DATA_BASE;
@@ -32,9 +32,10 @@ export const mixer: HostFunction = (regs, memory) => {
 };
 
 const { a1, a2, s0 } = X;
-/** φ index of s0 (x8): φ2..φ12 are x5..x15. */
-export const PHI_S0 = 5;
-export const REGS = [0, 1, 2, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+/** φ index of s0 (x8). */
+export const PHI_S0 = xToPhi(8);
+/** x0 and every φ register's x-number. */
+export const REGS = [0, ...PHI_X_REGISTERS];
 export const EDGES = [0n, 1n, -1n, 7n, 63n, 64n, 0x7fff_ffffn, -0x8000_0000n, 1n << 63n, (1n << 63n) - 1n];
 /** Every register-register instruction of the assembler (they all take rd, rs1, rs2). */
 export const R_OPS = ['add', 'sub', 'sll', 'slt', 'sltu', 'xor', 'srl', 'sra', 'or', 'and', 'addw', 'subw', 'sllw', 'srlw', 'sraw',

@@ -3,7 +3,7 @@ import { BOOT_INFO_LAYOUT_VERSION, BOOT_INFO_MAGIC, BootInfo, DirectoryEntry, Di
 import { CapSelector, DataCap, encodeCap } from '../../lib/caps/index.js';
 import { isNubError, type NubErrorCode } from '../../lib/errors.js';
 import { CAP_HASH_BYTES, GuestCacheReader } from '../../lib/guest/cache-reader.js';
-import { DirectoryWriter, type SyntheticGuestOptions } from '../../lib/guest/directory-writer.js';
+import { DirectoryWriter, type SyntheticGuestOptions } from '../support/directory-writer.js';
 import { GuestMemory } from '../../lib/guest/guest-memory.js';
 import { map } from '../../lib/guest/vmem.js';
 import { SeededRandom } from './seeded-random.js';

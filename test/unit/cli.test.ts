@@ -10,7 +10,7 @@ import { ImageBuilder, encodeImage } from '../../lib/image/index.js';
 import { Gas } from '../../lib/machine/index.js';
 import { packageRoot } from '../../lib/native/binding.js';
 import { CLI, nub } from '../support/cli.js';
-import { A, X, assemble } from './machine-asm.js';
+import { A, X, assemble } from '../support/machine-asm.js';
 
 /** Checks a JSON error object: the fixed fields, and a message. */
 function assertJsonError(json: Record<string, any> | undefined, code: string): void {

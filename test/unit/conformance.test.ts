@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { CODE_BASE, DATA_BASE, Exit, decodeAt } from '../../lib/machine/index.js';
-import { A, C, X, assemble, type Encoded } from './machine-asm.js';
+import { A, C, X, assemble, type Encoded } from '../support/machine-asm.js';
 import { run, u64 } from './machine-helpers.js';
 
 const { a0, a1, a2, a3, a4, a5, s0, s1, sp, ra } = X;

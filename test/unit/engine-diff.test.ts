@@ -12,8 +12,8 @@ import { CODE_BASE, DATA_BASE, Exit, PAGE_SIZE } from '../../lib/machine/abi.js'
 import { invokeLocal, isBlockStart, prepareProgram, runMachine, type MappingSpec } from '../../lib/machine/index.js';
 import { decodeAt } from '../../lib/machine/decoder.js';
 import { ISA } from '../../lib/machine/isa.js';
-import { exampleImages, exampleInput, harnessBuilt, runEngine, type EngineInput, type EngineResult } from './engine-harness.js';
-import { A, assemble as assembleEncoded, X } from './machine-asm.js';
+import { exampleImages, exampleInput, harnessBuilt, runEngine, type EngineInput, type EngineResult } from '../support/engine-harness.js';
+import { A, assemble as assembleEncoded, X } from '../support/machine-asm.js';
 import { SeededRandom } from './seeded-random.js';
 
 // ---- a tiny RV64 assembler (the encodings of the RISC-V ISA manual) ----
@@ -314,6 +314,15 @@ describeEngine('engine vs reference interpreter', function () {
     // The generator must reach every way a run can end, or it is not testing them.
     for (const exit of [Exit.HALT, Exit.PANIC, Exit.OUT_OF_GAS, Exit.PAGE_FAULT, Exit.HOST_CALL, Exit.ECALL, Exit.TRAP]) {
       assert.ok((exits.get(exit) ?? 0) > 0, `no random program ended with exit ${exit}: ${JSON.stringify([...exits])}`);
+    }
+  });
+
+  it('applies the entry rule to a 64-bit entry: past 2^32 is a PANIC even where CODE_BASE + entry wraps to a block start', () => {
+    const code = assembleEncoded(A.addi(X.a0, 0, 7), A.ecalli(0));
+    assert.equal(agree({ code, mappings: [], entry: 0, regs: [], gas: 1000n }, 'entry 0').exit, Exit.HALT);
+    for (const entry of [2 ** 32, 2 ** 32 + 4, 3, 8]) {
+      const r = agree({ code, mappings: [], entry, regs: [], gas: 1000n }, `entry ${entry}`);
+      assert.deepEqual([r.exit, r.pc, r.gasLeft, r.instructions], [Exit.PANIC, (CODE_BASE + entry) % 2 ** 32, 1000n, 0], `entry ${entry}`);
     }
   });
 

@@ -13,7 +13,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { admitImage } from '../../lib/image/index.js';
 import { dataCapOf, Exit, exitName, invokeLocal } from '../../lib/machine/index.js';
 import { Sandbox } from '../../lib/sandbox/index.js';
-import { buildLinuxExamples, loadExamples, missingTools, runUnderQemu, type ExampleCase } from '../../bench/support/qemu-harness.js';
+import { buildLinuxExamples, loadExamples, missingTools, runUnderQemu, type ExampleCase } from '../support/qemu-harness.js';
 
 const MASK64 = (1n << 64n) - 1n;
 /** Enough for every unit-test case (the heaviest uses well under a tenth of it). */

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { runFuzz } from '../../lib/image/fuzz.js';
+import { runFuzz } from '../support/image-fuzz.js';
 
 describe('image: fuzzed decoding and admission', () => {
   it('ends every mutated image in a value or a typed error, quickly and without big allocations', function () {

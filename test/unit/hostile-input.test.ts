@@ -11,13 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DataCap, MAX_CODE_SIZE } from '../../lib/caps/index.js';
-import { resultLie, type GuestInvokeRequest, type GuestInvokeState } from '../../lib/guest/invoke.js';
+import { resultLie, type GuestInvokeRequest } from '../../lib/guest/invoke.js';
 import { admitImage, encodeImage, ImageBuilder } from '../../lib/image/index.js';
-import { CODE_BASE, Exit } from '../../lib/machine/abi.js';
+import { CODE_BASE, Exit, type ExitCode } from '../../lib/machine/abi.js';
+import type { MachineStop } from '../../lib/machine/invoke.js';
 import { prepareProgram } from '../../lib/machine/program.js';
 import { ImmutableMapping } from '../../lib/snapshot/immutable-mapping.js';
 import { expectNubError } from '../support/nub-error.js';
-import { A, assemble } from './machine-asm.js';
+import { A, assemble } from '../support/machine-asm.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 
@@ -105,16 +106,16 @@ describe('hostile input below the sandbox (issue 14)', function () {
   });
 
   describe('item 13: the host checks every field of a guest INVOKE result', () => {
-    const req = { image: { id: 0, codeLen: 64, regions: [] }, entry: 8, regs: [], gas: 1000n } as unknown as GuestInvokeRequest;
-    const ok: GuestInvokeState = { exit: Exit.HALT, exitArg: 5n, regs: [0n, 0n, 0n, 0n, 0n, 0n, 0n, 5n, 0n, 0n, 0n, 0n, 0n], pc: CODE_BASE + 12, gasLeft: 900n, instructions: 4 };
+    const req = { image: { id: 0, codeLen: 64, regions: [] }, entry: 8n, regs: [], gas: 1000n } as unknown as GuestInvokeRequest;
+    const ok: MachineStop = { exit: Exit.HALT, exitArg: 5n, regs: [0n, 0n, 0n, 0n, 0n, 0n, 0n, 5n, 0n, 0n, 0n, 0n, 0n], pc: CODE_BASE + 12, gasLeft: 900n, instructions: 4 };
     it('accepts what could be true (also a PANIC at a bad entry past the code)', () => {
       assert.equal(resultLie(ok, req), undefined);
-      assert.equal(resultLie({ ...ok, exit: Exit.PANIC, exitArg: 0n, pc: CODE_BASE + 4000, gasLeft: 1000n, instructions: 0 }, { ...req, entry: 4000 }), undefined);
+      assert.equal(resultLie({ ...ok, exit: Exit.PANIC, exitArg: 0n, pc: CODE_BASE + 4000, gasLeft: 1000n, instructions: 0 }, { ...req, entry: 4000n }), undefined);
       assert.equal(resultLie({ ...ok, exit: Exit.PAGE_FAULT, exitArg: 0xffff_fff0n }, req), undefined);
       assert.equal(resultLie({ ...ok, exit: Exit.HOST_CALL, exitArg: 2047n, pc: CODE_BASE + 64 }, req), undefined);
     });
-    const lies: [string, Partial<GuestInvokeState>][] = [
-      ['an unknown exit', { exit: 0x7fff_ffff }],
+    const lies: [string, Partial<MachineStop>][] = [
+      ['an unknown exit', { exit: 0x7fff_ffff as ExitCode }],
       ['more gas left than given', { gasLeft: 18446744073709541615n }],
       ['a pc outside the code', { pc: 0xffff_ffff }],
       ['a pc below the code', { pc: CODE_BASE - 2 }],

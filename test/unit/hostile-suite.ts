@@ -11,7 +11,7 @@ import { DATA_BASE, Exit } from '../../lib/machine/abi.js';
 import { Sandbox, type EngineName, type LoadedImage } from '../../lib/sandbox/index.js';
 import { MAX_PREPARE_MAPPINGS as MAX_MAPPINGS } from '../../lib/guest/invoke.js';
 import { expectNubError } from '../support/nub-error.js';
-import { A, assemble, X } from './machine-asm.js';
+import { A, assemble, X } from '../support/machine-asm.js';
 import { testImage } from './sandbox-suite.js';
 
 const TOP_PAGE = 0xffff_f000;

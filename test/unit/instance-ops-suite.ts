@@ -13,7 +13,7 @@ import { DATA_BASE, Exit, Gas } from '../../lib/machine/abi.js';
 import { CallLimit, KernelGas, KernelOp, KernelStatus as S, SlotRef } from '../../lib/machine/kernel-ops.js';
 import { Sandbox, type EngineName, type LoadedImage, type SandboxResult } from '../../lib/sandbox/index.js';
 import { CHILD_ADD_GAS, CHILD_PAGES, childImage } from '../support/random-program.js';
-import { A, assemble, X } from './machine-asm.js';
+import { A, assemble, X } from '../support/machine-asm.js';
 
 const PINNED = 5, CHILD_IMAGE = 7, CHILD = 8, MISSING_IMAGE = 9, FREE = 10;
 const ARG = (i: number) => SlotRef.ARG_BASE + i;

@@ -11,7 +11,7 @@ import { ImageBuilder } from '../../lib/image/index.js';
 import { CODE_BASE, DATA_BASE, Exit, Gas } from '../../lib/machine/abi.js';
 import { KernelGas, KernelOp, KernelStatus, SlotRef } from '../../lib/machine/kernel-ops.js';
 import { Sandbox, type EngineName, type InvokeOptions, type LoadedImage, type SandboxResult } from '../../lib/sandbox/index.js';
-import { A, assemble, X } from './machine-asm.js';
+import { A, assemble, X } from '../support/machine-asm.js';
 
 const RO = DATA_BASE; // pinned slot 5, two pages
 const RW = DATA_BASE + 0x4000; // initial slot 6, two pages (the cap has one)

@@ -1,17 +1,17 @@
 /** Shared set-up for the machine tests: run hand-assembled code and read registers by x number. */
-import { runMachine, type InvokeResult, type MachineInput } from '../../lib/machine/index.js';
-import { assemble, type Encoded } from './machine-asm.js';
+import { NUM_REGS, runMachine, xToPhi, type InvokeResult, type MachineInput } from '../../lib/machine/index.js';
+import { assemble, type Encoded } from '../support/machine-asm.js';
 
-/** φ index of register x`n` (x1→φ0, x2→φ1, x5..x15→φ2..φ12); SPEC section 5. */
+/** φ index of register x`n`. */
 export function phiOf(x: number): number {
-  if (x === 1 || x === 2) return x - 1;
-  if (x >= 5 && x <= 15) return x - 3;
-  throw new Error(`x${x} is not a PVM2 register`);
+  const phi = xToPhi(x);
+  if (phi < 0) throw new Error(`x${x} is not a PVM2 register`);
+  return phi;
 }
 
 /** φ0..φ12 from values given by x number. */
 export function regsFromX(values: Partial<Record<number, bigint>>): bigint[] {
-  const regs = new Array<bigint>(13).fill(0n);
+  const regs = new Array<bigint>(NUM_REGS).fill(0n);
   for (const [x, v] of Object.entries(values)) regs[phiOf(Number(x))] = BigInt.asUintN(64, v!);
   return regs;
 }

@@ -9,7 +9,7 @@ import {
   CODE_BASE, DATA_BASE, Exit, Gas, decodeAt, disassemble, invokeLocal, isBlockStart, prepareProgram, runMachine,
 } from '../../lib/machine/index.js';
 import { isNubError } from '../../lib/errors.js';
-import { A, C, X, assemble, rType, iType, type Encoded } from './machine-asm.js';
+import { A, C, X, assemble, rType, iType, type Encoded } from '../support/machine-asm.js';
 import { run } from './machine-helpers.js';
 
 const { a0, a1, a2, a6, gp, tp, t6, s2, sp, ra } = X;
@@ -119,7 +119,7 @@ describe('machine: blocks and gas', () => {
     const big = (1n << 64n) - 1n;
     const r = run(code, { gas: big });
     assert.equal(r.gasLeft, big - BigInt(block0 + block1));
-    assert.throws(() => run(code, { gas: -1n }), (e) => isNubError(e, 'Machine.BadGas'));
+    assert.throws(() => run(code, { gas: -1n }), (e) => isNubError(e, 'BadArgument'));
   });
 });
 
@@ -153,7 +153,7 @@ describe('machine: exits', () => {
     const seen: [number, bigint][] = [];
     const r = run([A.addi(a1, 0, 5), A.ecalli(100), A.addi(a0, a0, 1), A.ecalli(0)], {
       gas: 1000n,
-      hostCall: (n, regs) => { seen.push([n, regs[8]!]); return 41n; },
+      hostFunction: (regs, _memory, n) => { seen.push([n, regs[8]!]); return 41n; },
     });
     assert.deepEqual(seen, [[100, 5n]]);
     assert.deepEqual([r.exit, r.exitArg], [Exit.HALT, 42n]);
@@ -164,7 +164,7 @@ describe('machine: exits', () => {
     const mapping = { start: DATA_BASE, size: 4096, writable: true, content: Uint8Array.of(7) };
     const r = run([A.ecalli(70), A.ecalli(71)], {
       mappings: [mapping],
-      hostCall: (n, _regs, mem) => {
+      hostFunction: (_regs, mem, n) => {
         if (n !== 70) return undefined;
         assert.deepEqual(mem.read(DATA_BASE, 1), Uint8Array.of(7));
         assert.equal(mem.read(DATA_BASE - 1, 2), undefined);
@@ -325,8 +325,8 @@ describe('machine: invoking an image (engine local)', () => {
 
   it('an endpoint not at a block start panics; unknown endpoints and extra arguments are refused', () => {
     assert.equal(invokeLocal(admitted.imageCap, admitted, 4, { gas: 100 }).exit, Exit.PANIC);
-    assert.throws(() => invokeLocal(admitted.imageCap, admitted, 9, { gas: 100 }), (e) => isNubError(e, 'Machine.NoSuchEndpoint'));
-    assert.throws(() => invokeLocal(admitted.imageCap, admitted, 3, { gas: 100, args: [1, 2, 3, 4, 5] }), (e) => isNubError(e, 'Machine.TooManyArgs'));
+    assert.throws(() => invokeLocal(admitted.imageCap, admitted, 9, { gas: 100 }), (e) => isNubError(e, 'UnknownEndpoint'));
+    assert.throws(() => invokeLocal(admitted.imageCap, admitted, 3, { gas: 100, args: [1, 2, 3, 4, 5] }), (e) => isNubError(e, 'BadArgument'));
   });
 });
 
@@ -370,7 +370,7 @@ describe('machine: bad input always ends in an exit', () => {
       const seeds = Array.from({ length: 13 }, () => (next() % 3 === 0 ? BigInt(DATA_BASE + (next() % 8192)) : BigInt(next())));
       const r = runMachine({
         program: assemble(...insts), mappings: [mapping], entry: 0, regs: seeds, gas: 50_000,
-        hostCall: (n) => (n % 2 ? BigInt(n) : undefined),
+        hostFunction: (_regs, _memory, n) => (n % 2 ? BigInt(n) : undefined),
       });
       assert.ok(EXITS.has(r.exit));
       assert.ok(r.gasLeft >= 0n && r.gasLeft <= 50_000n);

@@ -15,7 +15,7 @@ import { Image } from '../../lib/image/schema.js';
 import { admitImage } from '../../lib/image/index.js';
 import { Exit, invokeLocal } from '../../lib/machine/index.js';
 import { nub } from '../support/cli.js';
-import { compileForPvm, missingTools } from '../../bench/support/qemu-harness.js';
+import { compileForPvm, missingTools } from '../support/qemu-harness.js';
 import { SeededRandom } from './seeded-random.js';
 import { expectNubError as packError } from '../support/nub-error.js';
 
@@ -373,11 +373,11 @@ describe('nub pack', () => {
         'NUB_ENDPOINT(2, trap_unless_zero, 1);',
       ])).image);
       const seen: Array<[number, bigint[]]> = [];
-      const hostCall = (imm: number, regs: bigint[]) => {
-        seen.push([imm, regs.slice(7, 13)]);
+      const hostFunction = (regs: bigint[], _memory: unknown, n: number) => {
+        seen.push([n, regs.slice(7, 13)]);
         return regs[7]! * regs[8]!;
       };
-      const handled = invokeLocal(admitted.imageCap, admitted, [1], { args: [14n], gas: 10_000n, hostCall });
+      const handled = invokeLocal(admitted.imageCap, admitted, [1], { args: [14n], gas: 10_000n, hostFunction });
       assert.deepEqual([handled.exit, handled.exitArg], [Exit.HALT, 14n * 3n + 1n]);
       assert.deepEqual(seen, [[100, [14n, 3n, 0n, 0n, 0n, 7n]]]);
       const unhandled = invokeLocal(admitted.imageCap, admitted, [1], { args: [14n], gas: 10_000n });

@@ -8,7 +8,7 @@ import { ImageBuilder } from '../../lib/image/index.js';
 import { DATA_BASE, Exit } from '../../lib/machine/abi.js';
 import { DataCap } from '../../lib/caps/index.js';
 import { Sandbox, type EngineName, type LoadedImage, type SandboxOptions } from '../../lib/sandbox/index.js';
-import { A, assemble, X } from './machine-asm.js';
+import { A, assemble, X } from '../support/machine-asm.js';
 import { expectNubError } from '../support/nub-error.js';
 
 export const RW_PAGE = DATA_BASE + 0x1000;

@@ -1,8 +1,8 @@
-// lib/snapshot/pool.ts with fake members: borrowing, waiting, reset after every use,
+// lib/sandbox/member-pool.ts with fake members: borrowing, waiting, reset after every use,
 // replacement of broken members, closing.
 import assert from 'node:assert/strict';
 import { NubError } from '../../lib/errors.js';
-import { Pool, type PoolAdapter } from '../../lib/snapshot/pool.js';
+import { Pool, type PoolAdapter } from '../../lib/sandbox/member-pool.js';
 
 interface Fake {
   id: number;

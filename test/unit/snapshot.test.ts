@@ -11,7 +11,7 @@ import { BumpTableAllocator, map, type MappingKind } from '../../lib/guest/vmem.
 import { MemoryFile, type Fpu, type Regs, type Segment, type Sregs } from '../../lib/native/index.js';
 import { ImmutableMapping } from '../../lib/snapshot/immutable-mapping.js';
 import { copyPages, countPages, forEachRun, hasPage, setPage, withoutPages } from '../../lib/snapshot/page-bitmap.js';
-import { decodeSnapshot, encodeSnapshot, SNAPSHOT_FORMAT_VERSION } from '../../lib/snapshot/snapshot-file.js';
+import { decodeSnapshot, encodeSnapshot, SNAPSHOT_FORMAT_VERSION } from '../../lib/guest/snapshot-file.js';
 import { Snapshot, type VcpuState } from '../../lib/snapshot/snapshot.js';
 import { decodeVcpuState, encodeVcpuState, VCPU_STATE_SIZE } from '../../lib/snapshot/vcpu-codec.js';
 import { SeededRandom } from './seeded-random.js';

@@ -135,15 +135,12 @@ int main(int argc, char **argv) {
     }
     if (rd.left) fail("trailing bytes after the request");
 
-    /* A fresh invocation, as the kernel starts one: the entry must be a block start. */
-    struct pvm_state st = {.pc = req.pc, .gas = req.gas, .exit = PVM_EXIT_PANIC};
+    /* A fresh invocation, as the kernel starts one. */
+    struct pvm_state st = {.gas = req.gas};
     memcpy(st.regs, req.regs, sizeof st.regs);
-    uint64_t run_ns = 0;
-    if (pvm_is_block_start(prog, req.pc)) {
-        t0 = now_ns();
-        pvm_execute(prog, mem, &st, (enum pvm_engine)req.engine, 0);
-        run_ns = now_ns() - t0;
-    }
+    t0 = now_ns();
+    pvm_enter(prog, mem, &st, req.entry, (enum pvm_engine)req.engine, 0);
+    uint64_t run_ns = now_ns() - t0;
 
     struct pvm_harness_response res = {
         .magic = PVM_HARNESS_RESPONSE_MAGIC, .exit = st.exit, .pc = st.pc, .exit_arg = st.exit_arg, .gas = st.gas,

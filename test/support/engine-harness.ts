@@ -9,8 +9,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EngineMapping, EngineRequest, EngineResponse, HarnessMagic } from '../../lib/abi/engine-harness-abi.js';
 import type { AdmittedImage } from '../../lib/image/index.js';
-import { CODE_BASE, NUM_REGS } from '../../lib/machine/abi.js';
-import { endpointInput, type MappingSpec } from '../../lib/machine/index.js';
+import { NUM_REGS, type ExitCode } from '../../lib/machine/abi.js';
+import { endpointInput, type InvokeResult, type MachineStop, type MappingSpec } from '../../lib/machine/index.js';
 
 /** Compiled into <dist>/test/unit/, so the checkout is three levels up. */
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -36,15 +36,8 @@ export interface EngineInput {
 export const ENGINE_KINDS = { interpreter: 0, recompiler: 1 } as const;
 export type EngineKind = keyof typeof ENGINE_KINDS;
 
-export interface EngineResult {
-  exit: number;
-  exitArg: bigint;
-  regs: bigint[];
-  pc: number;
-  gasLeft: bigint;
-  /** Final bytes of every writable mapping, ascending by start (as lib/machine reports them). */
-  memory: { start: number; bytes: Uint8Array }[];
-  instructions: number;
+/** lib/machine's MachineStop and memory, and the harness's own measurements. */
+export interface EngineResult extends MachineStop, Pick<InvokeResult, 'memory'> {
   /** Time inside pvm_execute, pvm_prepare and pvm_compile, measured by the harness. */
   runNs: bigint;
   prepareNs: bigint;
@@ -61,7 +54,7 @@ export function encodeRequest(input: EngineInput): Uint8Array {
   EngineRequest.set(view, 0, 'magic', HarnessMagic.values.REQUEST_MAGIC);
   EngineRequest.set(view, 0, 'code_len', input.code.length);
   EngineRequest.set(view, 0, 'mapping_count', input.mappings.length);
-  EngineRequest.set(view, 0, 'pc', (CODE_BASE + input.entry) >>> 0);
+  EngineRequest.set(view, 0, 'entry', BigInt(input.entry));
   EngineRequest.set(view, 0, 'gas', input.gas);
   EngineRequest.set(view, 0, 'engine', ENGINE_KINDS[input.engine ?? 'interpreter']);
   for (let i = 0; i < NUM_REGS; i++) view.setBigUint64(EngineRequest.offsets.regs + 8 * i, BigInt.asUintN(64, input.regs[i] ?? 0n), true);
@@ -96,7 +89,7 @@ export function decodeResponse(bytes: Uint8Array, mappings: readonly MappingSpec
   if (at !== bytes.length) throw new Error(`engine harness: response is ${bytes.length} bytes, expected ${at}`);
   memory.sort((x, y) => x.start - y.start);
   return {
-    exit: EngineResponse.get(view, 0, 'exit'),
+    exit: EngineResponse.get(view, 0, 'exit') as ExitCode, // the tests compare it with the reference's
     exitArg: EngineResponse.get(view, 0, 'exit_arg'),
     regs,
     pc: EngineResponse.get(view, 0, 'pc'),

@@ -6,11 +6,11 @@
  */
 import {
   BOOT_INFO_LAYOUT_VERSION, BOOT_INFO_MAGIC, BootInfo, DIRECTORY_LAYOUT_ID, DirectoryEntry, DirectoryEntryState, DirectoryHeader, Layout,
-} from '../abi/guest-abi.js';
-import { NubError } from '../errors.js';
-import { GuestMemory, hex } from './guest-memory.js';
-import { CAP_HASH_BYTES } from './cache-reader.js';
-import { BumpTableAllocator, map, PAGE_SIZE, PageWalkCache, readVirtual, virtToPhys, writeVirtual } from './vmem.js';
+} from '../../lib/abi/guest-abi.js';
+import { NubError } from '../../lib/errors.js';
+import { GuestMemory, hex } from '../../lib/guest/guest-memory.js';
+import { CAP_HASH_BYTES } from '../../lib/guest/cache-reader.js';
+import { BumpTableAllocator, map, PAGE_SIZE, PageWalkCache, readVirtual, virtToPhys, writeVirtual } from '../../lib/guest/vmem.js';
 
 const L = Layout.values;
 const RW = { type: 'basic', readable: true, writable: true, executable: false } as const;

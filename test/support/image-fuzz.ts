@@ -3,11 +3,11 @@
  * sample) and `scripts/fuzz-image.mjs` (100,000 cases). Every input must end in a
  * value or a `NubError`; anything else is a bug and is thrown with the input attached.
  */
-import { NubError } from '../errors.js';
-import { admitImage } from './admit.js';
-import { ImageBuilder } from './builder.js';
-import { encodeImage } from './codec.js';
-import type { ImageValue } from './schema.js';
+import { NubError } from '../../lib/errors.js';
+import { admitImage } from '../../lib/image/admit.js';
+import { ImageBuilder } from '../../lib/image/builder.js';
+import { encodeImage } from '../../lib/image/codec.js';
+import type { ImageValue } from '../../lib/image/schema.js';
 
 /** xorshift32: small, seedable, and the same on every machine. */
 export class Rng {

@@ -1,10 +1,11 @@
 /**
- * Checking what callers pass a Sandbox: one rule per kind of argument, one code
- * ('BadArgument', with `path` naming the argument). Strict on purpose: a string where
- * a number belongs is a mistake to report, not a value to coerce.
+ * Checking what callers pass nub (a Sandbox, lib/machine's runMachine and invokeLocal):
+ * one rule per kind of argument, one code ('BadArgument', with `path` naming the
+ * argument). Strict on purpose: a string where a number belongs is a mistake to
+ * report, not a value to coerce.
  */
-import { NubError } from '../errors.js';
-import { MAX_TIMEOUT_MS } from '../limits.js';
+import { NubError } from './errors.js';
+import { MAX_TIMEOUT_MS } from './limits.js';
 
 export function badArgument(path: string, message: string): NubError {
   return new NubError('BadArgument', `${path}: ${message}`, { path });
@@ -37,8 +38,9 @@ export function options<T extends object>(v: T | undefined, path: string): Parti
   return v;
 }
 
-export function gas(v: unknown, fallback: bigint): bigint {
-  if (v === undefined) return fallback;
+/** Gas: a u64, not negative; `fallback` when it is left out (required without one). */
+export function gas(v: unknown, fallback?: bigint): bigint {
+  if (v === undefined && fallback !== undefined) return fallback;
   if ((typeof v === 'bigint' && v < 0n) || (typeof v === 'number' && v < 0)) throw badArgument('gas', `${describe(v)} is negative`);
   return u64(v, 'gas');
 }

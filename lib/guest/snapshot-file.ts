@@ -1,7 +1,8 @@
 /**
  * Snapshots on disk, for loading in another process. Only the pages the guest can reach
  * are stored: its page-table pages and the pages its tables map (walkVaSpaces from
- * CR3), minus all-zero pages (a loaded snapshot starts from a zero-filled file).
+ * CR3), minus all-zero pages (a loaded snapshot starts from a zero-filled file). It is
+ * lib/guest's, not lib/snapshot's, because what to keep follows the guest's paging.
  *
  * Layout, little-endian:
  *
@@ -18,13 +19,13 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { defineStruct } from '../abi/struct.js';
 import { NubError, fromSystemError } from '../errors.js';
-import { GuestMemory } from '../guest/guest-memory.js';
-import { walkVaSpaces } from '../guest/vmem.js';
+import { GuestMemory } from './guest-memory.js';
+import { walkVaSpaces } from './vmem.js';
 import { maxMemorySize, MemoryFile } from '../native/index.js';
-import { readOnlyWindow } from './immutable-mapping.js';
-import { PAGE_SIZE } from './page-bitmap.js';
-import { Snapshot, type VcpuState } from './snapshot.js';
-import { decodeVcpuState, encodeVcpuState, VCPU_STATE_SIZE } from './vcpu-codec.js';
+import { readOnlyWindow } from '../snapshot/immutable-mapping.js';
+import { PAGE_SIZE } from '../snapshot/page-bitmap.js';
+import { Snapshot, type VcpuState } from '../snapshot/snapshot.js';
+import { decodeVcpuState, encodeVcpuState, VCPU_STATE_SIZE } from '../snapshot/vcpu-codec.js';
 
 export const SNAPSHOT_MAGIC = 0x3150_414e_5342_554en; // "NUBSNAP1" read as a little-endian u64
 export const SNAPSHOT_FORMAT_VERSION = 1;
@@ -42,30 +43,6 @@ const SnapshotHeader = defineStruct('nub_snapshot_header', 'start of a saved sna
 
 const CR0_PG = 1n << 31n;
 const CR3_ROOT_MASK = 0x000f_ffff_ffff_f000n;
-const ENTRY_PRESENT = 1;
-const ENTRY_HUGE = 0x80;
-const ENTRY_ADDR_MASK = 0x000f_ffff_ffff_f000n;
-
-/**
- * The page-table pages reachable from `root` (PML4, PDPTs, PDs, PTs) that lie inside
- * memory. walkVaSpaces lists what the tables map; this lists the tables themselves.
- */
-function tablePages(mem: GuestMemory, root: number): Set<number> {
-  const tables = new Set<number>();
-  const visit = (table: number, depth: number): void => {
-    if (!mem.contains(table, PAGE_SIZE) || tables.has(table / PAGE_SIZE)) return;
-    tables.add(table / PAGE_SIZE);
-    if (depth === 3) return; // a PT holds only leaves
-    for (let i = 0; i < 512; i++) {
-      const entry = mem.view.getBigUint64(table + i * 8, true);
-      if ((entry & BigInt(ENTRY_PRESENT)) === 0n) continue;
-      if (depth > 0 && (entry & BigInt(ENTRY_HUGE)) !== 0n) continue; // a 1 GiB or 2 MiB leaf
-      visit(Number(entry & ENTRY_ADDR_MASK), depth + 1);
-    }
-  };
-  visit(root, 0);
-  return tables;
-}
 
 function isZeroPage(mem: GuestMemory, page: number): boolean {
   const words = new Uint32Array(mem.buffer, page * PAGE_SIZE, PAGE_SIZE / 4);
@@ -80,8 +57,7 @@ export function reachablePages(mem: GuestMemory, sregs: VcpuState['sregs']): num
   if ((sregs.cr0 & CR0_PG) !== 0n) {
     const root = Number(sregs.cr3 & CR3_ROOT_MASK);
     const marked = new Uint8Array(pageCount);
-    for (const page of tablePages(mem, root)) marked[page] = 1;
-    for (const space of walkVaSpaces(mem, [root])) {
+    for (const space of walkVaSpaces(mem, [root], (table) => { marked[table / PAGE_SIZE] = 1; })) {
       for (const m of space.mappings) {
         if (m.type !== 'thisSpace') continue;
         const first = Math.floor(m.mapping.physBase / PAGE_SIZE);
