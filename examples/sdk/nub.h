@@ -63,29 +63,10 @@
           ".popsection")
 
 /*
- * Host function n (64..2047): `ecalli n` with arguments in a0..a5 and the
- * result in a0. The immediate is part of the instruction, so n must be a
- * compile-time constant; pass 0 for unused arguments.
+ * `ecalli n` with a0..a5 in: a0 out, and a1 in *out1 (when not NULL). The immediate
+ * is part of the instruction, so n must be a compile-time constant.
  */
-#define nub_host_call(n, a, b, c, d, e, f)                                     \
-  __extension__({                                                              \
-    _Static_assert((n) >= 64 && (n) <= 2047, "host calls are 64..2047");       \
-    register uint64_t a0_ __asm__("a0") = (uint64_t)(a);                       \
-    register uint64_t a1_ __asm__("a1") = (uint64_t)(b);                       \
-    register uint64_t a2_ __asm__("a2") = (uint64_t)(c);                       \
-    register uint64_t a3_ __asm__("a3") = (uint64_t)(d);                       \
-    register uint64_t a4_ __asm__("a4") = (uint64_t)(e);                       \
-    register uint64_t a5_ __asm__("a5") = (uint64_t)(f);                       \
-    __asm__ volatile(".insn i 0x0b, 2, x0, x0, %6"                             \
-                     : "+r"(a0_)                                               \
-                     : "r"(a1_), "r"(a2_), "r"(a3_), "r"(a4_), "r"(a5_),       \
-                       "i"(n)                                                  \
-                     : "memory");                                              \
-    a0_;                                                                       \
-  })
-
-/* Kernel operation n (1..63): a0..a5 in, the status in a0, a1 in *out1 (when not NULL). */
-#define nub_kernel_op_(n, a, b, c, d, e, f, out1)                              \
+#define nub_ecalli_(n, a, b, c, d, e, f, out1)                                 \
   __extension__({                                                              \
     register uint64_t a0_ __asm__("a0") = (uint64_t)(a);                       \
     register uint64_t a1_ __asm__("a1") = (uint64_t)(b);                       \
@@ -100,6 +81,16 @@
     if (out1) *(uint64_t *)(out1) = a1_;                                       \
     a0_;                                                                       \
   })
+
+/* Host function n (64..2047) with arguments a..f (0 for unused ones): its result. */
+#define nub_host_call(n, a, b, c, d, e, f)                                     \
+  __extension__({                                                              \
+    _Static_assert((n) >= 64 && (n) <= 2047, "host calls are 64..2047");       \
+    nub_ecalli_(n, a, b, c, d, e, f, (uint64_t *)0);                           \
+  })
+
+/* Kernel operation n (1..63): the status, and φ8 in *out1 (when not NULL). */
+#define nub_kernel_op_(n, a, b, c, d, e, f, out1) nub_ecalli_(n, a, b, c, d, e, f, out1)
 
 /* custom-0 funct3 000: exit TRAP. */
 static inline __attribute__((noreturn)) void nub_trap(void) {
