@@ -3,7 +3,7 @@
  * one pass, so translation is linear in the code size. Design: docs/engine.md.
  *
  * Register map: φ registers live in ten host registers (the three least used by the
- * program in stack slots), gas in RBP, the memory (struct pvm_memory *) in R15; RAX,
+ * program in stack slots), gas in RBP, the host address of memory window 0 in R15; RAX,
  * RCX and RDX are scratch. The frame at RSP holds a slot per RISC-V register
  * (slot 0 reads zero, slot PVM_SINK_SLOT takes writes to x0), so a φ register's home
  * is a host register or its slot.
@@ -13,25 +13,42 @@
  * start. A static jump into the middle of a block goes through a stub that charges
  * that instruction's suffix. `pvm_jit_run` charges the entry in C and jumps past it.
  *
- * Memory: the software page table (memory.c), inline: an aligned access whose page
- * entry has the permission is one load or store; anything else calls
- * pvm_load_slow / pvm_store_slow, the interpreter's own slow paths.
+ * Memory: two windows per run, each a linearly backed region of the memory
+ * (memory.c) with one permission: window 0 the stack (the region below the entry's
+ * sp), window 1 the largest data region. An access checks its offset into one window
+ * (sp-based ones the stack's, others the data's) with one compare and is then one
+ * load or store. Out of line it tries the other window, then the page table
+ * (walk_thunk), then pvm_load_slow / pvm_store_slow, the interpreter's own slow paths.
  */
 #include "internal.h"
 #include "x86.h"
 
-/* Frame layout (offsets from RSP inside generated code). */
-#define F_SLOT(x) (8 * (x))                 /* RISC-V register x; slot 0 is zero */
-#define F_STATE (8 * PVM_REG_SLOTS)         /* struct pvm_state * */
+/*
+ * Frame layout (offsets from RSP inside generated code). The windows come first, so
+ * the operands every access reads have one-byte displacements.
+ */
+#define F_WIN_LO(k) (12 * (k))              /* window k: its first PVM address, */
+#define F_WIN_LIM(k, store) (12 * (k) + 4 + 4 * (store)) /* ... and the bound an access's offset into it must stay below */
+#define F_WIN1_HOST 24                      /* window 1's host address (window 0's is in R15) */
+#define F_SLOT(x) (32 + 8 * (x))            /* RISC-V register x; slot 0 is zero */
+#define F_STATE F_SLOT(PVM_REG_SLOTS)       /* struct pvm_state * */
 #define F_PC (F_STATE + 8)                  /* pc of a slow-path access, for its fault */
 #define F_VALUE (F_PC + 8)                  /* pvm_load_slow's value */
 #define F_FAULT (F_VALUE + 8)               /* the slow paths' fault address */
 #define F_SAVED (F_FAULT + 8)               /* caller-saved homes across a slow-path call */
-#define F_SIZE (F_SAVED + 8 * 6)            /* ≡ 8 mod 16: after six pushes and the return address RSP is 16-aligned */
+#define F_MEM (F_SAVED + 8 * 6)             /* struct pvm_memory * */
+#define F_SIZE (F_MEM + 16)                 /* (with a pad word) ≡ 8 mod 16: after six pushes and the return address RSP is 16-aligned */
 _Static_assert(F_SIZE % 16 == 8, "frame keeps RSP 16-byte aligned");
 
 #define GAS RBP
-#define MEM R15
+#define WIN0 R15
+
+/* What pvm_jit_run hands the trampoline, in the frame's layout (then window 0's host address). */
+struct windows {
+    struct { uint32_t lo, lim[2]; } bound[2]; /* lim[store]: 0 makes every access miss */
+    uint8_t *host1, *host0;
+};
+_Static_assert(offsetof(struct windows, host1) == F_WIN1_HOST && offsetof(struct windows, bound[1].lim[1]) == F_WIN_LIM(1, 1), "windows match the frame");
 
 /* Host registers φ registers may live in; the first six are caller-saved (saved around slow-path calls). */
 static const uint8_t home_regs[] = {RSI, RDI, R8, R9, R10, R11, RBX, R12, R13, R14};
@@ -39,9 +56,10 @@ static const uint8_t home_regs[] = {RSI, RDI, R8, R9, R10, R11, RBX, R12, R13, R
 #define CALLER_SAVED_HOMES 6
 static const uint8_t callee_saved[] = {RBX, RBP, R12, R13, R14, R15};
 
-/* Worst-case bytes per instruction, inline and out of line (checked as it emits: PVM_ERR_TRANSLATION if ever wrong). */
+/* Worst-case bytes per instruction, inline and out of line, a memory access's stub apart (checked as it emits: PVM_ERR_TRANSLATION if ever wrong). */
 #define HOT_MAX 120
 #define COLD_MAX 96
+#define COLD_ACCESS_MAX 192
 #define FIXED_MAX 1024
 
 struct stub {
@@ -50,7 +68,6 @@ struct stub {
     uint32_t insn;      /* the instruction the stub belongs to (or enters, for STUB_ENTER) */
     uint32_t patch[2];  /* displacements that jump to the stub */
     uint32_t resume;    /* where a slow path returns to */
-    uint32_t aligned;   /* an access: where a misaligned one within a page rejoins the inline path */
 };
 enum { STUB_OUT_OF_GAS, STUB_PANIC, STUB_ENTER, STUB_LOAD, STUB_STORE };
 
@@ -62,7 +79,7 @@ struct jit {
     uint32_t stub_count, stub_cap;
     uint32_t *prologue;         /* buffer position of each instruction's code, gas check included */
     uint32_t *body;             /* ... and past the gas check */
-    uint32_t exit_pos, load_thunk, store_thunk, table_pos;
+    uint32_t exit_pos, load_thunk, store_thunk, walk_thunk[2], table_pos;
 };
 
 struct pvm_jit_code {
@@ -133,15 +150,20 @@ static void emit_exit(struct jit *j) {
     x_b(e, 0xc3);
 }
 
-/* Trampoline: entry(state, memory, target). Loads the machine state and jumps to target. */
+/* Trampoline: entry(state, memory, target, windows). Loads the machine state and jumps to target. */
 static void emit_entry(struct jit *j) {
     struct x86_buf *e = &j->e;
     for (uint32_t i = 0; i < sizeof callee_saved; i++) x_push(e, callee_saved[i]);
     x_alu_imm(e, X_W, ALU_SUB, x_reg(RSP), F_SIZE);
     x_mov_rm_r(e, X_W, x_mem(RSP, F_STATE), RDI);
-    x_mov_r_rm(e, X_W, MEM, x_reg(RSI));
-    x_mov_r_rm(e, X_W, RCX, x_reg(RDI));
+    x_mov_rm_r(e, X_W, x_mem(RSP, F_MEM), RSI);
     x_mov_r_rm(e, X_W, RAX, x_reg(RDX));
+    for (int32_t q = 0; q < F_WIN1_HOST + 8; q += 8) {
+        x_mov_r_rm(e, X_W, RDX, x_mem(RCX, q));
+        x_mov_rm_r(e, X_W, x_mem(RSP, q), RDX);
+    }
+    x_mov_r_rm(e, X_W, WIN0, x_mem(RCX, offsetof(struct windows, host0)));
+    x_mov_r_rm(e, X_W, RCX, x_reg(RDI));
     x_mov_rm_imm(e, X_W, x_mem(RSP, F_SLOT(0)), 0);
     x_mov_r_rm(e, X_W, GAS, x_mem(RCX, offsetof(struct pvm_state, gas)));
     for (uint32_t i = 0; i < PVM_NUM_REGS; i++) {
@@ -172,7 +194,7 @@ static void emit_thunk(struct jit *j, int store) {
     x_mov_r_rm(e, 0, RDX, x_reg(RCX));
     if (store) x_mov_r_rm(e, X_W, RCX, x_reg(RAX));
     else x_lea(e, X_W, RCX, x_mem(RSP, bias + F_VALUE));
-    x_mov_r_rm(e, X_W, RDI, x_reg(MEM));
+    x_mov_r_rm(e, X_W, RDI, x_mem(RSP, bias + F_MEM));
     x_lea(e, X_W, R8, x_mem(RSP, bias + F_FAULT));
     x_mov_r_imm(e, RAX, store ? (uint64_t)(uintptr_t)&pvm_store_slow : (uint64_t)(uintptr_t)&pvm_load_slow);
     x_enc(e, 0, 0xff, 1, 2, x_reg(RAX), 0); /* call rax */
@@ -188,6 +210,34 @@ static void emit_thunk(struct jit *j, int store) {
     x_mov_r_imm(e, RAX, PVM_EXIT_PAGE_FAULT);
     x_alu_imm(e, X_W, ALU_ADD, x_reg(RSP), bias);
     x_jmp_to(e, j->exit_pos);
+}
+
+/*
+ * The page-table walk, called from an access's stub with EAX = address, ECX = size - 1:
+ * RDX = the host address if the access stays in one page that has the permission, else 0.
+ */
+static void emit_walk_thunk(struct jit *j, int store) {
+    struct x86_buf *e = &j->e;
+    x_lea(e, 0, RCX, x_sib(RAX, RCX, 1, 0));
+    x_alu_r_rm(e, 0, ALU_XOR, RCX, x_reg(RAX));
+    x_test_rm_imm(e, x_reg(RCX), -(int32_t)PVM_PAGE_SIZE);
+    uint32_t straddles = x_jcc(e, CC_NE);
+    x_mov_r_rm(e, 0, RDX, x_reg(RAX));
+    x_shift_imm(e, 0, SH_SHR, x_reg(RDX), 12 + PVM_LEAF_BITS);
+    x_mov_r_rm(e, X_W, RCX, x_mem(RSP, 8 + F_MEM));
+    x_mov_r_rm(e, X_W, RCX, x_sib(RCX, RDX, 8, offsetof(struct pvm_memory, dir))); /* the biased leaf */
+    x_mov_r_rm(e, 0, RDX, x_reg(RAX));
+    x_shift_imm(e, 0, SH_SHR, x_reg(RDX), 12);
+    x_mov_r_rm(e, X_W, RDX, x_sib(RCX, RDX, 8, 0));
+    x_test_imm8(e, x_reg(RDX), store ? (uint8_t)PVM_PERM_WRITE : (uint8_t)PVM_PERM_READ);
+    uint32_t denied = x_jcc(e, CC_E);
+    x_alu_imm(e, X_W, ALU_AND, x_reg(RDX), ~(int32_t)PVM_PERM_MASK);
+    x_alu_r_rm(e, X_W, ALU_ADD, RDX, x_reg(RAX));
+    x_b(e, 0xc3);
+    x_patch(e, straddles, e->pos);
+    x_patch(e, denied, e->pos);
+    x_mov_r_imm(e, RDX, 0);
+    x_b(e, 0xc3);
 }
 
 /* An exit from inline code: pc, exit and argument, then the common exit. */
@@ -336,37 +386,44 @@ static void emit_count_zeros(struct jit *j, int leading, int bits) {
     if (leading) x_alu_imm(e, 0, ALU_XOR, x_reg(RAX), bits - 1);
 }
 
-/*
- * Inline memory access: EAX = address; on the fast path RDX (the page entry) + RAX -
- * perm is the host byte. Jumps that need the slow path are recorded in the stub. Returns 0 if out of stubs.
- */
-static int emit_translate(struct jit *j, uint32_t i, unsigned size, int store) {
-    struct x86_buf *e = &j->e;
-    const struct pvm_insn *in = &j->prog->insns[i];
-    if (in_reg(j, in->rs1) && in->rs1) x_lea(e, 0, RAX, x_mem(j->home[in->rs1], (int32_t)in->imm));
+/* reg = the access's 32-bit address, rs1 + imm (zero-extended); rs1 is left as it was. */
+static void emit_address(struct jit *j, int reg, const struct pvm_insn *in) {
+    if (in->rs1 && in_reg(j, in->rs1)) x_lea(&j->e, 0, reg, x_mem(j->home[in->rs1], (int32_t)in->imm));
+    else if (in->rs1 == 0) x_mov_r_imm(&j->e, reg, (uint32_t)in->imm);
     else {
-        get(j, RAX, in->rs1);
-        if (in->imm) x_alu_imm(e, 0, ALU_ADD, x_reg(RAX), (int32_t)in->imm);
+        get(j, reg, in->rs1);
+        x_alu_imm(&j->e, 0, ALU_ADD, x_reg(reg), (int32_t)in->imm);
     }
-    /* An aligned access stays in its page; a misaligned one checks that out of line (rarely taken). */
-    uint32_t misaligned = 0;
-    if (size > 1) {
-        x_test_imm8(e, x_reg(RAX), (uint8_t)(size - 1));
-        misaligned = x_jcc(e, CC_NE);
-    }
-    uint32_t aligned = e->pos;
-    x_mov_r_rm(e, 0, RDX, x_reg(RAX));
-    x_shift_imm(e, 0, SH_SHR, x_reg(RDX), 12); /* page number */
-    x_mov_r_rm(e, 0, RCX, x_reg(RDX));
-    x_shift_imm(e, 0, SH_SHR, x_reg(RCX), PVM_LEAF_BITS);
-    x_mov_r_rm(e, X_W, RCX, x_sib(MEM, RCX, 8, offsetof(struct pvm_memory, dir))); /* the biased leaf */
-    x_mov_r_rm(e, X_W, RDX, x_sib(RCX, RDX, 8, 0));
-    x_test_imm8(e, x_reg(RDX), store ? (uint8_t)PVM_PERM_WRITE : (uint8_t)PVM_PERM_READ);
-    uint32_t denied = x_jcc(e, CC_E);
-    if (!add_stub(j, store ? STUB_STORE : STUB_LOAD, i, denied, 0)) return 0;
-    j->stubs[j->stub_count - 1].patch[1] = misaligned; /* 0: aligned by its size */
-    j->stubs[j->stub_count - 1].aligned = aligned;
-    return 1;
+}
+
+/* EDX = reg - window k's start; returns the `jae` taken when all 8 bytes from there are not inside it. */
+static uint32_t emit_window_check(struct jit *j, int k, int reg, int store) {
+    if (reg != RDX) x_mov_r_rm(&j->e, 0, RDX, x_reg(reg));
+    x_alu_r_rm(&j->e, 0, ALU_SUB, RDX, x_mem(RSP, F_WIN_LO(k)));
+    x_alu_r_rm(&j->e, 0, ALU_CMP, RDX, x_mem(RSP, F_WIN_LIM(k, store)));
+    return x_jcc(&j->e, CC_AE);
+}
+
+/* The access itself, on the host bytes at `m` (which must not use RAX): a load into rd, or a store of rs2 (through RAX if it has no register). */
+static void emit_access(struct jit *j, const struct pvm_insn *in, struct x86_op m);
+
+/* Window k's host bytes at offset RDX; window 1's base goes through RCX. */
+static struct x86_op window_bytes(struct jit *j, int k) {
+    if (k == 0) return x_sib(WIN0, RDX, 1, 0);
+    x_mov_r_rm(&j->e, X_W, RCX, x_mem(RSP, F_WIN1_HOST));
+    return x_sib(RCX, RDX, 1, 0);
+}
+
+/* The window an access tries first: the stack's for sp-based addresses. */
+static int predicted_window(const struct pvm_insn *in) { return in->rs1 == 2 ? 0 : 1; }
+
+static int emit_memory(struct jit *j, uint32_t i, int store) {
+    const struct pvm_insn *in = &j->prog->insns[i];
+    int k = predicted_window(in);
+    emit_address(j, RDX, in);
+    uint32_t miss = emit_window_check(j, k, RDX, store);
+    emit_access(j, in, window_bytes(j, k));
+    return add_stub(j, store ? STUB_STORE : STUB_LOAD, i, miss, j->e.pos);
 }
 
 /* Extension of a loaded value: x86 opcode (after 0F, or 0x63 for movsxd) and flags, by handler. */
@@ -389,6 +446,21 @@ static unsigned access_size(int handler) {
     case PVM_H_LH: case PVM_H_LHU: case PVM_H_SH: return 2;
     case PVM_H_LW: case PVM_H_LWU: case PVM_H_SW: return 4;
     default: return 8;
+    }
+}
+static int is_store(int handler) { return handler >= PVM_H_SB && handler <= PVM_H_SD; }
+static int is_access(int handler) { return handler >= PVM_H_LB && handler <= PVM_H_SD; }
+
+static void emit_access(struct jit *j, const struct pvm_insn *in, struct x86_op m) {
+    if (is_store(in->handler)) {
+        unsigned size = access_size(in->handler);
+        int v = in->rs2 && in_reg(j, in->rs2) ? j->home[in->rs2] : RAX;
+        if (v == RAX) get(j, RAX, in->rs2);
+        x_mov_rm_r(&j->e, size == 1 ? X_BYTE : size == 2 ? X_16 : size == 8 ? X_W : 0, m, v);
+    } else {
+        int w = in->rd != PVM_SINK_SLOT && in_reg(j, in->rd) ? j->home[in->rd] : RAX;
+        emit_extend(j, in->handler, w, m);
+        put(j, in->rd, w);
     }
 }
 
@@ -609,26 +681,10 @@ static int emit_insn(struct jit *j, uint32_t i) {
         put(j, in->rd, RAX);
         break;
 
-    case PVM_H_LB: case PVM_H_LH: case PVM_H_LW: case PVM_H_LD: case PVM_H_LBU: case PVM_H_LHU: case PVM_H_LWU: {
-        if (!emit_translate(j, i, access_size(in->handler), 0)) return 0;
-        x_alu_imm(e, X_W, ALU_AND, x_reg(RDX), ~(int32_t)PVM_PERM_MASK);
-        int w = in->rd != PVM_SINK_SLOT && in_reg(j, in->rd) ? j->home[in->rd] : RAX;
-        emit_extend(j, in->handler, w, x_sib(RDX, RAX, 1, 0));
-        put(j, in->rd, w);
-        j->stubs[j->stub_count - 1].resume = e->pos;
-        break;
-    }
-    case PVM_H_SB: case PVM_H_SH: case PVM_H_SW: case PVM_H_SD: {
-        unsigned size = access_size(in->handler);
-        if (!emit_translate(j, i, size, 1)) return 0;
-        int v = in->rs2 && in_reg(j, in->rs2) ? j->home[in->rs2] : RCX;
-        if (v == RCX) get(j, RCX, in->rs2);
-        int flags = size == 1 ? X_BYTE : size == 2 ? X_16 : size == 8 ? X_W : 0;
-        /* writable entries are page | READ | WRITE: the byte is at RDX + RAX - 3 */
-        x_mov_rm_r(e, flags, x_sib(RDX, RAX, 1, -(int32_t)(PVM_PERM_READ | PVM_PERM_WRITE)), v);
-        j->stubs[j->stub_count - 1].resume = e->pos;
-        break;
-    }
+    case PVM_H_LB: case PVM_H_LH: case PVM_H_LW: case PVM_H_LD: case PVM_H_LBU: case PVM_H_LHU: case PVM_H_LWU:
+        return emit_memory(j, i, 0);
+    case PVM_H_SB: case PVM_H_SH: case PVM_H_SW: case PVM_H_SD:
+        return emit_memory(j, i, 1);
 
     case PVM_H_BEQ: case PVM_H_BNE: case PVM_H_BLT: case PVM_H_BGE: case PVM_H_BLTU: case PVM_H_BGEU: {
         static const uint8_t cc[] = {CC_E, CC_NE, CC_L, CC_GE, CC_B, CC_AE};
@@ -721,14 +777,6 @@ static void emit_stub(struct jit *j, const struct stub *s) {
         for (int k = 0; k < s->patches; k++) x_patch(e, s->patch[k], j->prologue[s->insn]);
         return;
     }
-    if ((s->kind == STUB_LOAD || s->kind == STUB_STORE) && s->patch[1]) {
-        /* misaligned: back to the inline path unless the last byte is in another page (or wraps) */
-        x_patch(e, s->patch[1], e->pos);
-        x_lea(e, 0, RCX, x_mem(RAX, (int32_t)access_size(in->handler) - 1));
-        x_alu_r_rm(e, 0, ALU_XOR, RCX, x_reg(RAX));
-        x_test_rm_imm(e, x_reg(RCX), -(int32_t)PVM_PAGE_SIZE);
-        x_jcc_to(e, CC_E, s->aligned);
-    }
     for (int k = 0; k < s->patches; k++) x_patch(e, s->patch[k], e->pos);
     switch (s->kind) {
     case STUB_ENTER: { /* into the middle of a block: charge the rest of it */
@@ -742,8 +790,22 @@ static void emit_stub(struct jit *j, const struct stub *s) {
         emit_leave(j, PVM_EXIT_OUT_OF_GAS, pc_of(j, s->insn), 0);
         break;
     case STUB_PANIC: emit_leave(j, PVM_EXIT_PANIC, pc_of(j, s->insn), 0); break;
-    case STUB_LOAD: case STUB_STORE:
-        if (s->kind == STUB_STORE) get(j, RDX, in->rs2);
+    case STUB_LOAD: case STUB_STORE: {
+        /* the other window, then the page table, then the byte-wise path */
+        int store = s->kind == STUB_STORE, other = !predicted_window(in);
+        emit_address(j, RAX, in);
+        uint32_t miss = emit_window_check(j, other, RAX, store);
+        emit_access(j, in, window_bytes(j, other));
+        x_jmp_to(e, s->resume);
+        x_patch(e, miss, e->pos);
+        x_mov_r_imm(e, RCX, access_size(in->handler) - 1);
+        x_call_to(e, j->walk_thunk[store]);
+        x_test_rm_r(e, X_W, x_reg(RDX), RDX);
+        uint32_t slow = x_jcc(e, CC_E);
+        emit_access(j, in, x_mem(RDX, 0));
+        x_jmp_to(e, s->resume);
+        x_patch(e, slow, e->pos);
+        if (store) get(j, RDX, in->rs2);
         x_mov_rm_imm(e, 0, x_mem(RSP, F_PC), (int32_t)pc_of(j, s->insn));
         x_mov_r_imm(e, RCX, access_size(in->handler));
         x_call_to(e, s->kind == STUB_LOAD ? j->load_thunk : j->store_thunk);
@@ -754,6 +816,7 @@ static void emit_stub(struct jit *j, const struct stub *s) {
         }
         x_jmp_to(e, s->resume);
         break;
+    }
     }
 }
 
@@ -812,6 +875,8 @@ int pvm_compile(struct pvm_program *prog, const struct pvm_code_arena *arena) {
     uint32_t n = prog->insn_count + 1; /* with END */
     uint64_t table_size = (uint64_t)prog->half_count * 4;
     uint64_t bound = table_size + FIXED_MAX + (uint64_t)n * (HOT_MAX + COLD_MAX);
+    for (uint32_t i = 0; i < prog->insn_count; i++)
+        if (is_access(prog->insns[i].handler)) bound += COLD_ACCESS_MAX - COLD_MAX;
     if (bound > arena->max_size || bound > UINT32_MAX) return PVM_ERR_TRANSLATION_TOO_LARGE;
 
     struct jit j = {.prog = prog, .stub_cap = 3 * n};
@@ -847,6 +912,10 @@ int pvm_compile(struct pvm_program *prog, const struct pvm_code_arena *arena) {
     emit_thunk(&j, 0);
     j.store_thunk = j.e.pos;
     emit_thunk(&j, 1);
+    for (int store = 0; store < 2; store++) {
+        j.walk_thunk[store] = j.e.pos;
+        emit_walk_thunk(&j, store);
+    }
     for (uint32_t i = 0; ok && i < n; i++) {
         uint32_t start = j.e.pos;
         j.prologue[i] = start;
@@ -857,7 +926,7 @@ int pvm_compile(struct pvm_program *prog, const struct pvm_code_arena *arena) {
     for (uint32_t s = 0; ok && s < j.stub_count; s++) {
         uint32_t start = j.e.pos;
         emit_stub(&j, &j.stubs[s]);
-        ok = j.e.pos - start <= COLD_MAX;
+        ok = j.e.pos - start <= (j.stubs[s].kind >= STUB_LOAD ? COLD_ACCESS_MAX : COLD_MAX);
     }
     /* jalr table: per halfword, the offset from the table of a block start's code, else 0 */
     for (uint32_t h = 0; ok && h < prog->half_count; h++) {
@@ -879,6 +948,36 @@ size_t pvm_compiled_size(const struct pvm_program *prog) {
     return prog->jit ? prog->jit->used : 0;
 }
 
+/*
+ * Window 0: the region holding the byte below sp (φ1), where the stack grows; window 1:
+ * the largest other region at or above DATA_BASE, else the code. A missing window
+ * has bounds 0, so every access misses it.
+ */
+static void choose_windows(const struct pvm_memory *mem, uint32_t sp, struct windows *w) {
+    const struct pvm_region *pick[2] = {0, 0};
+    for (uint32_t i = 0; i < mem->region_count; i++) {
+        const struct pvm_region *r = &mem->regions[i];
+        if (sp - 1 - r->start < r->size) pick[0] = r;
+    }
+    for (uint32_t i = 0; i < mem->region_count; i++) {
+        const struct pvm_region *r = &mem->regions[i], *b = pick[1];
+        if (r == pick[0]) continue;
+        int data = r->start >= PVM_DATA_BASE;
+        if (!b || data > (b->start >= PVM_DATA_BASE) || (data == (b->start >= PVM_DATA_BASE) && r->size > b->size)) pick[1] = r;
+    }
+    uint8_t *host[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        const struct pvm_region *r = pick[k];
+        uint32_t lim = r ? r->size - 7 : 0; /* offsets below it have all 8 bytes inside */
+        w->bound[k].lo = r ? r->start : 0;
+        w->bound[k].lim[0] = lim;
+        w->bound[k].lim[1] = r && r->writable ? lim : 0;
+        host[k] = r ? r->host : 0;
+    }
+    w->host0 = host[0];
+    w->host1 = host[1];
+}
+
 uint32_t pvm_jit_run(const struct pvm_program *prog, struct pvm_memory *mem, struct pvm_state *st) {
     const struct pvm_jit_code *c = prog->jit;
     uint32_t idx = pvm_entry_index(prog, st->pc);
@@ -894,7 +993,9 @@ uint32_t pvm_jit_run(const struct pvm_program *prog, struct pvm_memory *mem, str
         return PVM_EXIT_OUT_OF_GAS;
     }
     st->gas -= cost;
-    typedef uint32_t entry_fn(struct pvm_state *, struct pvm_memory *, const void *);
+    struct windows w;
+    choose_windows(mem, (uint32_t)st->regs[1], &w);
+    typedef uint32_t entry_fn(struct pvm_state *, struct pvm_memory *, const void *, const struct windows *);
     entry_fn *entry = (entry_fn *)((uint8_t *)c->exec + c->entry_pos);
-    return entry(st, mem, (const uint8_t *)c->exec + c->body[idx]);
+    return entry(st, mem, (const uint8_t *)c->exec + c->body[idx], &w);
 }
