@@ -391,8 +391,8 @@ static void emit_address(struct jit *j, int reg, const struct pvm_insn *in) {
     if (in->rs1 && in_reg(j, in->rs1)) x_lea(&j->e, 0, reg, x_mem(j->home[in->rs1], (int32_t)in->imm));
     else if (in->rs1 == 0) x_mov_r_imm(&j->e, reg, (uint32_t)in->imm);
     else {
-        get(j, reg, in->rs1);
-        x_alu_imm(&j->e, 0, ALU_ADD, x_reg(reg), (int32_t)in->imm);
+        x_mov_r_rm(&j->e, 0, reg, home(j, in->rs1)); /* the low half */
+        if (in->imm) x_alu_imm(&j->e, 0, ALU_ADD, x_reg(reg), (int32_t)in->imm);
     }
 }
 
@@ -464,9 +464,29 @@ static void emit_access(struct jit *j, const struct pvm_insn *in, struct x86_op 
     }
 }
 
-/* A static jump to instruction t (or a panic at i when there is none). */
+/* Subtracts `cost` from gas; returns the position of the jb displacement. */
+static uint32_t emit_charge(struct jit *j, uint64_t cost) {
+    if (fits32((int64_t)cost)) x_alu_imm(&j->e, X_W, ALU_SUB, x_reg(GAS), (int32_t)cost);
+    else {
+        x_mov_r_imm(&j->e, RAX, cost);
+        x_alu_r_rm(&j->e, X_W, ALU_SUB, GAS, x_reg(RAX));
+    }
+    return x_jcc(&j->e, CC_B);
+}
+/*
+ * A static jump to instruction t (or a panic at i when there is none). Into the middle
+ * of a block behind (a loop whose head is not a block start), the suffix charge is
+ * inline, so the loop takes one jump; forward ones go through a stub.
+ */
 static int emit_jump_to(struct jit *j, uint32_t i, uint32_t t, int cc, int conditional) {
     struct x86_buf *e = &j->e;
+    if (t != PVM_NO_TARGET && t <= i && !block_start(j->prog, t)) {
+        uint32_t skip = conditional ? x_jcc(e, cc ^ 1) : 0; /* the low bit of a condition code negates it */
+        if (!add_stub(j, STUB_OUT_OF_GAS, t, emit_charge(j, j->prog->insns[t].gas), 0)) return 0;
+        x_jmp_to(e, j->body[t]);
+        if (conditional) x_patch(e, skip, e->pos);
+        return 1;
+    }
     uint32_t at = conditional ? x_jcc(e, cc) : x_jmp(e);
     if (t == PVM_NO_TARGET) return add_stub(j, STUB_PANIC, i, at, 0);
     if (block_start(j->prog, t)) return add_stub(j, STUB_ENTER, t, at, 1); /* resume = 1: straight to its gas check */
@@ -753,15 +773,6 @@ static int emit_insn(struct jit *j, uint32_t i) {
     return 1;
 }
 
-/* Subtracts `cost` from gas; returns the position of the jb displacement. */
-static uint32_t emit_charge(struct jit *j, uint64_t cost) {
-    if (fits32((int64_t)cost)) x_alu_imm(&j->e, X_W, ALU_SUB, x_reg(GAS), (int32_t)cost);
-    else {
-        x_mov_r_imm(&j->e, RAX, cost);
-        x_alu_r_rm(&j->e, X_W, ALU_SUB, GAS, x_reg(RAX));
-    }
-    return x_jcc(&j->e, CC_B);
-}
 static void emit_refund(struct jit *j, uint64_t cost) {
     if (fits32((int64_t)cost)) x_alu_imm(&j->e, X_W, ALU_ADD, x_reg(GAS), (int32_t)cost);
     else {
