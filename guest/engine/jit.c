@@ -29,26 +29,31 @@
  */
 #define F_WIN_LO(k) (12 * (k))              /* window k: its first PVM address, */
 #define F_WIN_LIM(k, store) (12 * (k) + 4 + 4 * (store)) /* ... and the bound an access's offset into it must stay below */
-#define F_WIN1_HOST 24                      /* window 1's host address (window 0's is in R15) */
-#define F_SLOT(x) (32 + 8 * (x))            /* RISC-V register x; slot 0 is zero */
+#define F_WIN1_HOST 24                      /* window 1's host address */
+#define F_WIN0_LO64 32                      /* window 0's start as 64 bits (R15 = its host address minus its start) */
+#define F_SLOT(x) (40 + 8 * (x))            /* RISC-V register x; slot 0 is zero */
 #define F_STATE F_SLOT(PVM_REG_SLOTS)       /* struct pvm_state * */
 #define F_PC (F_STATE + 8)                  /* pc of a slow-path access, for its fault */
 #define F_VALUE (F_PC + 8)                  /* pvm_load_slow's value */
 #define F_FAULT (F_VALUE + 8)               /* the slow paths' fault address */
 #define F_SAVED (F_FAULT + 8)               /* caller-saved homes across a slow-path call */
 #define F_MEM (F_SAVED + 8 * 6)             /* struct pvm_memory * */
-#define F_SIZE (F_MEM + 16)                 /* (with a pad word) ≡ 8 mod 16: after six pushes and the return address RSP is 16-aligned */
+#define F_SIZE (F_MEM + 8)                  /* ≡ 8 mod 16: after six pushes and the return address RSP is 16-aligned */
 _Static_assert(F_SIZE % 16 == 8, "frame keeps RSP 16-byte aligned");
 
 #define GAS RBP
 #define WIN0 R15
 
-/* What pvm_jit_run hands the trampoline, in the frame's layout (then window 0's host address). */
+/* What pvm_jit_run hands the trampoline, in the frame's layout (then R15's value). */
 struct windows {
     struct { uint32_t lo, lim[2]; } bound[2]; /* lim[store]: 0 makes every access miss */
-    uint8_t *host1, *host0;
+    uint8_t *host1;
+    uint64_t lo0;
+    uintptr_t base0; /* window 0's host address minus its start: the host byte of address a is base0 + a */
 };
-_Static_assert(offsetof(struct windows, host1) == F_WIN1_HOST && offsetof(struct windows, bound[1].lim[1]) == F_WIN_LIM(1, 1), "windows match the frame");
+_Static_assert(offsetof(struct windows, host1) == F_WIN1_HOST && offsetof(struct windows, lo0) == F_WIN0_LO64 &&
+                   offsetof(struct windows, bound[1].lim[1]) == F_WIN_LIM(1, 1),
+               "windows match the frame");
 
 /* Host registers φ registers may live in; the first six are caller-saved (saved around slow-path calls). */
 static const uint8_t home_regs[] = {RSI, RDI, R8, R9, R10, R11, RBX, R12, R13, R14};
@@ -65,11 +70,11 @@ static const uint8_t callee_saved[] = {RBX, RBP, R12, R13, R14, R15};
 struct stub {
     uint8_t kind;
     uint8_t patches;
-    uint32_t insn;      /* the instruction the stub belongs to (or enters, for STUB_ENTER) */
+    uint32_t insn;      /* the instruction the stub belongs to (or enters, for STUB_ENTER; a region's first) */
     uint32_t patch[2];  /* displacements that jump to the stub */
-    uint32_t resume;    /* where a slow path returns to */
+    uint32_t resume;    /* where a slow path returns to; a region's end */
 };
-enum { STUB_OUT_OF_GAS, STUB_PANIC, STUB_ENTER, STUB_LOAD, STUB_STORE };
+enum { STUB_OUT_OF_GAS, STUB_PANIC, STUB_ENTER, STUB_REGION, STUB_LOAD, STUB_STORE };
 
 struct jit {
     const struct pvm_program *prog;
@@ -78,7 +83,10 @@ struct jit {
     struct stub *stubs;
     uint32_t stub_count, stub_cap;
     uint32_t *prologue;         /* buffer position of each instruction's code, gas check included */
-    uint32_t *body;             /* ... and past the gas check */
+    uint32_t *body;             /* ... and past the gas check (inside a stack region: its checked copy) */
+    uint8_t *is_target;         /* per instruction: a static branch/jal goes there */
+    uint32_t *region_end;       /* per instruction: the end of the stack region starting there, or 0 */
+    uint32_t fast_end;          /* sp-based accesses before this instruction are inside window 0 (checked at its region's start) */
     uint32_t exit_pos, load_thunk, store_thunk, walk_thunk[2], table_pos;
 };
 
@@ -158,11 +166,11 @@ static void emit_entry(struct jit *j) {
     x_mov_rm_r(e, X_W, x_mem(RSP, F_STATE), RDI);
     x_mov_rm_r(e, X_W, x_mem(RSP, F_MEM), RSI);
     x_mov_r_rm(e, X_W, RAX, x_reg(RDX));
-    for (int32_t q = 0; q < F_WIN1_HOST + 8; q += 8) {
+    for (int32_t q = 0; q < (int32_t)offsetof(struct windows, base0); q += 8) {
         x_mov_r_rm(e, X_W, RDX, x_mem(RCX, q));
         x_mov_rm_r(e, X_W, x_mem(RSP, q), RDX);
     }
-    x_mov_r_rm(e, X_W, WIN0, x_mem(RCX, offsetof(struct windows, host0)));
+    x_mov_r_rm(e, X_W, WIN0, x_mem(RCX, offsetof(struct windows, base0)));
     x_mov_r_rm(e, X_W, RCX, x_reg(RDI));
     x_mov_rm_imm(e, X_W, x_mem(RSP, F_SLOT(0)), 0);
     x_mov_r_rm(e, X_W, GAS, x_mem(RCX, offsetof(struct pvm_state, gas)));
@@ -396,20 +404,25 @@ static void emit_address(struct jit *j, int reg, const struct pvm_insn *in) {
     }
 }
 
-/* EDX = reg - window k's start; returns the `jae` taken when all 8 bytes from there are not inside it. */
+/*
+ * Checks that the 8 bytes at the address in `reg` are inside window k; returns the `jae`
+ * taken when not. Window 0 keeps the address in `reg` (its host bytes are at R15 + it);
+ * window 1 leaves the offset into it in EDX.
+ */
 static uint32_t emit_window_check(struct jit *j, int k, int reg, int store) {
-    if (reg != RDX) x_mov_r_rm(&j->e, 0, RDX, x_reg(reg));
-    x_alu_r_rm(&j->e, 0, ALU_SUB, RDX, x_mem(RSP, F_WIN_LO(k)));
-    x_alu_r_rm(&j->e, 0, ALU_CMP, RDX, x_mem(RSP, F_WIN_LIM(k, store)));
+    int t = k == 0 ? RCX : RDX;
+    if (reg != t) x_mov_r_rm(&j->e, 0, t, x_reg(reg));
+    x_alu_r_rm(&j->e, 0, ALU_SUB, t, x_mem(RSP, F_WIN_LO(k)));
+    x_alu_r_rm(&j->e, 0, ALU_CMP, t, x_mem(RSP, F_WIN_LIM(k, store)));
     return x_jcc(&j->e, CC_AE);
 }
 
-/* The access itself, on the host bytes at `m` (which must not use RAX): a load into rd, or a store of rs2 (through RAX if it has no register). */
-static void emit_access(struct jit *j, const struct pvm_insn *in, struct x86_op m);
+/* The access itself, on the host bytes at `m`: a load into rd (through RAX), or a store of rs2 (through `scratch`, which `m` must not use). */
+static void emit_access(struct jit *j, const struct pvm_insn *in, struct x86_op m, int scratch);
 
-/* Window k's host bytes at offset RDX; window 1's base goes through RCX. */
-static struct x86_op window_bytes(struct jit *j, int k) {
-    if (k == 0) return x_sib(WIN0, RDX, 1, 0);
+/* The host bytes of a hit in window k, after emit_window_check on `reg`; window 1's base goes through RCX. */
+static struct x86_op window_bytes(struct jit *j, int k, int reg) {
+    if (k == 0) return x_sib(WIN0, reg, 1, 0);
     x_mov_r_rm(&j->e, X_W, RCX, x_mem(RSP, F_WIN1_HOST));
     return x_sib(RCX, RDX, 1, 0);
 }
@@ -419,10 +432,14 @@ static int predicted_window(const struct pvm_insn *in) { return in->rs1 == 2 ? 0
 
 static int emit_memory(struct jit *j, uint32_t i, int store) {
     const struct pvm_insn *in = &j->prog->insns[i];
+    if (in->rs1 == 2 && i < j->fast_end) { /* its region checked sp: base0 + sp + imm is the host byte */
+        emit_access(j, in, x_sib(WIN0, j->home[2], 1, (int32_t)in->imm), RAX);
+        return 1;
+    }
     int k = predicted_window(in);
     emit_address(j, RDX, in);
     uint32_t miss = emit_window_check(j, k, RDX, store);
-    emit_access(j, in, window_bytes(j, k));
+    emit_access(j, in, window_bytes(j, k, RDX), RAX);
     return add_stub(j, store ? STUB_STORE : STUB_LOAD, i, miss, j->e.pos);
 }
 
@@ -451,11 +468,11 @@ static unsigned access_size(int handler) {
 static int is_store(int handler) { return handler >= PVM_H_SB && handler <= PVM_H_SD; }
 static int is_access(int handler) { return handler >= PVM_H_LB && handler <= PVM_H_SD; }
 
-static void emit_access(struct jit *j, const struct pvm_insn *in, struct x86_op m) {
+static void emit_access(struct jit *j, const struct pvm_insn *in, struct x86_op m, int scratch) {
     if (is_store(in->handler)) {
         unsigned size = access_size(in->handler);
-        int v = in->rs2 && in_reg(j, in->rs2) ? j->home[in->rs2] : RAX;
-        if (v == RAX) get(j, RAX, in->rs2);
+        int v = in->rs2 && in_reg(j, in->rs2) ? j->home[in->rs2] : scratch;
+        if (v == scratch) get(j, scratch, in->rs2);
         x_mov_rm_r(&j->e, size == 1 ? X_BYTE : size == 2 ? X_16 : size == 8 ? X_W : 0, m, v);
     } else {
         int w = in->rd != PVM_SINK_SLOT && in_reg(j, in->rd) ? j->home[in->rd] : RAX;
@@ -781,15 +798,71 @@ static void emit_refund(struct jit *j, uint64_t cost) {
     }
 }
 
-static void emit_stub(struct jit *j, const struct stub *s) {
+/*
+ * Stack regions. From an sp-based access on, while sp is not written and no jump can
+ * enter, every sp-based access's bytes are checked at once: if sp + the lowest to sp +
+ * the highest immediate (plus 8 bytes) is inside window 0, each access there is one
+ * x86 load or store at R15 + sp + imm. If not, the region runs a checked copy of
+ * itself (emitted with the stubs), which rejoins at its end; an entry inside a region
+ * (a resume, say) enters the copy. A region stops before a block's terminator.
+ */
+static int ends_block(int handler) { return handler >= PVM_H_BEQ || handler <= PVM_H_END; }
+
+/* The end (exclusive) of the stack region that would start at instruction i, or 0 if none does. */
+static uint32_t find_region(const struct jit *j, uint32_t i) {
+    const struct pvm_program *p = j->prog;
+    const struct pvm_insn *in = &p->insns[i];
+    if (!in_reg(j, 2) || in->rs1 != 2 || !is_access(in->handler)) return 0;
+    uint32_t k = i;
+    while (k < p->insn_count && !ends_block(p->insns[k].handler) && (k == i || !(j->is_target[k] || block_start(p, k)))) {
+        if (p->insns[k++].rd == 2) break; /* it may still use the old sp */
+    }
+    return k;
+}
+
+/* At the start of region [i, end): the check, whose failure enters the checked copy. */
+static int emit_region_check(struct jit *j, uint32_t i, uint32_t end) {
+    struct x86_buf *e = &j->e;
+    int32_t lo = INT32_MAX, hi = INT32_MIN;
+    int store = 0;
+    for (uint32_t k = i; k < end; k++) {
+        const struct pvm_insn *in = &j->prog->insns[k];
+        if (in->rs1 != 2 || !is_access(in->handler)) continue;
+        lo = (int32_t)in->imm < lo ? (int32_t)in->imm : lo;
+        hi = (int32_t)in->imm > hi ? (int32_t)in->imm : hi;
+        store |= is_store(in->handler);
+    }
+    /* inside iff 0 <= sp + lo - start < lim - (hi - lo), in 64 bits: so sp + imm is also the 32-bit address */
+    x_mov_r_rm(e, 0, RCX, x_mem(RSP, F_WIN_LIM(0, store)));
+    x_alu_imm(e, 0, ALU_SUB, x_reg(RCX), hi - lo);
+    uint32_t small = x_jcc(e, CC_B);
+    x_lea(e, X_W, RDX, x_mem(j->home[2], lo));
+    x_alu_r_rm(e, X_W, ALU_SUB, RDX, x_mem(RSP, F_WIN0_LO64));
+    x_alu_r_rm(e, X_W, ALU_CMP, RDX, x_reg(RCX));
+    uint32_t outside = x_jcc(e, CC_AE);
+    if (!add_stub(j, STUB_REGION, i, small, end)) return 0;
+    j->stubs[j->stub_count - 1].patch[j->stubs[j->stub_count - 1].patches++] = outside;
+    j->fast_end = end;
+    return 1;
+}
+
+static int emit_stub(struct jit *j, const struct stub *s) {
     struct x86_buf *e = &j->e;
     const struct pvm_insn *in = &j->prog->insns[s->insn];
     if (s->kind == STUB_ENTER && s->resume == 1) { /* a jump to a block start: straight to its gas check */
         for (int k = 0; k < s->patches; k++) x_patch(e, s->patch[k], j->prologue[s->insn]);
-        return;
+        return 1;
     }
     for (int k = 0; k < s->patches; k++) x_patch(e, s->patch[k], e->pos);
     switch (s->kind) {
+    case STUB_REGION: /* the region's checked copy */
+        for (uint32_t k = s->insn; k < s->resume; k++) {
+            uint32_t start = e->pos;
+            if (k > s->insn) j->body[k] = start;
+            if (!emit_insn(j, k) || e->pos - start > HOT_MAX) return 0;
+        }
+        x_jmp_to(e, j->prologue[s->resume]);
+        break;
     case STUB_ENTER: { /* into the middle of a block: charge the rest of it */
         uint32_t short_ = emit_charge(j, in->gas);
         x_jmp_to(e, j->body[s->insn]);
@@ -806,14 +879,14 @@ static void emit_stub(struct jit *j, const struct stub *s) {
         int store = s->kind == STUB_STORE, other = !predicted_window(in);
         emit_address(j, RAX, in);
         uint32_t miss = emit_window_check(j, other, RAX, store);
-        emit_access(j, in, window_bytes(j, other));
+        emit_access(j, in, window_bytes(j, other, RAX), other == 0 ? RDX : RAX);
         x_jmp_to(e, s->resume);
         x_patch(e, miss, e->pos);
         x_mov_r_imm(e, RCX, access_size(in->handler) - 1);
         x_call_to(e, j->walk_thunk[store]);
         x_test_rm_r(e, X_W, x_reg(RDX), RDX);
         uint32_t slow = x_jcc(e, CC_E);
-        emit_access(j, in, x_mem(RDX, 0));
+        emit_access(j, in, x_mem(RDX, 0), RAX);
         x_jmp_to(e, s->resume);
         x_patch(e, slow, e->pos);
         if (store) get(j, RDX, in->rs2);
@@ -829,6 +902,7 @@ static void emit_stub(struct jit *j, const struct stub *s) {
         break;
     }
     }
+    return 1;
 }
 
 /*
@@ -885,31 +959,61 @@ int pvm_compile(struct pvm_program *prog, const struct pvm_code_arena *arena) {
     const struct pvm_allocator *a = &prog->alloc;
     uint32_t n = prog->insn_count + 1; /* with END */
     uint64_t table_size = (uint64_t)prog->half_count * 4;
+    /* without the regions' copies, which at most double what an access costs */
     uint64_t bound = table_size + FIXED_MAX + (uint64_t)n * (HOT_MAX + COLD_MAX);
     for (uint32_t i = 0; i < prog->insn_count; i++)
         if (is_access(prog->insns[i].handler)) bound += COLD_ACCESS_MAX - COLD_MAX;
     if (bound > arena->max_size || bound > UINT32_MAX) return PVM_ERR_TRANSLATION_TOO_LARGE;
 
-    struct jit j = {.prog = prog, .stub_cap = 3 * n};
+    struct jit j = {.prog = prog, .stub_cap = 4 * n};
     struct pvm_jit_code *c = a->alloc(a->ctx, sizeof *c, _Alignof(struct pvm_jit_code));
-    size_t work_size = (size_t)j.stub_cap * sizeof *j.stubs + (size_t)n * 8; /* stubs, prologue[n], depth[n] */
+    size_t work_size = (size_t)j.stub_cap * sizeof *j.stubs + (size_t)n * 9; /* stubs, prologue[n], depth / region_end[n], is_target[n] */
     void *work = a->alloc(a->ctx, work_size, 8);
     uint32_t *body = a->alloc(a->ctx, (size_t)n * 4, 4);
-    void *exec = 0;
-    uint8_t *code = arena->alloc(arena->ctx, (size_t)bound, &exec);
-    if (!c || !work || !body || !code) {
+    if (!c || !work || !body) {
         if (c) a->free(a->ctx, c, sizeof *c);
         if (work) a->free(a->ctx, work, work_size);
         if (body) a->free(a->ctx, body, (size_t)n * 4);
-        if (code) arena->free(arena->ctx, code, (size_t)bound);
         return PVM_ERR_NO_MEMORY;
     }
-    *c = (struct pvm_jit_code){.arena = *arena, .write = code, .exec = exec, .size = (size_t)bound, .body = body, .body_size = (size_t)n * 4};
+    *c = (struct pvm_jit_code){.arena = *arena, .body = body, .body_size = (size_t)n * 4};
+    prog->jit = c; /* from here pvm_jit_free undoes it all */
     j.stubs = work;
     j.prologue = (uint32_t *)((uint8_t *)work + (size_t)j.stub_cap * sizeof *j.stubs);
+    j.region_end = j.prologue + n;
+    j.is_target = (uint8_t *)(j.region_end + n);
     j.body = body;
+    assign_homes(&j, (int32_t *)j.region_end);
+
+    /* The stack regions, and what their checked copies add to the bound. */
+    for (uint32_t i = 0; i < n; i++) j.is_target[i] = 0;
+    for (uint32_t i = 0; i < prog->insn_count; i++) {
+        const struct pvm_insn *in = &prog->insns[i];
+        if (in->handler >= PVM_H_BEQ && in->handler <= PVM_H_JAL && in->target != PVM_NO_TARGET) j.is_target[in->target] = 1;
+    }
+    for (uint32_t i = 0, end = 0; i < n; i++) {
+        j.region_end[i] = i >= end ? find_region(&j, i) : 0;
+        if (j.region_end[i]) {
+            end = j.region_end[i];
+            bound += (uint64_t)(end - i) * (HOT_MAX + COLD_ACCESS_MAX);
+        }
+    }
+    if (bound > arena->max_size || bound > UINT32_MAX) {
+        a->free(a->ctx, work, work_size);
+        pvm_jit_free(prog);
+        return PVM_ERR_TRANSLATION_TOO_LARGE;
+    }
+    void *exec = 0;
+    uint8_t *code = arena->alloc(arena->ctx, (size_t)bound, &exec);
+    if (!code) {
+        a->free(a->ctx, work, work_size);
+        pvm_jit_free(prog);
+        return PVM_ERR_NO_MEMORY;
+    }
+    c->write = code;
+    c->exec = exec;
+    c->size = (size_t)bound;
     j.e = (struct x86_buf){.p = code, .cap = (uint32_t)bound};
-    assign_homes(&j, (int32_t *)(j.prologue + n));
 
     /* Layout: jalr table, then the trampoline, exit and thunks, then the code, then the stubs. */
     int ok = 1;
@@ -932,12 +1036,14 @@ int pvm_compile(struct pvm_program *prog, const struct pvm_code_arena *arena) {
         j.prologue[i] = start;
         if (block_start(prog, i) && prog->insns[i].gas) ok = add_stub(&j, STUB_OUT_OF_GAS, i, emit_charge(&j, prog->insns[i].gas), 0);
         j.body[i] = j.e.pos;
+        if (ok && j.region_end[i]) ok = emit_region_check(&j, i, j.region_end[i]);
         ok = ok && emit_insn(&j, i) && j.e.pos - start <= HOT_MAX;
     }
+    j.fast_end = 0; /* the stubs' copies check every access */
     for (uint32_t s = 0; ok && s < j.stub_count; s++) {
         uint32_t start = j.e.pos;
-        emit_stub(&j, &j.stubs[s]);
-        ok = j.e.pos - start <= (j.stubs[s].kind >= STUB_LOAD ? COLD_ACCESS_MAX : COLD_MAX);
+        ok = emit_stub(&j, &j.stubs[s]) &&
+             (j.stubs[s].kind == STUB_REGION || j.e.pos - start <= (j.stubs[s].kind >= STUB_LOAD ? COLD_ACCESS_MAX : COLD_MAX));
     }
     /* jalr table: per halfword, the offset from the table of a block start's code, else 0 */
     for (uint32_t h = 0; ok && h < prog->half_count; h++) {
@@ -947,7 +1053,6 @@ int pvm_compile(struct pvm_program *prog, const struct pvm_code_arena *arena) {
     }
     a->free(a->ctx, work, work_size);
     c->used = j.e.pos;
-    prog->jit = c;
     if (!ok || arena->seal(arena->ctx, code, c->used)) {
         pvm_jit_free(prog);
         return PVM_ERR_TRANSLATION;
@@ -985,7 +1090,8 @@ static void choose_windows(const struct pvm_memory *mem, uint32_t sp, struct win
         w->bound[k].lim[1] = r && r->writable ? lim : 0;
         host[k] = r ? r->host : 0;
     }
-    w->host0 = host[0];
+    w->lo0 = w->bound[0].lo;
+    w->base0 = (uintptr_t)host[0] - w->bound[0].lo;
     w->host1 = host[1];
 }
 
