@@ -257,7 +257,17 @@ static void emit_leave(struct jit *j, uint32_t exit, uint32_t pc, int64_t arg) {
 }
 
 /* rd = rs1 OP rs2 for an x86 "op reg, rm" ALU operation. */
+/* rd, a frame slot, OP= the register `src`: one read-modify-write, not a load, the op and a store. */
+static int emit_alu_in_slot(struct jit *j, int alu, uint32_t src, const struct pvm_insn *in) {
+    if (in->rd == PVM_SINK_SLOT || in_reg(j, in->rd) || !src || !in_reg(j, src)) return 0;
+    x_alu_rm_r(&j->e, X_W, alu, home(j, in->rd), j->home[src]);
+    return 1;
+}
 static void emit_alu(struct jit *j, int alu, int flags, const struct pvm_insn *in) {
+    int commutes = alu != ALU_SUB;
+    if ((flags & X_W) && ((in->rd == in->rs1 && emit_alu_in_slot(j, alu, in->rs2, in)) ||
+                          (commutes && in->rd == in->rs2 && emit_alu_in_slot(j, alu, in->rs1, in))))
+        return;
     int w = work_reg(j, in->rd, in->rs2);
     get(j, w, in->rs1);
     x_alu_r_rm(&j->e, flags, alu, w, home(j, in->rs2));
@@ -265,6 +275,10 @@ static void emit_alu(struct jit *j, int alu, int flags, const struct pvm_insn *i
     put(j, in->rd, w);
 }
 static void emit_alu_imm(struct jit *j, int alu, const struct pvm_insn *in) {
+    if (in->rd == in->rs1 && in->rd != PVM_SINK_SLOT && !in_reg(j, in->rd)) { /* in place in its slot */
+        x_alu_imm(&j->e, X_W, alu, home(j, in->rd), (int32_t)in->imm);
+        return;
+    }
     int w = work_reg(j, in->rd, PVM_REG_SLOTS);
     get(j, w, in->rs1);
     x_alu_imm(&j->e, X_W, alu, x_reg(w), (int32_t)in->imm);
@@ -289,10 +303,11 @@ static void emit_shift_imm(struct jit *j, int sh, int flags, const struct pvm_in
 /* rd = (rs1 CMP rs2 or imm) ? 1 : 0 */
 static void emit_set(struct jit *j, int cc, const struct pvm_insn *in, int with_imm) {
     struct x86_buf *e = &j->e;
-    get(j, RCX, in->rs1);
+    int a = in->rs1 && in_reg(j, in->rs1) ? j->home[in->rs1] : RCX;
+    if (a == RCX) get(j, RCX, in->rs1);
     x_mov_r_imm(e, RAX, 0);
-    if (with_imm) x_alu_imm(e, X_W, ALU_CMP, x_reg(RCX), (int32_t)in->imm);
-    else x_alu_r_rm(e, X_W, ALU_CMP, RCX, home(j, in->rs2));
+    if (with_imm) x_alu_imm(e, X_W, ALU_CMP, x_reg(a), (int32_t)in->imm);
+    else x_alu_r_rm(e, X_W, ALU_CMP, a, home(j, in->rs2));
     x_setcc(e, cc, RAX);
     put(j, in->rd, RAX);
 }
@@ -551,9 +566,13 @@ static int emit_insn(struct jit *j, uint32_t i) {
     case PVM_H_SUBW: emit_alu(j, ALU_SUB, 0, in); break;
     case PVM_H_ADDIW: {
         int w = work_reg(j, in->rd, PVM_REG_SLOTS);
-        get(j, w, in->rs1);
-        x_alu_imm(e, 0, ALU_ADD, x_reg(w), (int32_t)in->imm);
-        x_movsxd(e, w, x_reg(w));
+        if (in->imm == 0 && in->rs1) { /* sext.w */
+            x_movsxd(e, w, home(j, in->rs1));
+        } else {
+            get(j, w, in->rs1);
+            x_alu_imm(e, 0, ALU_ADD, x_reg(w), (int32_t)in->imm);
+            x_movsxd(e, w, x_reg(w));
+        }
         put(j, in->rd, w);
         break;
     }
@@ -759,14 +778,16 @@ static int emit_insn(struct jit *j, uint32_t i) {
             }
             j->body[i] = e->pos;
         }
-        /* target = (rs1 + imm) & ~1, a block start of the code (table entry non-zero), else PANIC with rd unwritten */
-        if (in->rs1 && in_reg(j, in->rs1)) x_lea(e, 0, RAX, x_mem(j->home[in->rs1], (int32_t)in->imm));
+        /*
+         * target = (rs1 + imm) & ~1, a block start of the code (table entry non-zero), else
+         * PANIC with rd unwritten; its offset is (rs1 + imm - CODE_BASE) & ~1, CODE_BASE being even.
+         */
+        if (in->rs1 && in_reg(j, in->rs1)) x_lea(e, 0, RAX, x_mem(j->home[in->rs1], (int32_t)(in->imm - PVM_CODE_BASE)));
         else {
             get(j, RAX, in->rs1);
-            x_alu_imm(e, 0, ALU_ADD, x_reg(RAX), (int32_t)in->imm);
+            x_alu_imm(e, 0, ALU_ADD, x_reg(RAX), (int32_t)(in->imm - PVM_CODE_BASE));
         }
         x_alu_imm(e, 0, ALU_AND, x_reg(RAX), -2);
-        x_alu_imm(e, 0, ALU_SUB, x_reg(RAX), (int32_t)PVM_CODE_BASE);
         x_alu_imm(e, 0, ALU_CMP, x_reg(RAX), (int32_t)p->code_len);
         uint32_t outside = x_jcc(e, CC_AE);
         x_lea(e, X_W, RDX, x_mem(X_RIP, (int32_t)j->table_pos));
