@@ -643,6 +643,10 @@ static int emit_insn(struct jit *j, uint32_t i) {
     case PVM_H_SH1ADDUW: case PVM_H_SH2ADDUW: case PVM_H_SH3ADDUW: {
         int uw = in->handler >= PVM_H_SH1ADDUW;
         int n = (in->handler - (uw ? PVM_H_SH1ADDUW : PVM_H_SH1ADD)) + 1;
+        if (!uw && in->rs1 && in->rs2 && in_reg(j, in->rd) && in_reg(j, in->rs1) && in_reg(j, in->rs2)) {
+            x_lea(e, X_W, j->home[in->rd], x_sib(j->home[in->rs2], j->home[in->rs1], 1 << n, 0));
+            break;
+        }
         get(j, RAX, in->rs1);
         if (uw) x_mov_r_rm(e, 0, RAX, x_reg(RAX));
         x_shift_imm(e, X_W, SH_SHL, x_reg(RAX), n);
