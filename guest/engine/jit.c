@@ -84,11 +84,14 @@ struct jit {
     uint32_t stub_count, stub_cap;
     uint32_t *prologue;         /* buffer position of each instruction's code, gas check included */
     uint32_t *body;             /* ... and past the gas check (inside a stack region: its checked copy) */
-    uint8_t *is_target;         /* per instruction: a static branch/jal goes there */
+    uint8_t *flags;             /* per instruction: IS_TARGET, STACK_BASED */
     uint32_t *region_end;       /* per instruction: the end of the stack region starting there, or 0 */
     uint32_t fast_end;          /* sp-based accesses before this instruction are inside window 0 (checked at its region's start) */
     uint32_t exit_pos, load_thunk, store_thunk, walk_thunk[2], table_pos;
 };
+
+#define IS_TARGET 1   /* a static branch/jal goes there */
+#define STACK_BASED 2 /* an access whose base register likely points into the stack */
 
 struct pvm_jit_code {
     struct pvm_code_arena arena;
@@ -442,8 +445,8 @@ static struct x86_op window_bytes(struct jit *j, int k, int reg) {
     return x_sib(RCX, RDX, 1, 0);
 }
 
-/* The window an access tries first: the stack's for sp-based addresses. */
-static int predicted_window(const struct pvm_insn *in) { return in->rs1 == 2 ? 0 : 1; }
+/* The window an access tries first: the stack's for (likely) stack addresses. */
+static int predicted_window(const struct jit *j, uint32_t i) { return j->flags[i] & STACK_BASED ? 0 : 1; }
 
 static int emit_memory(struct jit *j, uint32_t i, int store) {
     const struct pvm_insn *in = &j->prog->insns[i];
@@ -451,7 +454,7 @@ static int emit_memory(struct jit *j, uint32_t i, int store) {
         emit_access(j, in, x_sib(WIN0, j->home[2], 1, (int32_t)in->imm), RAX);
         return 1;
     }
-    int k = predicted_window(in);
+    int k = predicted_window(j, i);
     emit_address(j, RDX, in);
     uint32_t miss = emit_window_check(j, k, RDX, store);
     emit_access(j, in, window_bytes(j, k, RDX), RAX);
@@ -824,6 +827,30 @@ static void emit_refund(struct jit *j, uint64_t cost) {
 }
 
 /*
+ * Which accesses likely address the stack: those based on sp or on a register last
+ * set, in code order, from sp by adds (`addi a5, sp, 24; add a5, a5, a4`). Only a
+ * guess for which window to try first.
+ */
+static void guess_stack_bases(struct jit *j) {
+    const struct pvm_program *p = j->prog;
+    uint32_t stack = 1u << 2;
+    for (uint32_t i = 0; i < p->insn_count; i++) {
+        const struct pvm_insn *in = &p->insns[i];
+        uint32_t from = 0; /* the sources whose stackness rd inherits */
+        switch (in->handler) {
+        case PVM_H_ADDI: case PVM_H_SUB: from = 1u << in->rs1; break;
+        case PVM_H_ADD: from = 1u << in->rs1 | 1u << in->rs2; break;
+        case PVM_H_SH1ADD: case PVM_H_SH2ADD: case PVM_H_SH3ADD: from = 1u << in->rs2; break;
+        case PVM_H_ILLEGAL: continue; /* its fields may name any register */
+        default:
+            if (is_access(in->handler) && (stack >> in->rs1 & 1)) j->flags[i] |= STACK_BASED;
+            break;
+        }
+        if (in->rd != 2 && in->rd != PVM_SINK_SLOT) stack = (stack & ~(1u << in->rd)) | ((stack & from) ? 1u << in->rd : 0);
+    }
+}
+
+/*
  * Stack regions. From an sp-based access on, while sp is not written and no jump can
  * enter, every sp-based access's bytes are checked at once: if sp + the lowest to sp +
  * the highest immediate (plus 8 bytes) is inside window 0, each access there is one
@@ -839,7 +866,7 @@ static uint32_t find_region(const struct jit *j, uint32_t i) {
     const struct pvm_insn *in = &p->insns[i];
     if (!in_reg(j, 2) || in->rs1 != 2 || !is_access(in->handler)) return 0;
     uint32_t k = i;
-    while (k < p->insn_count && !ends_block(p->insns[k].handler) && (k == i || !(j->is_target[k] || block_start(p, k)))) {
+    while (k < p->insn_count && !ends_block(p->insns[k].handler) && (k == i || !(j->flags[k] & IS_TARGET || block_start(p, k)))) {
         if (p->insns[k++].rd == 2) break; /* it may still use the old sp */
     }
     return k;
@@ -901,7 +928,7 @@ static int emit_stub(struct jit *j, const struct stub *s) {
     case STUB_PANIC: emit_leave(j, PVM_EXIT_PANIC, pc_of(j, s->insn), 0); break;
     case STUB_LOAD: case STUB_STORE: {
         /* the other window, then the page table, then the byte-wise path */
-        int store = s->kind == STUB_STORE, other = !predicted_window(in);
+        int store = s->kind == STUB_STORE, other = !predicted_window(j, s->insn);
         emit_address(j, RAX, in);
         uint32_t miss = emit_window_check(j, other, RAX, store);
         emit_access(j, in, window_bytes(j, other, RAX), other == 0 ? RDX : RAX);
@@ -992,7 +1019,7 @@ int pvm_compile(struct pvm_program *prog, const struct pvm_code_arena *arena) {
 
     struct jit j = {.prog = prog, .stub_cap = 4 * n};
     struct pvm_jit_code *c = a->alloc(a->ctx, sizeof *c, _Alignof(struct pvm_jit_code));
-    size_t work_size = (size_t)j.stub_cap * sizeof *j.stubs + (size_t)n * 9; /* stubs, prologue[n], depth / region_end[n], is_target[n] */
+    size_t work_size = (size_t)j.stub_cap * sizeof *j.stubs + (size_t)n * 9; /* stubs, prologue[n], depth / region_end[n], flags[n] */
     void *work = a->alloc(a->ctx, work_size, 8);
     uint32_t *body = a->alloc(a->ctx, (size_t)n * 4, 4);
     if (!c || !work || !body) {
@@ -1006,16 +1033,17 @@ int pvm_compile(struct pvm_program *prog, const struct pvm_code_arena *arena) {
     j.stubs = work;
     j.prologue = (uint32_t *)((uint8_t *)work + (size_t)j.stub_cap * sizeof *j.stubs);
     j.region_end = j.prologue + n;
-    j.is_target = (uint8_t *)(j.region_end + n);
+    j.flags = (uint8_t *)(j.region_end + n);
     j.body = body;
     assign_homes(&j, (int32_t *)j.region_end);
 
     /* The stack regions, and what their checked copies add to the bound. */
-    for (uint32_t i = 0; i < n; i++) j.is_target[i] = 0;
+    for (uint32_t i = 0; i < n; i++) j.flags[i] = 0;
     for (uint32_t i = 0; i < prog->insn_count; i++) {
         const struct pvm_insn *in = &prog->insns[i];
-        if (in->handler >= PVM_H_BEQ && in->handler <= PVM_H_JAL && in->target != PVM_NO_TARGET) j.is_target[in->target] = 1;
+        if (in->handler >= PVM_H_BEQ && in->handler <= PVM_H_JAL && in->target != PVM_NO_TARGET) j.flags[in->target] |= IS_TARGET;
     }
+    guess_stack_bases(&j);
     for (uint32_t i = 0, end = 0; i < n; i++) {
         j.region_end[i] = i >= end ? find_region(&j, i) : 0;
         if (j.region_end[i]) {
