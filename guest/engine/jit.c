@@ -528,6 +528,18 @@ static int emit_jump_to(struct jit *j, uint32_t i, uint32_t t, int cc, int condi
     return add_stub(j, STUB_ENTER, t, at, 0);
 }
 
+/*
+ * Whether jalr i follows, in its block, an auipc (or li) of its base register: then on
+ * that path its target is a constant, whose index_of_half entry goes to *entry (0 outside the code).
+ */
+static int constant_jalr(const struct pvm_program *p, uint32_t i, uint32_t *entry) {
+    const struct pvm_insn *in = &p->insns[i], *prev = &p->insns[i - (i > 0)];
+    if (i == 0 || block_start(p, i) || prev->handler != PVM_H_LI || prev->rd != in->rs1) return 0;
+    uint32_t t = ((uint32_t)(prev->imm + in->imm) & ~1u) - PVM_CODE_BASE;
+    *entry = t < p->code_len ? p->index_of_half[t / 2] : 0;
+    return 1;
+}
+
 static int emit_insn(struct jit *j, uint32_t i) {
     struct x86_buf *e = &j->e;
     const struct pvm_program *p = j->prog;
@@ -769,14 +781,12 @@ static int emit_insn(struct jit *j, uint32_t i) {
         if (!emit_jump_to(j, i, in->target, 0, 0)) return 0;
         break;
     case PVM_H_JALR: {
-        const struct pvm_insn *prev = &p->insns[i - (i > 0)];
-        if (i > 0 && !block_start(p, i) && prev->handler == PVM_H_LI && prev->rd == in->rs1) {
+        uint32_t entry;
+        if (constant_jalr(p, i, &entry)) {
             /*
              * `auipc ra, hi; jalr ra, lo(ra)` (a call): on the straight-line path from the
              * auipc the target is a constant. Entries from elsewhere take the general path below.
              */
-            uint32_t t = ((uint32_t)(prev->imm + in->imm) & ~1u) - PVM_CODE_BASE;
-            uint32_t entry = t < p->code_len ? p->index_of_half[t / 2] : 0;
             if (entry & PVM_BLOCK_START) {
                 put_imm(j, in->rd, next_pc);
                 if (!add_stub(j, STUB_ENTER, (entry & PVM_INDEX_MASK) - 1, x_jmp(e), 1)) return 0;
@@ -826,27 +836,44 @@ static void emit_refund(struct jit *j, uint64_t cost) {
     }
 }
 
+/* The stack-pointing registers after instruction i, given those before it; marks i if it is an access through one. */
+static uint32_t next_stack_bases(struct jit *j, uint32_t i, uint32_t stack) {
+    const struct pvm_insn *in = &j->prog->insns[i];
+    uint32_t from = 0; /* the sources whose stackness rd inherits */
+    switch (in->handler) {
+    case PVM_H_ADDI: case PVM_H_SUB: from = 1u << in->rs1; break;
+    case PVM_H_ADD: from = 1u << in->rs1 | 1u << in->rs2; break;
+    case PVM_H_SH1ADD: case PVM_H_SH2ADD: case PVM_H_SH3ADD: from = 1u << in->rs2; break;
+    case PVM_H_ILLEGAL: return stack; /* its fields may name any register */
+    default:
+        j->flags[i] = (uint8_t)((j->flags[i] & ~STACK_BASED) | (is_access(in->handler) && (stack >> in->rs1 & 1) ? STACK_BASED : 0));
+        break;
+    }
+    if (in->rd == 2 || in->rd == PVM_SINK_SLOT) return stack;
+    return (stack & ~(1u << in->rd)) | ((stack & from) ? 1u << in->rd : 0);
+}
+
 /*
  * Which accesses likely address the stack: those based on sp or on a register last
- * set, in code order, from sp by adds (`addi a5, sp, 24; add a5, a5, a4`). Only a
- * guess for which window to try first.
+ * set, in code order, from sp by adds (`addi a5, sp, 24; add a5, a5, a4`), where a
+ * function's code starts with what its callers' arguments were (`addi a0, sp, 8;
+ * call f`; three passes follow such pointers three calls deep). Only a guess for which
+ * window to try first; `entry` is scratch of insn_count entries.
  */
-static void guess_stack_bases(struct jit *j) {
+static void guess_stack_bases(struct jit *j, uint32_t *entry) {
     const struct pvm_program *p = j->prog;
-    uint32_t stack = 1u << 2;
-    for (uint32_t i = 0; i < p->insn_count; i++) {
-        const struct pvm_insn *in = &p->insns[i];
-        uint32_t from = 0; /* the sources whose stackness rd inherits */
-        switch (in->handler) {
-        case PVM_H_ADDI: case PVM_H_SUB: from = 1u << in->rs1; break;
-        case PVM_H_ADD: from = 1u << in->rs1 | 1u << in->rs2; break;
-        case PVM_H_SH1ADD: case PVM_H_SH2ADD: case PVM_H_SH3ADD: from = 1u << in->rs2; break;
-        case PVM_H_ILLEGAL: continue; /* its fields may name any register */
-        default:
-            if (is_access(in->handler) && (stack >> in->rs1 & 1)) j->flags[i] |= STACK_BASED;
-            break;
+    for (uint32_t i = 0; i < p->insn_count; i++) entry[i] = 0;
+    for (int pass = 0; pass < 3; pass++) {
+        uint32_t stack = 1u << 2;
+        for (uint32_t i = 0; i < p->insn_count; i++) {
+            const struct pvm_insn *in = &p->insns[i];
+            uint32_t callee;
+            if (entry[i]) stack = entry[i];
+            if (in->handler == PVM_H_JAL && in->rd == 1 && in->target != PVM_NO_TARGET) entry[in->target] |= stack | 1u << 2;
+            if (in->handler == PVM_H_JALR && in->rd == 1 && constant_jalr(p, i, &callee) && (callee & PVM_BLOCK_START))
+                entry[(callee & PVM_INDEX_MASK) - 1] |= stack | 1u << 2;
+            stack = next_stack_bases(j, i, stack);
         }
-        if (in->rd != 2 && in->rd != PVM_SINK_SLOT) stack = (stack & ~(1u << in->rd)) | ((stack & from) ? 1u << in->rd : 0);
     }
 }
 
@@ -1043,7 +1070,7 @@ int pvm_compile(struct pvm_program *prog, const struct pvm_code_arena *arena) {
         const struct pvm_insn *in = &prog->insns[i];
         if (in->handler >= PVM_H_BEQ && in->handler <= PVM_H_JAL && in->target != PVM_NO_TARGET) j.flags[in->target] |= IS_TARGET;
     }
-    guess_stack_bases(&j);
+    guess_stack_bases(&j, j.region_end);
     for (uint32_t i = 0, end = 0; i < n; i++) {
         j.region_end[i] = i >= end ? find_region(&j, i) : 0;
         if (j.region_end[i]) {
