@@ -887,16 +887,18 @@ static void guess_stack_bases(struct jit *j, uint32_t *entry) {
  */
 static int ends_block(int handler) { return handler >= PVM_H_BEQ || handler <= PVM_H_END; }
 
-/* The end (exclusive) of the stack region that would start at instruction i, or 0 if none does. */
+static int sp_access(const struct pvm_insn *in) { return in->rs1 == 2 && is_access(in->handler); }
+
+/* The end (exclusive) of the stack region that would start at instruction i, or 0 if none does (one access is cheaper checked alone). */
 static uint32_t find_region(const struct jit *j, uint32_t i) {
     const struct pvm_program *p = j->prog;
-    const struct pvm_insn *in = &p->insns[i];
-    if (!in_reg(j, 2) || in->rs1 != 2 || !is_access(in->handler)) return 0;
-    uint32_t k = i;
+    if (!in_reg(j, 2) || !sp_access(&p->insns[i])) return 0;
+    uint32_t k = i, accesses = 0;
     while (k < p->insn_count && !ends_block(p->insns[k].handler) && (k == i || !(j->flags[k] & IS_TARGET || block_start(p, k)))) {
+        accesses += sp_access(&p->insns[k]);
         if (p->insns[k++].rd == 2) break; /* it may still use the old sp */
     }
-    return k;
+    return accesses > 1 ? k : 0;
 }
 
 /* At the start of region [i, end): the check, whose failure enters the checked copy. */
@@ -906,21 +908,24 @@ static int emit_region_check(struct jit *j, uint32_t i, uint32_t end) {
     int store = 0;
     for (uint32_t k = i; k < end; k++) {
         const struct pvm_insn *in = &j->prog->insns[k];
-        if (in->rs1 != 2 || !is_access(in->handler)) continue;
+        if (!sp_access(in)) continue;
         lo = (int32_t)in->imm < lo ? (int32_t)in->imm : lo;
         hi = (int32_t)in->imm > hi ? (int32_t)in->imm : hi;
         store |= is_store(in->handler);
     }
     /* inside iff 0 <= sp + lo - start < lim - (hi - lo), in 64 bits: so sp + imm is also the 32-bit address */
     x_mov_r_rm(e, 0, RCX, x_mem(RSP, F_WIN_LIM(0, store)));
-    x_alu_imm(e, 0, ALU_SUB, x_reg(RCX), hi - lo);
-    uint32_t small = x_jcc(e, CC_B);
+    uint32_t small = 0;
+    if (hi > lo) {
+        x_alu_imm(e, 0, ALU_SUB, x_reg(RCX), hi - lo);
+        small = x_jcc(e, CC_B);
+    }
     x_lea(e, X_W, RDX, x_mem(j->home[2], lo));
     x_alu_r_rm(e, X_W, ALU_SUB, RDX, x_mem(RSP, F_WIN0_LO64));
     x_alu_r_rm(e, X_W, ALU_CMP, RDX, x_reg(RCX));
     uint32_t outside = x_jcc(e, CC_AE);
-    if (!add_stub(j, STUB_REGION, i, small, end)) return 0;
-    j->stubs[j->stub_count - 1].patch[j->stubs[j->stub_count - 1].patches++] = outside;
+    if (!add_stub(j, STUB_REGION, i, outside, end)) return 0;
+    if (small) j->stubs[j->stub_count - 1].patch[j->stubs[j->stub_count - 1].patches++] = small;
     j->fast_end = end;
     return 1;
 }
