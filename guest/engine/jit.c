@@ -85,13 +85,15 @@ struct jit {
     uint32_t *prologue;         /* buffer position of each instruction's code, gas check included */
     uint32_t *body;             /* ... and past the gas check (inside a stack region: its checked copy) */
     uint8_t *flags;             /* per instruction: IS_TARGET, STACK_BASED */
-    uint32_t *region_end;       /* per instruction: the end of the stack region starting there, or 0 */
-    uint32_t fast_end;          /* sp-based accesses before this instruction are inside window 0 (checked at its region's start) */
+    uint32_t *region_end[2];    /* per instruction: the end of the stack region (sp's, a pointer's) starting there, or 0 */
+    uint32_t fast_end[2];       /* accesses based on fast_base[k] before this instruction are inside window 0 (checked at the region's start) */
+    uint8_t fast_base[2];
     uint32_t exit_pos, load_thunk, store_thunk, walk_thunk[2], table_pos;
 };
 
 #define IS_TARGET 1   /* a static branch/jal goes there */
 #define STACK_BASED 2 /* an access whose base register likely points into the stack */
+#define IN_SP_REGION 4 /* inside an sp region, after its first instruction */
 
 struct pvm_jit_code {
     struct pvm_code_arena arena;
@@ -450,9 +452,11 @@ static int predicted_window(const struct jit *j, uint32_t i) { return j->flags[i
 
 static int emit_memory(struct jit *j, uint32_t i, int store) {
     const struct pvm_insn *in = &j->prog->insns[i];
-    if (in->rs1 == 2 && i < j->fast_end) { /* its region checked sp: base0 + sp + imm is the host byte */
-        emit_access(j, in, x_sib(WIN0, j->home[2], 1, (int32_t)in->imm), RAX);
-        return 1;
+    for (int r = 0; r < 2; r++) {
+        if (in->rs1 == j->fast_base[r] && i < j->fast_end[r]) { /* its region checked the base: base0 + base + imm is the host byte */
+            emit_access(j, in, x_sib(WIN0, j->home[in->rs1], 1, (int32_t)in->imm), RAX);
+            return 1;
+        }
     }
     int k = predicted_window(j, i);
     emit_address(j, RDX, in);
@@ -883,50 +887,59 @@ static void guess_stack_bases(struct jit *j, uint32_t *entry) {
  * the highest immediate (plus 8 bytes) is inside window 0, each access there is one
  * x86 load or store at R15 + sp + imm. If not, the region runs a checked copy of
  * itself (emitted with the stubs), which rejoins at its end; an entry inside a region
- * (a resume, say) enters the copy. A region stops before a block's terminator.
+ * (a resume, say) enters the copy. A region stops before a block's terminator. A
+ * pointer region does the same for another base register guessed to point into the
+ * stack; it lies inside an sp region or between two, so a copy never rejoins inside
+ * a region it skipped the check of.
  */
 static int ends_block(int handler) { return handler >= PVM_H_BEQ || handler <= PVM_H_END; }
 
-static int sp_access(const struct pvm_insn *in) { return in->rs1 == 2 && is_access(in->handler); }
+static int based_on(const struct pvm_insn *in, uint32_t base) { return in->rs1 == base && is_access(in->handler); }
 
-/* The end (exclusive) of the stack region that would start at instruction i, or 0 if none does (one access is cheaper checked alone). */
-static uint32_t find_region(const struct jit *j, uint32_t i) {
+/*
+ * The end (exclusive) of the region based on `base` that would start at instruction
+ * i, or 0 if none does (one access is cheaper checked alone); a pointer region ends
+ * by `limit` and before an sp region starts.
+ */
+static uint32_t find_region(const struct jit *j, uint32_t i, uint32_t base, uint32_t limit) {
     const struct pvm_program *p = j->prog;
-    if (!in_reg(j, 2) || !sp_access(&p->insns[i])) return 0;
+    if (!base || !in_reg(j, base) || !based_on(&p->insns[i], base)) return 0;
     uint32_t k = i, accesses = 0;
-    while (k < p->insn_count && !ends_block(p->insns[k].handler) && (k == i || !(j->flags[k] & IS_TARGET || block_start(p, k)))) {
-        accesses += sp_access(&p->insns[k]);
-        if (p->insns[k++].rd == 2) break; /* it may still use the old sp */
+    while (k < limit && k < p->insn_count && !ends_block(p->insns[k].handler) &&
+           (k == i || !(j->flags[k] & IS_TARGET || block_start(p, k) || (base != 2 && j->region_end[0][k])))) {
+        accesses += based_on(&p->insns[k], base);
+        if (p->insns[k++].rd == base) break; /* it may still use the old value */
     }
     return accesses > 1 ? k : 0;
 }
 
-/* At the start of region [i, end): the check, whose failure enters the checked copy. */
-static int emit_region_check(struct jit *j, uint32_t i, uint32_t end) {
+/* At the start of region [i, end) based on `base`: the check, whose failure enters the checked copy. */
+static int emit_region_check(struct jit *j, uint32_t i, uint32_t end, uint32_t base) {
     struct x86_buf *e = &j->e;
     int32_t lo = INT32_MAX, hi = INT32_MIN;
     int store = 0;
     for (uint32_t k = i; k < end; k++) {
         const struct pvm_insn *in = &j->prog->insns[k];
-        if (!sp_access(in)) continue;
+        if (!based_on(in, base)) continue;
         lo = (int32_t)in->imm < lo ? (int32_t)in->imm : lo;
         hi = (int32_t)in->imm > hi ? (int32_t)in->imm : hi;
         store |= is_store(in->handler);
     }
-    /* inside iff 0 <= sp + lo - start < lim - (hi - lo), in 64 bits: so sp + imm is also the 32-bit address */
+    /* inside iff 0 <= base + lo - start < lim - (hi - lo), in 64 bits: so base + imm is also the 32-bit address */
     x_mov_r_rm(e, 0, RCX, x_mem(RSP, F_WIN_LIM(0, store)));
     uint32_t small = 0;
     if (hi > lo) {
         x_alu_imm(e, 0, ALU_SUB, x_reg(RCX), hi - lo);
         small = x_jcc(e, CC_B);
     }
-    x_lea(e, X_W, RDX, x_mem(j->home[2], lo));
+    x_lea(e, X_W, RDX, x_mem(j->home[base], lo));
     x_alu_r_rm(e, X_W, ALU_SUB, RDX, x_mem(RSP, F_WIN0_LO64));
     x_alu_r_rm(e, X_W, ALU_CMP, RDX, x_reg(RCX));
     uint32_t outside = x_jcc(e, CC_AE);
     if (!add_stub(j, STUB_REGION, i, outside, end)) return 0;
     if (small) j->stubs[j->stub_count - 1].patch[j->stubs[j->stub_count - 1].patches++] = small;
-    j->fast_end = end;
+    j->fast_end[base != 2] = end;
+    j->fast_base[base != 2] = (uint8_t)base;
     return 1;
 }
 
@@ -939,10 +952,10 @@ static int emit_stub(struct jit *j, const struct stub *s) {
     }
     for (int k = 0; k < s->patches; k++) x_patch(e, s->patch[k], e->pos);
     switch (s->kind) {
-    case STUB_REGION: /* the region's checked copy */
+    case STUB_REGION: /* the region's checked copy; inside an sp region an entry takes the sp region's */
         for (uint32_t k = s->insn; k < s->resume; k++) {
             uint32_t start = e->pos;
-            if (k > s->insn) j->body[k] = start;
+            if (k > s->insn && (in->rs1 == 2 || !(j->flags[k] & IN_SP_REGION))) j->body[k] = start;
             if (!emit_insn(j, k) || e->pos - start > HOT_MAX) return 0;
         }
         x_jmp_to(e, j->prologue[s->resume]);
@@ -1049,9 +1062,9 @@ int pvm_compile(struct pvm_program *prog, const struct pvm_code_arena *arena) {
         if (is_access(prog->insns[i].handler)) bound += COLD_ACCESS_MAX - COLD_MAX;
     if (bound > arena->max_size || bound > UINT32_MAX) return PVM_ERR_TRANSLATION_TOO_LARGE;
 
-    struct jit j = {.prog = prog, .stub_cap = 4 * n};
+    struct jit j = {.prog = prog, .stub_cap = 5 * n, .fast_base = {2, 0}};
     struct pvm_jit_code *c = a->alloc(a->ctx, sizeof *c, _Alignof(struct pvm_jit_code));
-    size_t work_size = (size_t)j.stub_cap * sizeof *j.stubs + (size_t)n * 9; /* stubs, prologue[n], depth / region_end[n], flags[n] */
+    size_t work_size = (size_t)j.stub_cap * sizeof *j.stubs + (size_t)n * 13; /* stubs, prologue[n], depth / region_end[0][n], region_end[1][n], flags[n] */
     void *work = a->alloc(a->ctx, work_size, 8);
     uint32_t *body = a->alloc(a->ctx, (size_t)n * 4, 4);
     if (!c || !work || !body) {
@@ -1064,10 +1077,11 @@ int pvm_compile(struct pvm_program *prog, const struct pvm_code_arena *arena) {
     prog->jit = c; /* from here pvm_jit_free undoes it all */
     j.stubs = work;
     j.prologue = (uint32_t *)((uint8_t *)work + (size_t)j.stub_cap * sizeof *j.stubs);
-    j.region_end = j.prologue + n;
-    j.flags = (uint8_t *)(j.region_end + n);
+    j.region_end[0] = j.prologue + n;
+    j.region_end[1] = j.region_end[0] + n;
+    j.flags = (uint8_t *)(j.region_end[1] + n);
     j.body = body;
-    assign_homes(&j, (int32_t *)j.region_end);
+    assign_homes(&j, (int32_t *)j.region_end[0]);
 
     /* The stack regions, and what their checked copies add to the bound. */
     for (uint32_t i = 0; i < n; i++) j.flags[i] = 0;
@@ -1075,11 +1089,22 @@ int pvm_compile(struct pvm_program *prog, const struct pvm_code_arena *arena) {
         const struct pvm_insn *in = &prog->insns[i];
         if (in->handler >= PVM_H_BEQ && in->handler <= PVM_H_JAL && in->target != PVM_NO_TARGET) j.flags[in->target] |= IS_TARGET;
     }
-    guess_stack_bases(&j, j.region_end);
+    guess_stack_bases(&j, j.region_end[0]);
     for (uint32_t i = 0, end = 0; i < n; i++) {
-        j.region_end[i] = i >= end ? find_region(&j, i) : 0;
-        if (j.region_end[i]) {
-            end = j.region_end[i];
+        j.region_end[0][i] = i >= end ? find_region(&j, i, 2, n) : 0;
+        if (j.region_end[0][i]) {
+            end = j.region_end[0][i];
+            bound += (uint64_t)(end - i) * (HOT_MAX + COLD_ACCESS_MAX);
+        } else if (i < end) {
+            j.flags[i] |= IN_SP_REGION;
+        }
+    }
+    for (uint32_t i = 0, end = 0, sp_end = 0; i < n; i++) {
+        if (j.region_end[0][i]) sp_end = j.region_end[0][i];
+        const struct pvm_insn *in = &prog->insns[i];
+        j.region_end[1][i] = i >= end && in->rs1 != 2 && (j.flags[i] & STACK_BASED) ? find_region(&j, i, in->rs1, i < sp_end ? sp_end : n) : 0;
+        if (j.region_end[1][i]) {
+            end = j.region_end[1][i];
             bound += (uint64_t)(end - i) * (HOT_MAX + COLD_ACCESS_MAX);
         }
     }
@@ -1121,10 +1146,11 @@ int pvm_compile(struct pvm_program *prog, const struct pvm_code_arena *arena) {
         j.prologue[i] = start;
         if (block_start(prog, i) && prog->insns[i].gas) ok = add_stub(&j, STUB_OUT_OF_GAS, i, emit_charge(&j, prog->insns[i].gas), 0);
         j.body[i] = j.e.pos;
-        if (ok && j.region_end[i]) ok = emit_region_check(&j, i, j.region_end[i]);
+        if (ok && j.region_end[0][i]) ok = emit_region_check(&j, i, j.region_end[0][i], 2);
+        if (ok && j.region_end[1][i]) ok = emit_region_check(&j, i, j.region_end[1][i], prog->insns[i].rs1);
         ok = ok && emit_insn(&j, i) && j.e.pos - start <= HOT_MAX;
     }
-    j.fast_end = 0; /* the stubs' copies check every access */
+    j.fast_end[0] = j.fast_end[1] = 0; /* the stubs' copies check every access */
     for (uint32_t s = 0; ok && s < j.stub_count; s++) {
         uint32_t start = j.e.pos;
         ok = emit_stub(&j, &j.stubs[s]) &&
