@@ -3,22 +3,25 @@
  * one pass, so translation is linear in the code size. Design: docs/engine.md.
  *
  * Register map: φ registers live in ten host registers (the three least used by the
- * program in stack slots), gas in RBP, the host address of memory window 0 in R15; RAX,
- * RCX and RDX are scratch. The frame at RSP holds a slot per RISC-V register
+ * program in stack slots), gas in RBP, window 0's host address minus its start in R15;
+ * RAX, RCX and RDX are scratch. The frame at RSP holds a slot per RISC-V register
  * (slot 0 reads zero, slot PVM_SINK_SLOT takes writes to x0), so a φ register's home
  * is a host register or its slot.
  *
  * Gas: a block start's code begins `sub rbp, cost; jb out_of_gas`, the whole block's
  * cost; the out-of-line stub adds it back (nothing charged) and exits at the block
- * start. A static jump into the middle of a block goes through a stub that charges
- * that instruction's suffix. `pvm_jit_run` charges the entry in C and jumps past it.
+ * start. A static jump into the middle of a block charges that instruction's suffix
+ * (inline when it jumps back, through a stub when forward). `pvm_jit_run` charges the
+ * entry in C and jumps past it.
  *
  * Memory: two windows per run, each a linearly backed region of the memory
  * (memory.c) with one permission: window 0 the stack (the region below the entry's
  * sp), window 1 the largest data region. An access checks its offset into one window
- * (sp-based ones the stack's, others the data's) with one compare and is then one
- * load or store. Out of line it tries the other window, then the page table
- * (walk_thunk), then pvm_load_slow / pvm_store_slow, the interpreter's own slow paths.
+ * (the stack's for addresses guessed to be on the stack, else the data's) with one
+ * compare and is then one load or store. Out of line it tries the other window, then
+ * the page table (walk_thunk), then pvm_load_slow / pvm_store_slow, the interpreter's
+ * own slow paths. In a stack region (below) one check covers every access through sp
+ * (or one pointer), each then a single load or store at R15 + base + imm.
  */
 #include "internal.h"
 #include "x86.h"
