@@ -9,7 +9,8 @@
  * Times are CPU time, so other load on the machine does not count: the harness's
  * around pvm_execute (no translation), the native driver's around the endpoint call,
  * qemu's task-clock (perf stat) minus its start-up (its lightest case); each the best
- * of N (default 3). Translation: pvm_compile's time per
+ * of N (default 3), the N rounds interleaving the runs so that a burst of load on the
+ * machine falls on all of them alike. Translation: pvm_compile's time per
  * PVM instruction of the program; `load` is pvm_prepare + pvm_compile, what the
  * engine adds to loadImage.
  */
@@ -21,17 +22,29 @@ import { admitImage } from '../lib/image/index.js';
 import { Exit } from '../lib/machine/abi.js';
 import { prepareProgram } from '../lib/machine/index.js';
 import { exampleInput, harnessBuilt, runEngine, type EngineKind } from '../test/support/engine-harness.js';
-import { best, buildLinuxExamples, buildNativeExamples, loadExamples, measureQemu, missingTools, runNative, runUnderQemuCpu, type Example } from '../test/support/qemu-harness.js';
+import { buildLinuxExamples, buildNativeExamples, loadExamples, missingTools, runNative, runUnderQemuCpu, type Example } from '../test/support/qemu-harness.js';
 
-function measureEngine(example: Example, engine: EngineKind, repeat: number) {
+function engineRun(example: Example, engine: EngineKind) {
   const admitted = admitImage(new Uint8Array(readFileSync(example.imagePath)));
   const input = exampleInput(admitted, example.bench.endpoint, example.bench.args.map(BigInt), 1n << 62n);
-  const run = best(repeat, () => {
+  const staticInstructions = prepareProgram(input.code).instructions.length;
+  return () => {
     const r = runEngine({ ...input, engine });
     if (r.exit !== Exit.HALT || r.exitArg !== example.bench.result) throw new Error(`${example.name} (${engine}): exit ${r.exit}, result ${r.exitArg}`);
-    return { ...r, seconds: Number(r.runNs) / 1e9 };
-  });
-  return { ...run, staticInstructions: prepareProgram(input.code).instructions.length };
+    return { ...r, seconds: Number(r.runNs) / 1e9, staticInstructions };
+  };
+}
+
+/** The fastest of `repeat` runs of each, taken in rounds (one run of each per round). */
+function interleavedBest<T extends Record<string, () => { seconds: number }>>(repeat: number, runs: T): { [K in keyof T]: ReturnType<T[K]> } {
+  const fastest: Partial<Record<keyof T, { seconds: number }>> = {};
+  for (let i = 0; i < repeat; i++) {
+    for (const key of Object.keys(runs) as (keyof T)[]) {
+      const r = runs[key]!();
+      if (fastest[key] === undefined || r.seconds < fastest[key]!.seconds) fastest[key] = r;
+    }
+  }
+  return fastest as { [K in keyof T]: ReturnType<T[K]> };
 }
 
 /** Bench cases shorter than this natively are shown but left out of the mean: too short to time. */
@@ -62,11 +75,19 @@ function main(): void {
         console.log(`${example.name}: left out (it uses kernel operations, so it is not pure C)`);
         continue;
       }
-      const nativeRun = best(repeat, () => runNative(join(work, example.name), example.bench));
-      if (nativeRun.result !== example.bench.result) throw new Error(`${example.name} (native): gave ${nativeRun.result}`);
-      const jit = measureEngine(example, 'recompiler', repeat);
-      const interp = measureEngine(example, 'interpreter', repeat);
-      const qemu = missing ? undefined : measureQemu(example, join(linux, example.name), repeat, runUnderQemuCpu);
+      const qemuBinary = join(linux, example.name);
+      const skipped = () => ({ result: example.bench.result, seconds: 0 });
+      const { native: nativeRun, jit, interp, qemuStartup, qemuFull } = interleavedBest(repeat, {
+        native: () => runNative(join(work, example.name), example.bench),
+        jit: engineRun(example, 'recompiler'),
+        interp: engineRun(example, 'interpreter'),
+        qemuStartup: missing ? skipped : () => runUnderQemuCpu(qemuBinary, example.cases[0]!),
+        qemuFull: missing ? skipped : () => runUnderQemuCpu(qemuBinary, example.bench),
+      });
+      for (const [what, r] of [['native', nativeRun], ['qemu', qemuFull]] as const) {
+        if (r.result !== example.bench.result) throw new Error(`${example.name} (${what}): gave ${r.result}`);
+      }
+      const qemu = missing ? undefined : Math.max(qemuFull.seconds - qemuStartup.seconds, 1e-6);
       const compileUs = Number(jit.compileNs) / 1e3;
       if (nativeRun.seconds >= MIN_TIMED_SECONDS) ratios.push(jit.seconds / nativeRun.seconds);
       rows.push([

@@ -108,8 +108,23 @@ void pvm_jit_free(struct pvm_program *prog);
 #define PVM_LEAF_ENTRIES (1u << PVM_LEAF_BITS)
 #define PVM_DIR_ENTRIES (1u << (32 - 12 - PVM_LEAF_BITS))
 
+/*
+ * A run of pages backed by one contiguous host block with one permission: the
+ * recompiler's fast windows (jit.c) check an access against one such run with a
+ * single compare. Kept by pvm_map/pvm_map_linear; remapping any page drops the runs
+ * over it, so a run always agrees with the page table, which stays authoritative.
+ */
+struct pvm_region {
+    uint32_t start, size; /* PVM pages; size > 0 */
+    uint8_t *host;        /* the host byte of `start` */
+    int writable;
+};
+#define PVM_MAX_REGIONS 8
+
 struct pvm_memory {
     struct pvm_allocator alloc;
+    uint32_t region_count;
+    struct pvm_region regions[PVM_MAX_REGIONS];
     /*
      * Leaf k's address minus k * PVM_LEAF_ENTRIES entries, so page p's entry is at
      * dir[p >> PVM_LEAF_BITS] + p entries: no masking of the page number (generated code

@@ -12,6 +12,7 @@ int pvm_memory_create(const struct pvm_allocator *alloc, const struct pvm_progra
     struct pvm_memory *mem = alloc->alloc(alloc->ctx, sizeof *mem, _Alignof(struct pvm_memory));
     if (!mem) return PVM_ERR_NO_MEMORY;
     mem->alloc = *alloc;
+    mem->region_count = 0;
 #pragma GCC unroll 8
     for (uint32_t i = 0; i < PVM_DIR_ENTRIES; i++) mem->dir[i] = pvm_leaf_bias(i, empty_leaf);
 
@@ -57,28 +58,59 @@ static int set_page(struct pvm_memory *mem, uint32_t page, uint8_t *backing, uin
     return PVM_OK;
 }
 
+/* Drops every region overlapping [start, start + size): those pages are being remapped. */
+static void forget_regions(struct pvm_memory *mem, uint32_t start, uint32_t size) {
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < mem->region_count; i++) {
+        const struct pvm_region *r = &mem->regions[i];
+        if ((uint64_t)r->start + r->size <= start || (uint64_t)start + size <= r->start) mem->regions[kept++] = *r;
+    }
+    mem->region_count = kept;
+}
+
+/* Records freshly mapped linear pages, joined to a region they continue; past PVM_MAX_REGIONS they just stay slow. */
+static void add_region(struct pvm_memory *mem, uint32_t start, uint32_t size, uint8_t *host, int writable) {
+    if (size == 0) return;
+    for (uint32_t i = 0; i < mem->region_count; i++) {
+        struct pvm_region *r = &mem->regions[i];
+        if (r->writable == writable && (uint64_t)r->start + r->size == start && r->host + r->size == host) {
+            r->size += size;
+            return;
+        }
+    }
+    if (mem->region_count < PVM_MAX_REGIONS) mem->regions[mem->region_count++] = (struct pvm_region){start, size, host, writable};
+}
+
 int pvm_map(struct pvm_memory *mem, uint32_t start, uint32_t size, uint8_t *const *pages, int writable) {
     if (check_range(start, size)) return PVM_ERR_BAD_MAPPING;
-    uint32_t count = size / PVM_PAGE_SIZE;
-    for (uint32_t i = 0; i < count; i++)
+    uint32_t count = size / PVM_PAGE_SIZE, linear = 1;
+    for (uint32_t i = 0; i < count; i++) {
         if ((uintptr_t)pages[i] & PVM_PERM_MASK) return PVM_ERR_MISALIGNED_PAGE;
+        linear = linear && pages[i] == pages[0] + (size_t)i * PVM_PAGE_SIZE;
+    }
+    forget_regions(mem, start, size);
     uintptr_t perm = PVM_PERM_READ | (writable ? PVM_PERM_WRITE : 0);
     for (uint32_t i = 0; i < count; i++) {
         int err = set_page(mem, start / PVM_PAGE_SIZE + i, pages[i], perm);
         if (err) return err;
     }
+    if (linear) add_region(mem, start, size, pages[0], writable);
     return PVM_OK;
 }
 
 int pvm_map_linear(struct pvm_memory *mem, uint32_t start, uint32_t size, uint8_t *base, uint64_t backed, uint8_t *zero_page, int writable) {
     if (check_range(start, size)) return PVM_ERR_BAD_MAPPING;
     if (((uintptr_t)base | (uintptr_t)zero_page) & PVM_PERM_MASK) return PVM_ERR_MISALIGNED_PAGE;
+    forget_regions(mem, start, size);
     uintptr_t perm = PVM_PERM_READ | (writable ? PVM_PERM_WRITE : 0);
+    uint32_t linear = 0; /* bytes backed by base: the pages before the zero tail */
     for (uint32_t i = 0; i < size / PVM_PAGE_SIZE; i++) {
         uint64_t at = (uint64_t)i * PVM_PAGE_SIZE;
         int err = set_page(mem, start / PVM_PAGE_SIZE + i, at < backed ? base + at : zero_page, perm);
         if (err) return err;
+        if (at < backed) linear += PVM_PAGE_SIZE;
     }
+    add_region(mem, start, linear, base, writable);
     return PVM_OK;
 }
 

@@ -431,6 +431,39 @@ describeEngine('engine vs reference interpreter', function () {
     assert.deepEqual([...exits].sort(), [Exit.HALT, Exit.PAGE_FAULT]);
   });
 
+  it('agrees on sp- and pointer-based accesses with sp anywhere around the stack (the recompiler checks them once per region)', () => {
+    // A read-only page under a two-page stack; sp in, at the edges of, below and above
+    // it, with high bits set, and inside the read-only page (where stores fault).
+    const STACK = 0x7fff0000;
+    const mappings: MappingSpec[] = [
+      { start: STACK - PAGE_SIZE, size: PAGE_SIZE, writable: false, content: Uint8Array.from({ length: PAGE_SIZE }, (_, i) => (i * 13) & 255) },
+      { start: STACK, size: 2 * PAGE_SIZE, writable: true, content: Uint8Array.from({ length: 2 * PAGE_SIZE }, (_, i) => (i * 5) & 255) },
+    ];
+    const SP = 2;
+    const programs = [
+      // loads and stores at the extreme immediates, an sp write mid-block, then more accesses
+      [I(-8, SP, 3, 5, 0x03), S(16, 6, SP, 3, 0x23), I(2040, SP, 2, 7, 0x03), S(-2048, 8, SP, 0, 0x23), I(-16, SP, 0, SP, 0x13),
+        S(0, 5, SP, 3, 0x23), I(8, SP, 3, 9, 0x03), I(2047, SP, 4, 10, 0x03), ecalli(0)],
+      // loads only, then a load into sp from sp, then one through the new sp
+      [I(0, SP, 3, 5, 0x03), I(-2048, SP, 1, 6, 0x03), I(2044, SP, 6, 7, 0x03), I(24, SP, 3, SP, 0x03), I(0, SP, 0, 8, 0x03), ecalli(0)],
+      // a pointer from sp (x5): its accesses before sp's, then inside sp's, then a write of x5 from memory through itself
+      [I(-16, SP, 0, 5, 0x13), I(0, 5, 3, 6, 0x03), S(2040, 7, 5, 3, 0x23), I(-2048, 5, 2, 8, 0x03), S(8, 6, SP, 3, 0x23),
+        I(16, 5, 3, 9, 0x03), I(24, 5, 3, 10, 0x03), S(16, 7, SP, 3, 0x23), I(8, 5, 3, 5, 0x03), I(0, 5, 0, 11, 0x03), ecalli(0)],
+    ];
+    const deltas = [-2056, -2049, -2048, -2047, -9, -8, -1, 0, 1, 7, 8, 2040, 2047, 2048, 2056];
+    const sps = [STACK - PAGE_SIZE, STACK, STACK + PAGE_SIZE, STACK + 2 * PAGE_SIZE].flatMap((base) => deltas.map((d) => BigInt(base + d)));
+    sps.push(BigInt(STACK + PAGE_SIZE) + (1n << 32n), (1n << 64n) - 8n, BigInt(STACK - PAGE_SIZE + 2048));
+    const exits = new Set<number>();
+    for (const [p, program] of programs.entries()) {
+      const { code } = assemble([{ halves: words(...program) }]);
+      for (const sp of sps) {
+        const regs = Array.from({ length: 13 }, (_, i) => (i === 1 ? sp : 0x1122334455667788n + BigInt(i)));
+        exits.add(agree({ code, mappings, entry: 0, regs, gas: 1000n }, `program ${p} with sp ${sp.toString(16)}`).exit);
+      }
+    }
+    assert.deepEqual([...exits].sort(), [Exit.HALT, Exit.PAGE_FAULT]);
+  });
+
   it('translates and runs random bytes as code', () => {
     const exits = new Set<number>();
     for (let seed = 1; seed <= 300; seed++) {
