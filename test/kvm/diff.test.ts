@@ -10,7 +10,9 @@
  * must have equal hashes).
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Exit } from '../../lib/machine/abi.js';
 import { ImageBuilder } from '../../lib/image/index.js';
 import { invokeLocal, KernelStatus } from '../../lib/machine/index.js';
@@ -19,6 +21,9 @@ import { exampleImages } from '../support/engine-harness.js';
 import { A, assemble, X, type Encoded } from '../support/machine-asm.js';
 import { childImage, dataArg, EDGES, mixer, observe, PHI_S0, R_OPS, randomImage, RW_PAGE, type Observed } from '../support/random-program.js';
 import { describeKvm } from './kvm-available.js';
+
+/** Inputs the fuzzers found; this file runs from <out dir>/test/kvm/. */
+const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/', import.meta.url));
 
 /** Example cases the reference runs in more instructions than this are left to the bench. */
 const MAX_EXAMPLE_INSTRUCTIONS = 100_000;
@@ -126,6 +131,14 @@ describeKvm('engine kvm vs engine local', function () {
     assert.equal(r.exit, Exit.HALT);
     assert.equal(r.exitArg, 6005n);
     assert.equal(r.instructions, 6001, 'interpreted (the recompiler counts no instructions)');
+  });
+
+  it('agree on images the fuzzers found (test/fixtures): every endpoint, no guest fault', () => {
+    // recompiler-gp-fault.ssz: a mutated image whose endpoint 2 starts with sp = 0x2000080000000; the first recompiler faulted on it (#GP in ring 3).
+    for (const name of readdirSync(FIXTURES).filter((f) => f.endsWith('.ssz'))) {
+      const images = pair.load(new Uint8Array(readFileSync(join(FIXTURES, name))));
+      for (const e of images[0]!.admitted.imageCap.endpoints) pair.agree(images, e.key[0]!, { gas: 100_000n }, `${name} endpoint [${e.key}]`);
+    }
   });
 
   it('agree on seeded random programs, ending every way a run can end', () => {
