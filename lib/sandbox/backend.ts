@@ -33,6 +33,11 @@ export interface PreparedImage {
 }
 
 /** A stored cap and who needs it: the images that stored it, and whether putCaps did (then it stays). */
+/**
+ * A stored cap and who holds it: the images that stored it, and whether putCaps did.
+ * Neither (an invoke's argument cap): kept while there is room, dropped oldest first when
+ * the budget or the guest needs it (Sandbox #dropArgCaps).
+ */
 export interface StoredEntry {
   store: CapToStore;
   images: number;
@@ -104,14 +109,19 @@ export interface SandboxBackend {
   readonly reader: CapReader;
   /** Bytes an image costs beyond its address space (engine local: its decoded program). */
   imageOverhead(imageCap: ImageCap): number;
-  /** Runs `work` (storing caps, preparing), making room first or once more when the engine can (kvm: a reboot without unloaded images). */
-  withRoom<T>(work: () => T): T;
+  /**
+   * Runs `work` (storing caps, preparing), making room first or once more when the engine
+   * can (kvm: a reboot without what was dropped; `makeRoom` drops more first).
+   */
+  withRoom<T>(work: () => T, makeRoom: () => void): T;
   /** Stores caps; returns how many were new. */
   putCaps(stores: CapToStore[], timeoutMs: number): number;
   /** Makes a newly loaded image runnable. */
   prepare(prepared: PreparedImage, timeoutMs: number): void;
   /** Forgets an unloaded image and `dropped`, the caps nothing else holds. */
   unload(prepared: PreparedImage, dropped: readonly StoredEntry[]): void;
+  /** Forgets caps nothing holds any more (argument caps an invoke stored). */
+  drop(dropped: readonly StoredEntry[]): void;
   hostFunctionChanged(n: number, registered: boolean): void;
   invokeSync(call: PreparedCall): SandboxResult;
   invoke(call: PreparedCall): Promise<SandboxResult>;

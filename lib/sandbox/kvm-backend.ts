@@ -52,14 +52,16 @@ export class KvmBackend implements SandboxBackend {
     return 0;
   }
 
-  /** Runs a guest request; when the guest is full of what unloadImage dropped, reboots it without and tries once more. */
-  withRoom<T>(work: () => T): T {
+  /** Runs a guest request; when the guest is full, drops what the host can (`makeRoom`), reboots without what was dropped, and tries once more. */
+  withRoom<T>(work: () => T, makeRoom: () => void): T {
     const host = this.#ctx.host();
     if (host.garbage > 0 && host.guestImages >= MAX_IMAGES) this.#reboot();
     try {
       return work();
     } catch (err) {
-      if (!(host.garbage > 0 && GUEST_FULL.some((c) => isNubError(err, c)))) throw err;
+      if (!GUEST_FULL.some((c) => isNubError(err, c))) throw err;
+      makeRoom();
+      if (host.garbage === 0) throw err;
       this.#reboot();
       return work();
     }
@@ -76,7 +78,12 @@ export class KvmBackend implements SandboxBackend {
 
   /** The guest keeps what the image stored until its next reboot. */
   unload(prepared: PreparedImage, dropped: readonly StoredEntry[]): void {
-    this.#ctx.host().garbage += prepared.spaceBytes + dropped.reduce((n, e) => n + e.store.bytes.length, 0);
+    this.#ctx.host().garbage += prepared.spaceBytes;
+    this.drop(dropped);
+  }
+
+  drop(dropped: readonly StoredEntry[]): void {
+    this.#ctx.host().garbage += dropped.reduce((n, e) => n + e.store.bytes.length, 0);
   }
 
   hostFunctionChanged(n: number, registered: boolean): void {

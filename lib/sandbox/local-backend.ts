@@ -65,6 +65,7 @@ export class LocalBackend implements SandboxBackend {
     return Math.ceil(imageCap.code.length * PROGRAM_BYTES_PER_CODE_BYTE);
   }
 
+  /** Nothing to make room in: the budget is the only bound. */
   withRoom<T>(work: () => T): T {
     return work();
   }
@@ -77,6 +78,10 @@ export class LocalBackend implements SandboxBackend {
   prepare(): void {}
 
   unload(_prepared: unknown, dropped: readonly StoredEntry[]): void {
+    this.drop(dropped);
+  }
+
+  drop(dropped: readonly StoredEntry[]): void {
     for (const e of dropped) this.reader.delete(toHex(e.store.hash));
   }
 

@@ -27,7 +27,7 @@ import { admitImage, ImageBuilder, isAdmittedImage, mappingIsPinned, type Admitt
 import { DEFAULT_LOAD_TIMEOUT_MS, DEFAULT_SANDBOX_MEMORY, MAX_IMAGES } from '../limits.js';
 import { Exit, HOST_CALL_MAX, HOST_CALL_MIN, PAGE_SIZE } from '../machine/abi.js';
 import { instanceValue, spawnInstance, type InstanceRun, type RunnableImage } from '../machine/instance.js';
-import { dataCapOf, frameSpec, mappingSource, resolveMappings, type ArgCap, type FrameCap } from '../machine/frame.js';
+import { dataCapOf, frameSpec, mappingSource, resolveMappings, type ArgCap, type FrameCap, type FrameSpec } from '../machine/frame.js';
 import {
   findEndpoint, MAX_ARGS, type HostFunction as MachineHostFunction, type InvokeResult, type MemoryView, type ResultCap,
 } from '../machine/invoke.js';
@@ -159,6 +159,7 @@ function toStore(cap: CapValue, hash = capHash(cap)): CapToStore {
 }
 
 const pageRound = (n: number): number => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
+const NOTHING: ReadonlySet<string> = new Set();
 
 /** A copy that later loadImage/reset calls on either side cannot change. */
 function copyHostState(state: HostState): HostState {
@@ -381,7 +382,7 @@ export class Sandbox {
       this.#backend.withRoom(() => {
         this.#putStores(caps, deadline);
         this.#backend.prepare(prepared, remaining(deadline));
-      });
+      }, () => this.#dropArgCaps(Infinity, new Set(prepared.caps)));
     } finally {
       this.#activity = 'idle';
     }
@@ -438,7 +439,7 @@ export class Sandbox {
     this.#activity = 'running';
     let inserted: number;
     try {
-      inserted = this.#backend.withRoom(() => this.#putStores(stores, performance.now() + DEFAULT_LOAD_TIMEOUT_MS));
+      inserted = this.#backend.withRoom(() => this.#putStores(stores, performance.now() + DEFAULT_LOAD_TIMEOUT_MS), () => this.#dropArgCaps(Infinity, new Set(stores.map((c) => toHex(c.hash)))));
     } finally {
       this.#activity = 'idle';
     }
@@ -475,7 +476,7 @@ export class Sandbox {
     if (call.signal !== undefined) throw check.badArgument('signal', 'invokeSync cannot be cancelled: use invoke() for a signal');
     this.#activity = 'running';
     try {
-      this.#storeArgs(call.newCaps);
+      this.#storeArgs(call);
       return this.#settle(call, this.#backend.invokeSync({ ...call, epoch: ++this.#epoch }));
     } finally {
       this.#activity = 'idle';
@@ -505,7 +506,7 @@ export class Sandbox {
     const call = this.#prepareCall(image, endpoint, opts);
     this.#activity = 'running';
     try {
-      this.#storeArgs(call.newCaps);
+      this.#storeArgs(call);
       return this.#settle(call, await this.#backend.invoke({ ...call, epoch: ++this.#epoch }));
     } finally {
       this.#activity = 'idle';
@@ -638,7 +639,9 @@ export class Sandbox {
     if (this.#activity === 'running') throw new NubError('Busy', 'the sandbox is running an invoke or a load; await it first (async invokes queue)');
   }
 
-  #checkBudget(bytes: number, what: string): void {
+  /** Throws MemoryBudgetExceeded unless `bytes` more fit, after dropping argument caps not in `keep` if need be. */
+  #checkBudget(bytes: number, what: string, keep: ReadonlySet<string> = NOTHING): void {
+    if (this.memoryUsed + bytes > this.#budget) this.#dropArgCaps(bytes, keep);
     const used = this.memoryUsed;
     if (used + bytes > this.#budget) {
       throw new NubError('MemoryBudgetExceeded', `${what} needs ${bytes} bytes; ${used} of the sandbox's ${this.#budget}-byte budget are in use`, {
@@ -658,6 +661,24 @@ export class Sandbox {
       if (!(cause instanceof NubError)) throw cause;
       throw new NubError('BadImage', `the image was not admitted: ${cause.message}`, { cause, ...(cause.path === undefined ? {} : { path: cause.path }) });
     }
+  }
+
+  /**
+   * Forgets argument caps that nothing else holds (an invoke stored them; putCaps and
+   * images hold theirs), oldest first, until `bytes` more fit the budget (Infinity: all
+   * of them); never those in `keep`, which the call at hand needs.
+   */
+  #dropArgCaps(bytes: number, keep: ReadonlySet<string>): void {
+    const dropped: StoredEntry[] = [];
+    let used = this.memoryUsed;
+    for (const [key, e] of this.#host.caps) {
+      if (used + bytes <= this.#budget) break;
+      if (e.put || e.images > 0 || keep.has(key)) continue;
+      this.#host.caps.delete(key);
+      dropped.push(e);
+      used -= e.store.bytes.length;
+    }
+    if (dropped.length > 0) this.#backend.drop(dropped);
   }
 
   #putStores(caps: CapToStore[], deadline: number): number {
@@ -764,12 +785,15 @@ export class Sandbox {
     return { kind, hash, get data() { return (data ??= (reader.getCap(hash)!.value as DataCap)); } };
   }
 
-  /** Stores an invoke's new argument caps in the sandbox (kept like putCaps'). */
-  #storeArgs(stores: CapToStore[]): void {
-    if (stores.length === 0) return;
-    this.#checkBudget(stores.reduce((n, c) => n + c.bytes.length, 0), 'the argument caps');
-    this.#backend.withRoom(() => this.#putStores(stores, performance.now() + DEFAULT_LOAD_TIMEOUT_MS));
-    for (const s of stores) this.#host.caps.get(toHex(s.hash))!.put = true;
+  /**
+   * Stores an invoke's new argument caps. They stay (a later invoke may name them by
+   * hash) until room is needed: then the oldest go first, but never one this call uses.
+   */
+  #storeArgs(call: { newCaps: CapToStore[]; frame: FrameSpec }): void {
+    if (call.newCaps.length === 0) return;
+    const keep = new Set<string>(call.frame.slots.map((s) => toHex(s.cap.hash)));
+    this.#checkBudget(call.newCaps.reduce((n, c) => n + c.bytes.length, 0), 'the argument caps', keep);
+    this.#backend.withRoom(() => this.#putStores(call.newCaps, performance.now() + DEFAULT_LOAD_TIMEOUT_MS), () => this.#dropArgCaps(Infinity, keep));
   }
 
   /**

@@ -21,6 +21,15 @@ const TRANSFORM = fileURLToPath(new URL('../../../examples/transform/transform.s
 describeKvm('caps on engine kvm', function () {
   this.timeout(120_000);
 
+  it('a guest full of earlier invokes\' argument caps is rebooted without them (the budget alone would allow them all)', () => {
+    using sandbox = Sandbox.create({ engine: 'kvm', memorySize: 16 << 20, memoryBudget: 1 << 30 });
+    const image = sandbox.loadImage(new ImageBuilder().setCode(assemble(A.ecalli(0))).addEndpoint(1, { entryPc: 0, argCnodeSize: 1 }));
+    for (let i = 0; i < 40; i++) { // 80 MiB of caps into a 16 MiB guest
+      const r = sandbox.invokeSync(image, 1, { caps: [new Uint8Array(2 << 20).fill(i + 1)] });
+      assert.equal(r.exit, Exit.HALT, `call ${i}`);
+    }
+  });
+
   it('maps a 16 MiB argument cap without copying it: it fits a guest with no room for a copy, and repeat calls cost what a one-page cap does', () => {
     // 24 MiB of guest memory holds the kernel, its directory (1/16 of memory) and the cap once; not twice.
     // (The host's budget counts the mapping's 16 MiB of address space as well as the cap: set it apart from guest memory.)

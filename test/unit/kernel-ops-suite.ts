@@ -239,6 +239,22 @@ export function kernelOpsSuite(engine: EngineName): void {
     assert.deepEqual(capsOf(image), [[0, 'Image', toHex(mapped.imageHash)]]);
   });
 
+  it('keeps argument caps while there is room, then drops the oldest: fresh caps call after call never fill the budget or the guest', () => {
+    using small = Sandbox.create({ engine, memorySize: 16 << 20, memoryBudget: 8 << 20 });
+    const image = small.loadImage(opsImage(false));
+    const size = 1 << 20;
+    for (let i = 0; i < 40; i++) { // 40 MiB of caps in all
+      const r = small.invokeSync(image, KernelOp.DATA_SIZE, { args: [b(ARG(0))], caps: [new Uint8Array(size).fill(i + 1)] });
+      assert.deepEqual([r.exit, r.regs[7], r.regs[8]], [Exit.HALT, b(S.OK), b(size)], `call ${i}`);
+      assert.ok(small.memoryUsed <= small.memoryBudget, `call ${i}: ${small.memoryUsed} bytes used`);
+    }
+    // The last one is still stored, so it can be named by hash; the first is gone.
+    const last = DataCap.fromBytes(new Uint8Array(size).fill(40)).hash();
+    assert.equal(small.invokeSync(image, KernelOp.DATA_SIZE, { args: [b(ARG(0))], caps: [{ hash: last }] }).regs[7], b(S.OK));
+    const first = DataCap.fromBytes(new Uint8Array(size).fill(1)).hash();
+    assert.throws(() => small.invokeSync(image, KernelOp.DATA_SIZE, { args: [b(ARG(0))], caps: [{ hash: first }] }), (e) => isNubError(e, 'UnknownCap'));
+  });
+
   it('returns caps only after HALT', () => {
     const r = run(KernelOp.COPY, [b(PINNED), b(ARG(0))], { gas: BigInt(Gas.CALL + KernelGas.SLOT_OP) }); // the op fits, the halt does not
     assert.equal(r.exit, Exit.OUT_OF_GAS);
