@@ -148,7 +148,7 @@ function runFrame(input: MachineInput, depth: number): { result: InvokeResult; f
   const program = input.program instanceof Uint8Array ? prepareProgram(input.program) : input.program;
   if (input.regs.length > NUM_REGS) throw check.badArgument('regs', `${input.regs.length} registers given; there are ${NUM_REGS}`);
   const gas = check.gas(input.gas);
-  const mem = new Memory(program.code, input.mappings);
+  const mem = new Memory(program, input.mappings);
 
   // The run goes in chunks of gas; each refill resumes exactly where the last ran out.
   const chunk = input.checkpoint ? CHECKPOINT_GAS : GAS_CHUNK;

@@ -59,6 +59,9 @@ export function checkMappings(mappings: readonly Pick<MappingSpec, 'start' | 'si
   });
 }
 
+/** The code's region by program: it is read-only, so every run of a program shares one. */
+const codeRegions = new WeakMap<object, Region>();
+
 export class Memory {
   readonly regions: Region[];
   /** Where the last read's value is: the offset into the DataView `read` returned. */
@@ -69,10 +72,16 @@ export class Memory {
   private readonly scratch = new Uint8Array(8);
   private readonly scratchView = new DataView(this.scratch.buffer);
 
-  constructor(code: Uint8Array, mappings: readonly MappingSpec[]) {
+  /** `program` is the pre-decoded program (lib/machine/program.ts), or anything else holding the code. */
+  constructor(program: { readonly code: Uint8Array }, mappings: readonly MappingSpec[]) {
+    const { code } = program;
     checkMappings(mappings);
     const regions: Region[] = [];
-    if (code.length > 0) regions.push(region(CODE_BASE, roundUpToPage(code.length), false, code));
+    if (code.length > 0) {
+      let codeRegion = codeRegions.get(program);
+      if (codeRegion === undefined) codeRegions.set(program, (codeRegion = region(CODE_BASE, roundUpToPage(code.length), false, code)));
+      regions.push(codeRegion);
+    }
     for (const m of [...mappings].sort((x, y) => x.start - y.start)) {
       if (m.size > 0) regions.push(region(m.start, m.size, m.writable, m.content));
     }
