@@ -141,6 +141,7 @@
 #define NUB_FRAME_NO_ARG_SLOT 0xffffffffu
 #define NUB_FRAME_EMPTY_KIND 0xffffffffu
 #define NUB_FRAME_NO_ORIGIN 0xffffffffu
+#define NUB_FRAME_ROOT_ORIGIN 0x80000000u
 
 #ifndef __ASSEMBLER__
 #include <stdint.h>
@@ -419,16 +420,12 @@ struct nub_result_cap {
     uint32_t origin;
     uint64_t data_va;
     uint64_t len;
-    uint32_t image;
-    uint32_t _pad0;
 };
-_Static_assert(sizeof(struct nub_result_cap) == 32, "nub_result_cap size");
+_Static_assert(sizeof(struct nub_result_cap) == 24, "nub_result_cap size");
 _Static_assert(offsetof(struct nub_result_cap, kind) == 0, "nub_result_cap.kind offset");
 _Static_assert(offsetof(struct nub_result_cap, origin) == 4, "nub_result_cap.origin offset");
 _Static_assert(offsetof(struct nub_result_cap, data_va) == 8, "nub_result_cap.data_va offset");
 _Static_assert(offsetof(struct nub_result_cap, len) == 16, "nub_result_cap.len offset");
-_Static_assert(offsetof(struct nub_result_cap, image) == 24, "nub_result_cap.image offset");
-_Static_assert(offsetof(struct nub_result_cap, _pad0) == 28, "nub_result_cap._pad0 offset");
 
 #endif /* __ASSEMBLER__ */
 #endif /* NUB_ABI_H */

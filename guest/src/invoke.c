@@ -15,7 +15,7 @@
 /* A mapping that shows an argument cap: mapped at every INVOKE onto that invoke's cap (and at a CALL onto the child's). */
 struct arg_mapping {
     uint32_t start, size, arg_slot;
-    /* The stored cap it shows now (mapped_len bytes): stored caps never move or change, so the same one needs no remapping. */
+    /* The cap encoding it shows now (mapped_len bytes): the same address and length map the same way, so they need no remapping. */
     const uint8_t *mapped;
     uint64_t mapped_len;
 };
@@ -38,6 +38,7 @@ struct prepared_image {
     struct pvm_program *program;
     struct pvm_memory *memory;
     bool translation_tried; /* pvm_compile ran (on the first recompiler invoke); pvm_compiled_size says if it worked */
+    bool translation_wanted; /* a CALL ran it interpreted: translate it at the next INVOKE, outside the scratch heap */
     bool reserved_slots;    /* every CALL of it is REFUSED */
     uint32_t arg_mapping_count;
     struct arg_mapping *arg_mappings; /* written by INVOKE (what each shows now) */
@@ -138,7 +139,9 @@ static uint32_t map_one(struct prepared_image *image, volatile struct nub_invoke
     uint32_t start = m->start, size = m->size;
     if (m->arg_slot != NUB_FRAME_NO_ARG_SLOT) {
         image->arg_mappings[image->arg_mapping_count++] = (struct arg_mapping){start, size, m->arg_slot, NULL, 0};
-        return NUB_STATUS_OK;
+        /* Onto the zero page for now: its page-table leaves are made here, not in a CALL's scratch (which the next INVOKE reuses). */
+        int err = pvm_map_linear(image->memory, start, size, zero_page, 0, zero_page, 0);
+        return err == PVM_OK ? NUB_STATUS_OK : err == PVM_ERR_NO_MEMORY ? NUB_STATUS_NO_MEMORY : NUB_STATUS_BAD_ARGS;
     }
     uint8_t *cap_pages = (uint8_t *)(uintptr_t)m->backing_va;
     uint64_t shown = m->backed_len < size ? m->backed_len : size; /* the cap's part of the mapping; zeros beyond */
@@ -186,10 +189,11 @@ static uint32_t build_image(const struct nub_directory_entry *e, volatile struct
     if ((image->root_slots = heap_alloc(roots * sizeof *image->root_slots, 8)) == NULL) return NUB_STATUS_NO_MEMORY;
     if ((image->endpoints = heap_alloc(endpoints * sizeof *image->endpoints, 8)) == NULL) return NUB_STATUS_NO_MEMORY;
     for (uint64_t i = 0; i < roots; i++) {
-        /* Not from an INVOKE's frame records: no origin the host could look up. */
-        image->root_slots[i] = (struct root_slot){root_records[i].ref, {
+        /* The host finds such a cap by image and slot when a CALL hands it back (image_count is this image's id to be). */
+        uint32_t ref = root_records[i].ref;
+        image->root_slots[i] = (struct root_slot){ref, {
             .enc = (const uint8_t *)(uintptr_t)root_records[i].data_va, .len = root_records[i].len, .kind = root_records[i].kind,
-            .origin = PVM_NO_ORIGIN, .pinned = root_records[i].pinned != 0, .image = root_records[i].image,
+            .origin = NUB_FRAME_ROOT_ORIGIN | image_count << 8 | ref, .pinned = root_records[i].pinned != 0, .image = root_records[i].image,
         }};
     }
     for (uint64_t i = 0; i < endpoints; i++) memcpy(&image->endpoints[i], (const void *)&endpoint_records[i], sizeof image->endpoints[i]);
@@ -225,7 +229,8 @@ uint32_t handle_prepare(volatile struct nub_mailbox *mb, uint8_t *payload) {
         uint32_t status = check_mapping(&maps[i]);
         if (status != NUB_STATUS_OK) return status;
         if (maps[i].writable) writable_len += maps[i].size, writable_count++;
-        else wants_zero_page |= maps[i].backing_va && maps[i].backed_len < maps[i].size;
+        /* an argument mapping shows zeros until an invoke maps its cap */
+        else wants_zero_page |= maps[i].arg_slot != NUB_FRAME_NO_ARG_SLOT || (maps[i].backing_va && maps[i].backed_len < maps[i].size);
     }
     for (uint64_t i = 0; i < roots; i++)
         if (root_records[i].ref == 0 || root_records[i].ref >= PVM_SLOT_ARG_BASE) return NUB_STATUS_BAD_ARGS;
@@ -243,6 +248,16 @@ uint32_t handle_prepare(volatile struct nub_mailbox *mb, uint8_t *payload) {
     req->image_id = image_count;
     images[image_count++] = image;
     return NUB_STATUS_OK;
+}
+
+static bool translations_wanted; /* some image's translation_wanted is set */
+
+/* Translates an image once, before the INVOKE's scratch begins; on failure (the arena is full) it stays interpreted. */
+static void translate(struct prepared_image *image) {
+    image->translation_wanted = false;
+    if (image->translation_tried) return;
+    image->translation_tried = true;
+    pvm_compile(image->program, &code_arena);
 }
 
 static bool host_handles(uint64_t number) {
@@ -289,7 +304,7 @@ static void new_run(struct pvm_frame *f) {
 
 /* Maps argument mapping `m` onto the Data cap encoding `enc` (`len` bytes); the same cap needs nothing. */
 static uint32_t map_arg(struct prepared_image *image, struct arg_mapping *m, const uint8_t *enc, uint64_t len) {
-    if (enc == m->mapped) return NUB_STATUS_OK;
+    if (enc == m->mapped && len == m->mapped_len) return NUB_STATUS_OK; /* a minted cap may reuse an earlier one's address */
     m->mapped = NULL; /* until the new mapping is complete */
     uint64_t bytes = len - NUB_CAP_PUT_DATA_PAGES_OFFSET;
     if (bytes < m->size && shared_zero_page() == NULL) return NUB_STATUS_NO_MEMORY;
@@ -489,11 +504,9 @@ static uint32_t call(void *ctx, struct pvm_frame *caller, struct pvm_cap *cap, u
     if (mapped != NUB_STATUS_OK) {
         f->failed = 1;
     } else {
+        /* Not translated yet: this time interpreted, since what pvm_compile allocates now would be scratch. */
         enum pvm_engine engine = invoke_engine;
-        if (engine == PVM_ENGINE_RECOMPILER && !image->translation_tried) {
-            image->translation_tried = true;
-            pvm_compile(image->program, &code_arena);
-        }
+        if (engine == PVM_ENGINE_RECOMPILER && !image->translation_tried) image->translation_wanted = translations_wanted = true;
         if (!pvm_compiled_size(image->program)) engine = PVM_ENGINE_INTERPRETER;
         pvm_enter(image->program, image->memory, &st, ep->entry, engine, f); /* a child's host call ends it: nested frames have no host functions */
     }
@@ -534,7 +547,6 @@ static void write_results(volatile struct nub_result_cap *out, uint32_t count) {
         out[i].origin = c->origin;
         out[i].data_va = VA(c->enc);
         out[i].len = c->len;
-        out[i].image = c->image;
     }
 }
 
@@ -566,9 +578,11 @@ uint32_t handle_invoke(volatile struct nub_mailbox *mb, uint8_t *payload) {
     if (id >= image_count) return NUB_STATUS_CAP_MISSING;
     if (wanted > PVM_ENGINE_RECOMPILER) return NUB_STATUS_BAD_ARGS;
     struct prepared_image *image = images[id];
-    if (wanted == PVM_ENGINE_RECOMPILER && !image->translation_tried) {
-        image->translation_tried = true;
-        pvm_compile(image->program, &code_arena); /* on failure (the arena is full) the image stays interpreted */
+    if (wanted == PVM_ENGINE_RECOMPILER) {
+        translate(image);
+        for (uint32_t i = 0; translations_wanted && i < image_count; i++)
+            if (images[i]->translation_wanted) translate(images[i]);
+        translations_wanted = false;
     }
     /* An image the arena had no room for runs in the interpreter (its instruction count then shows it). */
     enum pvm_engine engine = wanted == PVM_ENGINE_RECOMPILER && pvm_compiled_size(image->program) ? PVM_ENGINE_RECOMPILER : PVM_ENGINE_INTERPRETER;

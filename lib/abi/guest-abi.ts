@@ -432,6 +432,11 @@ export const FrameLayout = defineConstants('NUB_FRAME', 'Frame records of an INV
   EMPTY_KIND: 0xffff_ffff,
   /** ResultCap.origin of a cap minted in the run. */
   NO_ORIGIN: 0xffff_ffff,
+  /**
+   * ResultCap.origin of a cap from a root slot of an image a CALL ran (it came back
+   * through the child's argument slot 0): ROOT_ORIGIN | image_id << 8 | ref.
+   */
+  ROOT_ORIGIN: 0x8000_0000,
 });
 
 /**
@@ -482,14 +487,11 @@ export const InstanceRecord = defineStruct('nub_instance', 'An Instance made in 
 export const ResultCap = defineStruct('nub_result_cap', 'One argument slot after an INVOKE.', {
   /** Cap union selector, or FrameLayout.EMPTY_KIND. */
   kind: 'u32',
-  /** Index of the FrameSlot record the cap came from, or FrameLayout.NO_ORIGIN (minted in the run). */
+  /** Index of the FrameSlot record the cap came from, FrameLayout.ROOT_ORIGIN | image_id << 8 | ref (a CALLed image's root slot), or FrameLayout.NO_ORIGIN (made in the run). */
   origin: 'u32',
   /** Where the guest holds the stored encoding (until its next INVOKE, for minted caps); an Instance's InstanceRecord. */
   data_va: 'u64',
   len: 'u64',
-  /** An Image cap's FrameSlot.image. */
-  image: 'u32',
-  _pad0: 'u32',
 });
 
 /** One memory mapping of a PREPARE (they follow the Prepare record). */

@@ -86,8 +86,8 @@ export interface GuestResultCap {
   /** Guest-physical address and length of a minted Data cap's pages. */
   pagesGpa: number;
   pagesLen: number;
-  /** An Image cap not from the frame: its prepared image id. */
-  image?: number;
+  /** A cap from a root slot of an image a CALL ran: that image's id and the slot. */
+  root?: { imageId: number; ref: number };
   /** An Instance made in the run (InstanceRecord): its memory is read from guest memory when needed. */
   instance?: GuestInstance;
 }
@@ -419,14 +419,16 @@ class InvokeCall {
       const kind = mem.field(ResultCap, at, 'kind');
       if (kind === FrameLayout.values.EMPTY_KIND) continue;
       const originField = mem.field(ResultCap, at, 'origin');
-      const origin = originField === FrameLayout.values.NO_ORIGIN ? undefined : originField;
+      const { NO_ORIGIN, ROOT_ORIGIN } = FrameLayout.values;
+      let pagesGpa = 0, pagesLen = 0;
+      if (originField !== NO_ORIGIN && originField >= ROOT_ORIGIN) {
+        // Checked against the image's root slots by the backend, which knows them.
+        results.push({ slot, kind, origin: undefined, pagesGpa, pagesLen, root: { imageId: (originField - ROOT_ORIGIN) >>> 8, ref: originField & 0xff } });
+        continue;
+      }
+      const origin = originField === NO_ORIGIN ? undefined : originField;
       if (origin !== undefined && (origin >= req.slots.length || req.slots[origin]!.kind !== kind)) {
         throw this.#guest.mailbox.poison(new NubError('GuestProtocol', `the guest returned argument slot ${slot} from frame slot ${origin}, which it was not given`));
-      }
-      let pagesGpa = 0, pagesLen = 0;
-      if (origin === undefined && kind === CapSelector.Image) {
-        results.push({ slot, kind, origin, pagesGpa, pagesLen, image: mem.field(ResultCap, at, 'image') - 1 });
-        continue;
       }
       if (origin === undefined && kind === CapSelector.Instance) {
         results.push({ slot, kind, origin, pagesGpa, pagesLen, instance: this.#readInstance(mem.field(ResultCap, at, 'data_va'), slot) });

@@ -32,25 +32,27 @@ export interface InstanceRun {
   readonly gas: bigint;
 }
 
+/** The image's writable mappings: over a root slot that is not pinned (not read-only, not an argument cap's). */
+function writableMappings(imageCap: ImageCap) {
+  return imageCap.mappings.filter((m) => m.source.length === 1 && !mappingIsPinned(imageCap, m));
+}
+
 /** A fresh Instance: the image's writable mappings with their initial bytes, registers, pc and gas 0. */
 export function spawnInstance(image: RunnableImage): InstanceRun {
-  const { imageCap, rootData } = image;
   const memory = new Map<number, Uint8Array>();
-  for (const m of imageCap.mappings) {
-    if (m.source.length !== 1 || mappingIsPinned(imageCap, m)) continue; // read-only, or an argument cap's
+  for (const m of writableMappings(image.imageCap)) {
     const bytes = new Uint8Array(Number(m.size));
-    const data = rootData.get(toHex(m.source[0]!));
+    const data = image.rootData.get(toHex(m.source[0]!));
     if (data !== undefined) bytes.set(data.cap.leadingBytes(bytes.length));
     memory.set(Number(m.start), bytes);
   }
   return { image, memory, regs: new Array<bigint>(NUM_REGS).fill(0n), pc: 0, gas: 0n };
 }
 
-/** Pages of an Instance's writable memory: what DERIVE_SPAWN and CALL copy. */
-export function instancePages(run: InstanceRun): number {
-  let bytes = 0;
-  for (const b of run.memory.values()) bytes += b.length;
-  return Math.ceil(bytes / PAGE_SIZE);
+/** Pages of an Instance's writable memory (of `image`'s, or of `run`'s): what DERIVE_SPAWN and CALL copy. */
+export function instancePages(of: { image: RunnableImage } | RunnableImage): number {
+  const imageCap = 'imageCap' in of ? of.imageCap : of.image.imageCap;
+  return writableMappings(imageCap).reduce((n, m) => n + Number(m.size), 0) / PAGE_SIZE;
 }
 
 const cnodeHashes = new WeakMap<ImageCap, Uint8Array>();

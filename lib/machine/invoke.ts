@@ -99,7 +99,7 @@ export function resultCapsOf(caps: readonly (FrameCap | undefined)[], bytesOf: (
     out.push({
       slot,
       kind: cap.kind,
-      ...(cap.kind === 'Instance' ? { instance: cap.run } : {}),
+      get instance() { return cap.kind === 'Instance' ? cap.run : undefined; }, // on kvm, reading it reads guest memory
       get hash() { return cap.hash; },
       bytes: () => {
         if (cap.kind !== 'Data') throw new NubError('WrongKind', `result cap ${slot} is ${cap.kind}, not Data`);

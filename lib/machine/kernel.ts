@@ -159,10 +159,10 @@ export function kernelOp(n: number, frame: Frame, st: MachineState, mem: Memory)
         if (cap.kind !== 'Image') return KernelStatus.WRONG_KIND;
         if (frame.pinned[dst]) return KernelStatus.PINNED;
         if (slots[dst] !== undefined) return KernelStatus.OCCUPIED;
-        if (cap.image === undefined) return KernelStatus.NOT_LOADED;
-        const run = spawnInstance(cap.image);
-        cost += instancePages(run) * KernelGas.COPY_PER_PAGE;
-        act = () => { slots[dst] = instanceCap(run); };
+        const image = cap.image;
+        if (image === undefined) return KernelStatus.NOT_LOADED;
+        cost += instancePages(image) * KernelGas.COPY_PER_PAGE;
+        act = () => { slots[dst] = instanceCap(spawnInstance(image)); };
         return KernelStatus.OK;
       }
       case KernelOp.CALL: {
@@ -178,15 +178,15 @@ export function kernelOp(n: number, frame: Frame, st: MachineState, mem: Memory)
         if (run === undefined || run.depth >= CallLimit.MAX_DEPTH) return KernelStatus.DEPTH;
         const key = arg(1);
         if (key > 255n || !cap.run.image.imageCap.endpoints.some((e) => e.key.length === 1 && e.key[0] === Number(key))) return KernelStatus.NO_ENDPOINT;
-        cost += instancePages(cap.run) * KernelGas.COPY_PER_PAGE;
         const passed = capRef === undefined ? undefined : slots[capRef];
         let start: (gas: bigint) => ChildOutcome;
         try {
           start = run.child(cap.run, Uint8Array.of(Number(key)), passed === undefined ? [] : [passed], [arg(3), arg(4), arg(5)]);
         } catch (err) {
-          if (isNubError(err) && err.code.startsWith('Machine.')) return KernelStatus.REFUSED;
+          if (isNubError(err) && err.code.startsWith('Machine.')) return KernelStatus.REFUSED; // the fixed part only
           throw err;
         }
+        cost += instancePages(cap.run) * KernelGas.COPY_PER_PAGE;
         act = () => {
           const child = start(run.gasLeft());
           run.setGasLeft(child.gasLeft);

@@ -236,8 +236,9 @@ export class KvmBackend implements SandboxBackend {
     };
     for (const r of results) {
       if (r.origin !== undefined) { slots[r.slot] = frame.slots[r.origin]!.cap; continue; }
-      if (r.image !== undefined) { slots[r.slot] = this.#guestImageCap(r.image); continue; }
+      if (r.root !== undefined) { slots[r.slot] = this.#rootCap(r.root, r.kind); continue; }
       if (r.instance !== undefined) { slots[r.slot] = this.#guestInstanceCap(r.instance, read); continue; }
+      if (r.kind !== CapSelector.Data) throw this.#guest.mailbox.poison(new NubError('GuestProtocol', `the guest made a cap of kind ${r.kind} in argument slot ${r.slot}`));
       let data: DataCap | undefined;
       slots[r.slot] = { kind: 'Data', get data() { return (data ??= dataCapOf(read(r.pagesGpa, r.pagesLen))); }, get hash() { return this.data.hash(); } };
     }
@@ -251,9 +252,14 @@ export class KvmBackend implements SandboxBackend {
     return prepared;
   }
 
-  #guestImageCap(id: number): FrameCap {
-    const prepared = this.#preparedByGuestId(id);
-    return { kind: 'Image', hash: prepared.loaded.contentHash, image: prepared.runnable };
+  /** The cap in root slot `ref` of the image with guest id `imageId` (a CALL handed it back), as engine local has it. */
+  #rootCap(root: { imageId: number; ref: number }, kind: number): FrameCap {
+    const { imageCap, rootData, spawnable } = this.#preparedByGuestId(root.imageId).runnable;
+    const spec = rootSlotSpecs(imageCap, rootData, spawnable).find((s) => s.ref === root.ref);
+    if (spec === undefined || CapSelector[spec.cap.kind] !== kind) {
+      throw this.#guest.mailbox.poison(new NubError('GuestProtocol', `the guest returned a cap of kind ${kind} from root slot ${root.ref} of image ${root.imageId}, which has none such`));
+    }
+    return spec.cap;
   }
 
   /** An Instance the guest made: its memory is read (and split by mapping) only when its hash or state is needed. */

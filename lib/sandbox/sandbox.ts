@@ -546,13 +546,13 @@ export class Sandbox {
   /** Result caps with an Instance kept by the sandbox once its hash is read (a CALL's result). */
   #keepResultInstances(caps: ResultCap[]): ResultCap[] {
     return caps.map((c) => {
-      const run = c.instance;
-      if (run === undefined) return c;
+      if (c.kind !== 'Instance') return c;
       let hash: Uint8Array | undefined;
-      const keep = () => (hash ??= this.#keepInstance(run) ?? c.hash);
-      return { slot: c.slot, kind: c.kind, instance: run, bytes: c.bytes, get hash() { return keep(); } };
+      const keep = () => (hash ??= this.#keepInstance(c.instance!) ?? c.hash);
+      return { slot: c.slot, kind: c.kind, get instance() { return c.instance; }, bytes: c.bytes, get hash() { return keep(); } };
     });
   }
+
 
   /** For an Instance call: the Instance after the run (a new one after HALT, else the same). */
   #settle(call: { instance: InstanceState | undefined; hash: Uint8Array }, result: SandboxResult): SandboxResult {

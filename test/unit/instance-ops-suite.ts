@@ -106,6 +106,7 @@ export function instanceOpsSuite(engine: EngineName): void {
     // Endpoint 1 takes no argument cap: passing one is REFUSED before anything is charged beyond the fixed part.
     const withCap = sandbox.invokeSync(parent, 26, { gas: 10_000_000n, args: [b(CHILD), 1n, b(ARG(0)), 0n], caps: [Uint8Array.of(1)] });
     assert.equal(withCap.regs[7], b(S.REFUSED));
+    assert.equal(withCap.gasUsed, failed, 'REFUSED: the fixed part only, not the copy');
     // Endpoint 3 takes one: it comes back in the cap slot.
     const echo = sandbox.invokeSync(parent, 26, { gas: 10_000_000n, args: [b(CHILD), 3n, b(ARG(0)), 0n], caps: [Uint8Array.of(7)] });
     assert.equal(echo.regs[7], b(S.OK));
