@@ -185,7 +185,7 @@ uint32_t pvm_kernel_op(struct pvm_frame *f, struct pvm_memory *mem, uint64_t *ph
         if (f->slots[src].kind != PVM_CAP_IMAGE) { status = PVM_KSTATUS_WRONG_KIND; break; }
         if (pinned(f, dst)) { status = PVM_KSTATUS_PINNED; break; }
         if (filled(f, dst)) { status = PVM_KSTATUS_OCCUPIED; break; }
-        if (!f->instances || f->slots[src].image == 0) { status = PVM_KSTATUS_NOT_LOADED; break; }
+        if (!f->instances) { status = PVM_KSTATUS_NOT_LOADED; break; }
         if ((status = f->instances->spawn_check(f->ctx, &f->slots[src], &pages)) != PVM_KSTATUS_OK) break;
         cost += pages * PVM_KGAS_COPY_PER_PAGE;
         if (cost > *gas) return PVM_KOUTCOME_OUT_OF_GAS;

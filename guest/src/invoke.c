@@ -315,9 +315,9 @@ static uint32_t map_arg(struct prepared_image *image, struct arg_mapping *m, con
     return NUB_STATUS_OK;
 }
 
-/* Maps the image's writable mappings onto `block` (its own, or an Instance's copy). They were mapped before, so nothing is allocated. */
 static const struct pvm_instance_ops instance_ops;
 
+/* Maps the image's writable mappings onto `block` (its own, or an Instance's copy). They were mapped before, so nothing is allocated. */
 static void show_writable(struct prepared_image *image, uint8_t *block) {
     if (image->shown == block) return;
     for (uint32_t i = 0; i < image->writable_count; i++) {
@@ -511,6 +511,7 @@ static uint32_t call(void *ctx, struct pvm_frame *caller, struct pvm_cap *cap, u
         pvm_enter(image->program, image->memory, &st, ep->entry, engine, f); /* a child's host call ends it: nested frames have no host functions */
     }
     show_writable(image, was_shown);
+    /* Every argument mapping of a CALLed image shows argument 0 (call_check refuses others), so one cap restores them all. */
     for (uint32_t i = 0; was_arg && i < image->arg_mapping_count; i++) map_arg(image, &image->arg_mappings[i], was_arg, was_arg_len);
     *gas = st.gas;
 
