@@ -96,7 +96,6 @@ struct pvm_cap {
     uint32_t gen;    /* the slot is filled exactly when this equals the frame's gen */
     uint32_t pinned;
     uint32_t image;  /* an Image cap: its kernel's image number + 1; 0 when it cannot be spawned (not loaded) */
-    uint32_t unused;
 };
 #define PVM_NO_ORIGIN UINT32_MAX
 

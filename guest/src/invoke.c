@@ -406,9 +406,8 @@ static void instance_retain(void *ctx, const struct pvm_cap *c) {
     (void)ctx;
     instance_of(c)->holders++;
 }
-static void instance_release(void *ctx, const struct pvm_cap *c) {
-    (void)ctx;
-    struct instance *in = instance_of(c);
+/* One slot fewer holds `in`; the last one gives its record and block to the free lists. */
+static void instance_drop(struct instance *in) {
     if (--in->holders) return;
     if (in->record.memory_len) {
         struct free_block *b = (struct free_block *)memory_of(in);
@@ -417,6 +416,10 @@ static void instance_release(void *ctx, const struct pvm_cap *c) {
     }
     *(struct instance **)in = free_instances;
     free_instances = in;
+}
+static void instance_release(void *ctx, const struct pvm_cap *c) {
+    (void)ctx;
+    instance_drop(instance_of(c));
 }
 
 static uint32_t spawn_check(void *ctx, const struct pvm_cap *image, uint64_t *pages) {
@@ -526,7 +529,7 @@ static uint32_t call(void *ctx, struct pvm_frame *caller, struct pvm_cap *cap, u
     }
     if (f->failed) return UINT32_MAX;
     if (!halted) {
-        instance_release(0, &(struct pvm_cap){.enc = (const uint8_t *)next, .kind = PVM_CAP_INSTANCE});
+        instance_drop(next);
         *value = st.exit;
         return PVM_KSTATUS_CHILD_EXIT;
     }

@@ -49,10 +49,9 @@ export function spawnInstance(image: RunnableImage): InstanceRun {
   return { image, memory, regs: new Array<bigint>(NUM_REGS).fill(0n), pc: 0, gas: 0n };
 }
 
-/** Pages of an Instance's writable memory (of `image`'s, or of `run`'s): what DERIVE_SPAWN and CALL copy. */
-export function instancePages(of: { image: RunnableImage } | RunnableImage): number {
-  const imageCap = 'imageCap' in of ? of.imageCap : of.image.imageCap;
-  return writableMappings(imageCap).reduce((n, m) => n + Number(m.size), 0) / PAGE_SIZE;
+/** Pages of writable memory an Instance of `image` has: what DERIVE_SPAWN and CALL copy. */
+export function instancePages(image: RunnableImage): number {
+  return writableMappings(image.imageCap).reduce((n, m) => n + Number(m.size), 0) / PAGE_SIZE;
 }
 
 const cnodeHashes = new WeakMap<ImageCap, Uint8Array>();

@@ -186,7 +186,7 @@ export function kernelOp(n: number, frame: Frame, st: MachineState, mem: Memory)
           if (isNubError(err) && err.code.startsWith('Machine.')) return KernelStatus.REFUSED; // the fixed part only
           throw err;
         }
-        cost += instancePages(cap.run) * KernelGas.COPY_PER_PAGE;
+        cost += instancePages(cap.run.image) * KernelGas.COPY_PER_PAGE;
         act = () => {
           const child = start(run.gasLeft());
           run.setGasLeft(child.gasLeft);

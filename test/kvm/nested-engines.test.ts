@@ -20,19 +20,24 @@ type Eng = { engine: EngineName; kvmEngine?: 'recompiler' | 'interpreter' };
 const ENGINES: Eng[] = [{ engine: 'local' }, { engine: 'kvm', kvmEngine: 'interpreter' }, { engine: 'kvm', kvmEngine: 'recompiler' }];
 const name = (e: Eng) => e.kvmEngine ?? e.engine;
 
+/** Runs `observe` on every engine and asserts each gives what engine local gives. */
+function alike(observe: (e: Eng) => unknown[]): void {
+  const [local, ...others] = ENGINES.map(observe);
+  others.forEach((seen, i) => assert.deepEqual(seen, local, `${name(ENGINES[i + 1]!)} vs local`));
+}
+
 describeKvm('nested calls on every engine', function () {
   this.timeout(120_000);
 
   it('REFUSED charges the same gas on every engine (docs: only the fixed part)', () => {
-    const seen = ENGINES.map((e) => {
+    alike((e) => {
       using sb = Sandbox.create({ ...e, memorySize: 64 << 20 });
       const child = sb.loadImage(childImage());
       const parent = sb.loadImage(parentImage(child));
       const r = sb.invokeSync(parent, 26, { gas: 10_000_000n, args: [8n, 1n, BigInt(ARG0), 0n], caps: [Uint8Array.of(1)] });
       const nope = sb.invokeSync(parent, 26, { gas: 10_000_000n, args: [8n, 99n, 0n, 0n] }); // NO_ENDPOINT: fixed part only
-      return [name(e), r.regs[7], r.gasUsed, nope.gasUsed];
+      return [r.regs[7], r.gasUsed, nope.gasUsed];
     });
-    for (const s of seen.slice(1)) assert.deepEqual(s.slice(1), seen[0]!.slice(1), `${s[0]} vs local`);
   });
 
   /** C: endpoint 1 shows argument cap 0 at 0x4000_0000 (2 pages, alone in its 4 MiB) and replies the u64 at `read`. */
@@ -53,7 +58,7 @@ describeKvm('nested calls on every engine', function () {
     .addPinnedData(5, data, 0x8000).addMapping(0x5000_0000, 0x8000, 5);
 
   it('the zero page first allocated by a CALL lives in scratch: a later host invoke of another image sees minted bytes in its zero tail', () => {
-    const seen = ENGINES.map((e) => {
+    alike((e) => {
       using sb = Sandbox.create({ ...e, memorySize: 64 << 20 });
       const c = sb.loadImage(childC(0x4000_1000));
       const p = sb.loadImage(parentP(c.contentHash, new Uint8Array(0x8000).fill(0x11)));
@@ -68,9 +73,8 @@ describeKvm('nested calls on every engine', function () {
         .addPinnedData(6, new Uint8Array(0x10000).fill(0xff)).addMapping(0x5000_0000, 0x10000, 6));
       const r1 = sb.invokeSync(p, 1, { gas: 10_000_000n, args: [0x1000n] });
       const r2 = sb.invokeSync(img, 1, { gas: 10_000_000n, caps: [Uint8Array.of(7)] });
-      return [name(e), `${r1.exit}/${r1.regs[7]}/${r1.regs[8]}`, `${r2.exit}/${r2.regs[7].toString(16)}`];
+      return [`${r1.exit}/${r1.regs[7]}/${r1.regs[8]}`, `${r2.exit}/${r2.regs[7].toString(16)}`];
     });
-    for (const s of seen.slice(1)) assert.deepEqual(s.slice(1), seen[0]!.slice(1), `${s[0]} vs local`);
   });
 
   for (const [label, read, lengths] of [
@@ -78,14 +82,13 @@ describeKvm('nested calls on every engine', function () {
     ['a larger mint over the page-table leaf map_arg allocated in scratch', 0x4000_0000, [0x2000n, 0x8000n]],
   ] as const) {
     it(`arg mapping of a CALL's child across INVOKEs: ${label}`, () => {
-      const seen = ENGINES.map((e) => {
+      alike((e) => {
         using sb = Sandbox.create({ ...e, memorySize: 64 << 20 });
         sb.loadImage(childImage()); // so C's image id is not 0
         const c = sb.loadImage(childC(read));
         const p = sb.loadImage(parentP(c.contentHash));
-        return [name(e), ...lengths.map((l) => { const r = sb.invokeSync(p, 1, { gas: 10_000_000n, args: [l] }); return `${r.exit}/${r.regs[7]}/${r.regs[8]}/${r.gasUsed}`; })];
+        return [...lengths.map((l) => { const r = sb.invokeSync(p, 1, { gas: 10_000_000n, args: [l] }); return `${r.exit}/${r.regs[7]}/${r.regs[8]}/${r.gasUsed}`; })];
       });
-        for (const s of seen.slice(1)) assert.deepEqual(s.slice(1), seen[0]!.slice(1), `${s[0]} vs local`);
     });
   }
 });
@@ -124,19 +127,18 @@ describeKvm('caps through nested frames, on every engine', function () {
   };
   for (const ep of [1, 2, 3, 5, 10, 11]) {
     it(`top endpoint ${ep}: the same observables on every engine`, () => {
-      const seen = ENGINES.map((e) => {
+      alike((e) => {
         const { sb, top } = setup(e);
         try {
           const r = sb.invokeSync(top, ep, { gas: 10_000_000n });
           const caps = r.caps.map((c) => [c.slot, c.kind, Buffer.from(c.hash).toString('hex').slice(0, 16)]);
           const inst = r.caps.find((c) => c.kind === 'Instance');
           const again = inst ? sb.invokeSync(inst.hash, 1, { gas: 100_000n, args: [1n] }).regs[7] : undefined;
-          return [name(e), r.exit, r.regs[7], r.regs[8], r.gasUsed, JSON.stringify(caps), again];
+          return [r.exit, r.regs[7], r.regs[8], r.gasUsed, JSON.stringify(caps), again];
         } catch (err) {
-          return [name(e), String(err)];
+          return [String(err)];
         } finally { sb.close(); }
       });
-        for (const s of seen.slice(1)) assert.deepEqual(s.slice(1), seen[0]!.slice(1), `${s[0]} vs local`);
     });
   }
 });
@@ -144,7 +146,7 @@ describeKvm('caps through nested frames, on every engine', function () {
 describeKvm('a child first run by a CALL, on every engine', function () {
   this.timeout(120_000);
   it('the child is first translated during a CALL; the next invoke mints over the scratch the translation bookkeeping used', () => {
-    const seen = ENGINES.map((e) => {
+    alike((e) => {
       using sb = Sandbox.create({ ...e, memorySize: 64 << 20 });
       const c = sb.loadImage(childImage());
       const p = sb.loadImage(new ImageBuilder()
@@ -157,18 +159,17 @@ describeKvm('a child first run by a CALL, on every engine', function () {
         .addEndpoint(1, { entryPc: 0, argCnodeSize: 1 })
         .addPinnedImage(7, c.contentHash)
         .addPinnedData(5, new Uint8Array(0x10000).fill(0xff)).addMapping(0x5000_0000, 0x10000, 5));
-      return [name(e), ...[0x1000n, 0x10000n, 0x10000n].map((l) => {
+      return [...[0x1000n, 0x10000n, 0x10000n].map((l) => {
         try { const r = sb.invokeSync(p, 1, { gas: 10_000_000n, args: [l] }); return `${r.exit}/${r.regs[7]}/${r.regs[8]}/${r.gasUsed}`; } catch (err) { return String(err).slice(0, 200); }
       })];
     });
-    for (const s of seen.slice(1)) assert.deepEqual(s.slice(1), seen[0]!.slice(1), `${s[0]} vs local`);
   });
 });
 
 describeKvm('gas edges of CALL, on every engine', function () {
   this.timeout(120_000);
   it('a gas sweep across the spawn, the CALL and the child: every engine alike', () => {
-    const seen = ENGINES.map((e) => {
+    alike((e) => {
       using sb = Sandbox.create({ ...e, memorySize: 64 << 20 });
       const child = sb.loadImage(childImage());
       const parent = sb.loadImage(parentImage(child));
@@ -178,8 +179,7 @@ describeKvm('gas edges of CALL, on every engine', function () {
         const r = sb.invokeSync(parent, 26, { gas: g, args: [8n, 1n, 0n, 4n] });
         out.push(`${g}:${r.exit}/${r.regs[7]}/${r.regs[8]}/${r.gasLeft}/${r.pc}`);
       }
-      return [name(e), full, out.join(' ')];
+      return [full, out.join(' ')];
     });
-    for (const s of seen.slice(1)) assert.deepEqual(s.slice(1), seen[0]!.slice(1), `${s[0]} vs local`);
   });
 });
